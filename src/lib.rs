@@ -1,0 +1,28 @@
+//! etcd-resources: Kubernetes-style resources in etcd, for asyncio Python services.
+//!
+//! The core (every module but `py`) is plain Rust with its own tests; `py` holds the PyO3
+//! bindings, compiled with the default `python` feature.
+
+pub mod backend;
+pub mod client;
+pub mod document;
+pub mod error;
+pub mod listing;
+pub mod names;
+pub mod repository;
+pub mod selector;
+pub mod store;
+pub mod watch;
+
+pub use error::{Error, Result};
+
+#[cfg(feature = "python")]
+mod py;
+
+/// The native module `etcd_resources._core`.
+#[cfg(feature = "python")]
+#[pyo3::pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+    py::register(m)
+}

@@ -1,0 +1,107 @@
+//! `KvBackend`: the native half of `EtcdStorageBackend` (the seed repository's backend API).
+
+use pyo3::prelude::*;
+use pyo3_async_runtimes::tokio::future_into_py;
+
+use crate::backend::Backend;
+use crate::document::Format;
+use crate::error::Error;
+use crate::py::args::{label_selector, Listed};
+use crate::py::client::PyClient;
+use crate::py::convert::{to_value, MaybeJson};
+use crate::py::watch::PyWatchStream;
+
+/// Parse a resource_version given as a string or an int.
+pub fn revision_arg(value: &Bound<'_, PyAny>) -> PyResult<i64> {
+    if let Ok(i) = value.extract::<i64>() {
+        return Ok(i);
+    }
+    if let Ok(s) = value.extract::<String>() {
+        if let Ok(i) = s.trim().parse() {
+            return Ok(i);
+        }
+    }
+    Err(Error::invalid(format!("a resource_version is a revision number (str or int), got {value}")).into())
+}
+
+/// Documents at `prefix + name`. Every method returns an awaitable.
+#[pyclass(frozen, name = "KvBackend", module = "etcd_resources._core")]
+pub struct PyKvBackend {
+    backend: Backend,
+}
+
+#[pymethods]
+impl PyKvBackend {
+    #[new]
+    #[pyo3(signature = (client, prefix, *, format="json"))]
+    fn new(client: &PyClient, prefix: String, format: &str) -> PyResult<Self> {
+        Ok(PyKvBackend { backend: Backend::new(client.client.clone(), prefix, Format::parse(format)?)? })
+    }
+
+    #[getter]
+    fn prefix(&self) -> &str {
+        self.backend.prefix()
+    }
+
+    fn exists<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let b = self.backend.clone();
+        future_into_py(py, async move { Ok(b.exists(&name).await?) })
+    }
+
+    fn get<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let b = self.backend.clone();
+        future_into_py(py, async move { Ok(MaybeJson(b.get(&name).await?)) })
+    }
+
+    fn set<'py>(&self, py: Python<'py>, name: String, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let b = self.backend.clone();
+        let value = to_value(value)?;
+        future_into_py(py, async move { Ok(b.set(&name, &value).await?) })
+    }
+
+    fn delete<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let b = self.backend.clone();
+        future_into_py(py, async move { Ok(b.delete(&name).await?) })
+    }
+
+    #[pyo3(signature = (pattern=String::new()))]
+    fn keys<'py>(&self, py: Python<'py>, pattern: String) -> PyResult<Bound<'py, PyAny>> {
+        let b = self.backend.clone();
+        future_into_py(py, async move { Ok(b.keys(&pattern).await?) })
+    }
+
+    #[pyo3(signature = (selector=None))]
+    fn list_with_labels<'py>(&self, py: Python<'py>, selector: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let b = self.backend.clone();
+        let selector = label_selector(selector)?;
+        future_into_py(py, async move {
+            let (items, unreadable) = b.list(&selector).await?;
+            Ok(Listed { items, unreadable })
+        })
+    }
+
+    fn compare_and_swap<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        expected_version: &Bound<'py, PyAny>,
+        new_value: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let b = self.backend.clone();
+        let expected = revision_arg(expected_version)?;
+        let value = to_value(new_value)?;
+        future_into_py(py, async move { Ok(b.compare_and_swap(&name, expected, &value).await?) })
+    }
+
+    /// Open a watch on the names starting with `key_prefix`, from `start_revision` (0: now).
+    #[pyo3(signature = (key_prefix=String::new(), start_revision=0))]
+    fn watch_stream<'py>(&self, py: Python<'py>, key_prefix: String, start_revision: i64) -> PyResult<Bound<'py, PyAny>> {
+        crate::names::validate_name_prefix(&key_prefix)?;
+        let prefix = format!("{}{key_prefix}", self.backend.prefix());
+        PyWatchStream::open(py, self.backend.client().clone(), prefix, start_revision, self.backend.prefix().len())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("KvBackend(prefix={:?})", self.backend.prefix())
+    }
+}

@@ -1,0 +1,151 @@
+//! `EtcdClient`: the Python handle on a [`Client`].
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+use pyo3_async_runtimes::tokio::future_into_py;
+
+use crate::client::{Client, ClientOptions, DEFAULT_MAX_DOCUMENT_BYTES, MEMORY_ENDPOINT};
+use crate::error::Error;
+use crate::py::ready::Ready;
+
+fn seconds(name: &str, value: f64) -> PyResult<Duration> {
+    if !(value.is_finite() && value > 0.0) {
+        return Err(Error::invalid(format!("{name} must be a positive number of seconds, got {value}")).into());
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// A key given as `str` or `bytes`.
+fn key_bytes(key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(s) = key.cast::<PyString>() {
+        return Ok(s.to_str()?.as_bytes().to_vec());
+    }
+    key.extract().map_err(|_| Error::invalid("a key is str or bytes").into())
+}
+
+/// Bytes handed to Python as `bytes` (a `Vec<u8>` would become a list).
+struct PyBytesOut(Vec<u8>);
+
+impl<'py> IntoPyObject<'py> for PyBytesOut {
+    type Target = pyo3::types::PyBytes;
+    type Output = Bound<'py, pyo3::types::PyBytes>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        Ok(pyo3::types::PyBytes::new(py, &self.0))
+    }
+}
+
+/// A connection to etcd (or, with `"memory://"`, an embedded store), shared by every
+/// repository of the process. Constructing it does no I/O; the first call connects.
+#[pyclass(frozen, name = "EtcdClient", module = "etcd_resources._core")]
+pub struct PyClient {
+    pub(crate) client: Client,
+}
+
+#[pymethods]
+impl PyClient {
+    #[new]
+    #[pyo3(signature = (endpoints=None, *, timeout=5.0, connect_timeout=None, username=None, password=None, max_document_bytes=DEFAULT_MAX_DOCUMENT_BYTES))]
+    fn new(
+        endpoints: Option<&Bound<'_, PyAny>>,
+        timeout: f64,
+        connect_timeout: Option<f64>,
+        username: Option<String>,
+        password: Option<String>,
+        max_document_bytes: usize,
+    ) -> PyResult<Self> {
+        let endpoints: Vec<String> = match endpoints {
+            None => vec![MEMORY_ENDPOINT.to_owned()],
+            Some(e) if e.is_instance_of::<PyString>() => vec![e.extract()?],
+            Some(e) => e.extract().map_err(|_| {
+                Error::invalid("endpoints is a string or a list of strings (\"host:port\" or \"memory://\")")
+            })?,
+        };
+        let credentials = match (username, password) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (None, None) => None,
+            _ => return Err(Error::invalid("give both username and password, or neither").into()),
+        };
+        let options = ClientOptions {
+            timeout: seconds("timeout", timeout)?,
+            connect_timeout: seconds("connect_timeout", connect_timeout.unwrap_or(timeout))?,
+            credentials,
+            max_document_bytes,
+        };
+        Ok(PyClient { client: Client::new(endpoints, options)? })
+    }
+
+    /// The endpoints this client uses.
+    #[getter]
+    fn endpoints(&self) -> Vec<String> {
+        self.client.endpoints().to_vec()
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Request timeout in seconds.
+    #[getter]
+    fn timeout(&self) -> f64 {
+        self.client.options().timeout.as_secs_f64()
+    }
+
+    /// The store's current revision. Returns an awaitable.
+    fn current_revision<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        future_into_py(py, async move { Ok(client.store()?.current_revision().await?) })
+    }
+
+    /// Forget history before `revision` (etcd's compaction). Returns an awaitable.
+    fn compact<'py>(&self, py: Python<'py>, revision: i64) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        future_into_py(py, async move { Ok(client.store()?.compact(revision).await?) })
+    }
+
+    /// Write raw bytes at a key, outside any repository (for migrations and tests).
+    /// Returns an awaitable of the new revision.
+    fn put_raw<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>, value: Vec<u8>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        let key = key_bytes(key)?;
+        future_into_py(py, async move { Ok(client.store()?.put(key, value, 0).await?) })
+    }
+
+    /// The raw bytes at a key, or `None`. Returns an awaitable.
+    fn get_raw<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        let key = key_bytes(key)?;
+        future_into_py(py, async move {
+            let resp = client.store()?.range(crate::store::RangeRequest::key(&key)).await?;
+            Ok(resp.kvs.into_iter().next().map(|kv| PyBytesOut(kv.value)))
+        })
+    }
+
+    /// Close the client: later calls raise `ClosedError`, open watches end. Closes at once
+    /// and returns a completed awaitable (so `await client.close()` and a bare
+    /// `client.close()` both work); closing twice is harmless.
+    fn close(&self, py: Python<'_>) -> Ready {
+        self.client.close();
+        Ready::new(py.None())
+    }
+
+    fn __aenter__(slf: Bound<'_, Self>) -> Ready {
+        Ready::new(slf.into_any().unbind())
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __aexit__(&self, py: Python<'_>, _args: &Bound<'_, PyAny>) -> Ready {
+        self.close(py)
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.client.is_closed() { ", closed" } else { "" };
+        let endpoints: Vec<String> = self.client.endpoints().iter().map(|e| format!("'{e}'")).collect();
+        format!("EtcdClient(endpoints=[{}], timeout={:?}{state})", endpoints.join(", "), self.timeout())
+    }
+}

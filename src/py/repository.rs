@@ -1,0 +1,132 @@
+//! `RepositoryCore`: the native half of the resource repositories (Python wraps it with
+//! Neuroglia's method names and the mapping to resource classes).
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3_async_runtimes::tokio::future_into_py;
+use serde_json::Value;
+
+use crate::document::Format;
+use crate::py::args::{label_selector, Listed};
+use crate::py::client::PyClient;
+use crate::py::convert::{to_value, Json, MaybeJson};
+use crate::py::watch::PyWatchStream;
+use crate::repository::{ListQuery, Removal, Repository, RepositoryConfig};
+
+/// A resource as a JSON document: a dict as it is, an object through its `to_dict()`.
+fn resource_value(resource: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if !resource.is_instance_of::<PyDict>() {
+        if let Ok(to_dict) = resource.getattr("to_dict") {
+            return to_value(&to_dict.call0()?);
+        }
+    }
+    to_value(resource)
+}
+
+/// Resources under one prefix with Kubernetes semantics. Every I/O method returns an
+/// awaitable.
+#[pyclass(frozen, name = "RepositoryCore", module = "etcd_resources._core")]
+pub struct PyRepositoryCore {
+    repo: Repository,
+}
+
+#[pymethods]
+impl PyRepositoryCore {
+    #[new]
+    #[pyo3(signature = (client, prefix, *, namespaced=false, format="json", default_namespace="default"))]
+    fn new(client: &PyClient, prefix: String, namespaced: bool, format: &str, default_namespace: &str) -> PyResult<Self> {
+        let config = RepositoryConfig {
+            prefix,
+            namespaced,
+            format: Format::parse(format)?,
+            default_namespace: default_namespace.to_owned(),
+        };
+        Ok(PyRepositoryCore { repo: Repository::new(client.client.clone(), config)? })
+    }
+
+    #[getter]
+    fn prefix(&self) -> &str {
+        &self.repo.config().prefix
+    }
+
+    #[getter]
+    fn namespaced(&self) -> bool {
+        self.repo.config().namespaced
+    }
+
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.repo.config().format.name()
+    }
+
+    /// The key a resource is stored at (validates the name).
+    #[pyo3(signature = (name, namespace=None))]
+    fn key(&self, name: &str, namespace: Option<&str>) -> PyResult<String> {
+        Ok(self.repo.key(name, namespace)?)
+    }
+
+    #[pyo3(signature = (name, namespace=None))]
+    fn get<'py>(&self, py: Python<'py>, name: String, namespace: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+        let repo = self.repo.clone();
+        future_into_py(py, async move { Ok(MaybeJson(repo.get(&name, namespace.as_deref()).await?)) })
+    }
+
+    #[pyo3(signature = (name, namespace=None))]
+    fn contains<'py>(&self, py: Python<'py>, name: String, namespace: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+        let repo = self.repo.clone();
+        future_into_py(py, async move { Ok(repo.contains(&name, namespace.as_deref()).await?) })
+    }
+
+    #[pyo3(signature = (resource, *, lease=0))]
+    fn create<'py>(&self, py: Python<'py>, resource: &Bound<'py, PyAny>, lease: i64) -> PyResult<Bound<'py, PyAny>> {
+        let repo = self.repo.clone();
+        let doc = resource_value(resource)?;
+        future_into_py(py, async move { Ok(Json(repo.create(doc, lease).await?)) })
+    }
+
+    fn update<'py>(&self, py: Python<'py>, resource: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let repo = self.repo.clone();
+        let doc = resource_value(resource)?;
+        future_into_py(py, async move { Ok(Json(repo.update(doc).await?)) })
+    }
+
+    /// Delete; resolves to `None` when deleted, to the resource when finalizers hold it.
+    #[pyo3(signature = (name, namespace=None))]
+    fn remove<'py>(&self, py: Python<'py>, name: String, namespace: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+        let repo = self.repo.clone();
+        future_into_py(py, async move {
+            Ok(MaybeJson(match repo.remove(&name, namespace.as_deref()).await? {
+                Removal::Deleted => None,
+                Removal::Finalizing(doc) => Some(doc),
+            }))
+        })
+    }
+
+    #[pyo3(signature = (namespace=None, label_selector=None))]
+    fn list<'py>(
+        &self,
+        py: Python<'py>,
+        namespace: Option<String>,
+        label_selector: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let repo = self.repo.clone();
+        let query = ListQuery { namespace, labels: self::label_selector(label_selector)? };
+        future_into_py(py, async move {
+            let listing = repo.list(&query).await?;
+            Ok(Listed { items: listing.items, unreadable: listing.unreadable })
+        })
+    }
+
+    /// Open a watch on this repository's resources from `start_revision` (0: now).
+    #[pyo3(signature = (start_revision=0))]
+    fn watch_stream<'py>(&self, py: Python<'py>, start_revision: i64) -> PyResult<Bound<'py, PyAny>> {
+        let prefix = self.repo.config().prefix.clone();
+        let len = prefix.len();
+        PyWatchStream::open(py, self.repo.client().clone(), prefix, start_revision, len)
+    }
+
+    fn __repr__(&self) -> String {
+        let c = self.repo.config();
+        format!("RepositoryCore(prefix={:?}, namespaced={}, format={:?})", c.prefix, c.namespaced, c.format.name())
+    }
+}

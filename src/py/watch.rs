@@ -1,0 +1,106 @@
+//! `WatchStream`: batches of changes pulled by an `async for` in Python.
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+use pyo3_async_runtimes::tokio::future_into_py;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::Client;
+use crate::py::args::report_unreadable;
+use crate::py::convert::to_python;
+use crate::store::EventKind;
+use crate::watch::{Change, ChangeStream};
+
+/// An open watch on a prefix. `next_batch()` returns the next list of
+/// `(type, name, value, previous, revision)` tuples, or `None` once the watch has ended.
+#[pyclass(frozen, name = "WatchStream", module = "etcd_resources._core")]
+pub struct PyWatchStream {
+    stream: Arc<Mutex<ChangeStream>>,
+    prefix: String,
+    /// Length of the part of each key that is not the name.
+    name_start: usize,
+    stop: CancellationToken,
+}
+
+impl PyWatchStream {
+    /// Open a watch on `prefix` from `start_revision` (0: now). Returns an awaitable.
+    /// Names are the keys without their first `name_start` bytes.
+    pub fn open(
+        py: Python<'_>,
+        client: Client,
+        prefix: String,
+        start_revision: i64,
+        name_start: usize,
+    ) -> PyResult<Bound<'_, PyAny>> {
+        future_into_py(py, async move {
+            let stream = ChangeStream::open(client, &prefix, start_revision).await?;
+            let stop = CancellationToken::new();
+            Ok(PyWatchStream { stream: Arc::new(Mutex::new(stream)), prefix, name_start, stop })
+        })
+    }
+}
+
+struct Batch {
+    prefix_len: usize,
+    changes: Vec<Change>,
+}
+
+impl<'py> IntoPyObject<'py> for Batch {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        let list = PyList::empty(py);
+        let mut unreadable = Vec::new();
+        for c in self.changes {
+            if let Some(e) = c.error {
+                unreadable.push(e);
+                continue;
+            }
+            let kind = match c.kind {
+                EventKind::Put => "put",
+                EventKind::Delete => "delete",
+            };
+            let name = c.key.get(self.prefix_len..).unwrap_or(&c.key);
+            let value = c.value.as_ref().map(|v| to_python(py, v)).transpose()?;
+            let previous = c.previous.as_ref().map(|v| to_python(py, v)).transpose()?;
+            list.append(PyTuple::new(py, [kind.into_pyobject(py)?.into_any(), name.into_pyobject(py)?.into_any(),
+                value.into_pyobject(py)?, previous.into_pyobject(py)?, c.revision.into_pyobject(py)?.into_any()])?)?;
+        }
+        report_unreadable(py, &unreadable)?;
+        Ok(list.into_any())
+    }
+}
+
+#[pymethods]
+impl PyWatchStream {
+    /// The next batch of changes, or `None` when the watch has ended (closed, or the client
+    /// closed). Returns an awaitable; raises on a failure (e.g. `ExpiredError`).
+    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let stream = self.stream.clone();
+        let stop = self.stop.clone();
+        let prefix_len = self.name_start;
+        future_into_py(py, async move {
+            let mut stream = stream.lock().await;
+            let batch = tokio::select! {
+                _ = stop.cancelled() => None,
+                batch = stream.next_batch() => batch?,
+            };
+            Ok(batch.map(|changes| Batch { prefix_len, changes }))
+        })
+    }
+
+    /// Stop the watch; a pending `next_batch()` returns `None`.
+    fn close(&self) {
+        self.stop.cancel();
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.stop.is_cancelled() { "closed" } else { "open" };
+        format!("WatchStream(prefix={:?}, {state})", self.prefix)
+    }
+}

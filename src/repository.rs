@@ -1,0 +1,290 @@
+//! The resource repository: Kubernetes semantics on top of a [`Store`].
+//!
+//! - key: `prefix + name`, or `prefix + namespace + "/" + name` when namespaced;
+//! - create: one transaction on `create_revision == 0` (a second create fails atomically);
+//! - update: compare-and-swap on `metadata.resource_version` (etcd's mod_revision);
+//!   `generation` goes up by one when `spec` changes; `uid`, `creation_timestamp` and
+//!   `deletion_timestamp` are kept from the stored object; the key's lease is kept;
+//! - delete: with finalizers, sets `deletion_timestamp`; the object goes when an update removes
+//!   the last finalizer.
+
+use serde_json::Value;
+
+use crate::client::Client;
+use crate::document::{self, Format};
+use crate::error::{Error, Result};
+use crate::listing;
+use crate::names;
+use crate::selector::LabelSelector;
+use crate::store::{prefix_end, KeyValue, RangeRequest};
+
+/// How many times an unconditional write retries a compare-and-swap that lost a race.
+const RACE_RETRIES: usize = 32;
+
+/// Where a repository keeps its resources and how it writes them.
+#[derive(Clone, Debug)]
+pub struct RepositoryConfig {
+    pub prefix: String,
+    pub namespaced: bool,
+    pub format: Format,
+    /// Namespace of resources that name none, in a namespaced repository.
+    pub default_namespace: String,
+}
+
+impl RepositoryConfig {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        RepositoryConfig { prefix: prefix.into(), namespaced: false, format: Format::Json, default_namespace: "default".into() }
+    }
+}
+
+/// What `remove` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Removal {
+    /// The key is gone.
+    Deleted,
+    /// Finalizers remain: `deletion_timestamp` is set, the resource (returned) stays.
+    Finalizing(Value),
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub namespace: Option<String>,
+    pub labels: LabelSelector,
+}
+
+/// A listing: the matching documents, the revision they were read at, and the keys whose
+/// stored bytes could not be read (reported, never fatal for the listing).
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub items: Vec<Value>,
+    pub revision: i64,
+    pub unreadable: Vec<Error>,
+}
+
+/// The repository engine (no Python in here).
+#[derive(Clone)]
+pub struct Repository {
+    client: Client,
+    config: RepositoryConfig,
+}
+
+impl Repository {
+    pub fn new(client: Client, config: RepositoryConfig) -> Result<Self> {
+        if config.prefix.is_empty() {
+            return Err(Error::invalid("the key prefix must not be empty"));
+        }
+        names::validate_namespace(&config.default_namespace)?;
+        Ok(Repository { client, config })
+    }
+
+    pub fn config(&self) -> &RepositoryConfig {
+        &self.config
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The key of a resource. The name (and namespace) are validated first.
+    pub fn key(&self, name: &str, namespace: Option<&str>) -> Result<String> {
+        names::validate_name(name)?;
+        if self.config.namespaced {
+            let ns = namespace.unwrap_or(&self.config.default_namespace);
+            names::validate_namespace(ns)?;
+            Ok(format!("{}{ns}/{name}", self.config.prefix))
+        } else {
+            if let Some(ns) = namespace {
+                names::validate_namespace(ns)?;
+            }
+            Ok(format!("{}{name}", self.config.prefix))
+        }
+    }
+
+    fn doc_key(&self, doc: &Value) -> Result<String> {
+        let name = document::meta_str(doc, "name").ok_or_else(|| {
+            Error::invalid("a resource needs metadata.name (a string)")
+        })?;
+        self.key(name, document::meta_str(doc, "namespace"))
+    }
+
+    fn encode(&self, key: &str, doc: &Value) -> Result<Vec<u8>> {
+        let bytes = document::encode(key, doc, self.config.format)?;
+        let limit = self.client.options().max_document_bytes;
+        if bytes.len() + key.len() > limit {
+            return Err(Error::TooLarge { key: key.to_owned(), size: bytes.len() + key.len(), limit });
+        }
+        Ok(bytes)
+    }
+
+    async fn current(&self, key: &str) -> Result<Option<KeyValue>> {
+        let resp = self.client.store()?.range(RangeRequest::key(key.as_bytes())).await?;
+        Ok(resp.kvs.into_iter().next())
+    }
+
+    /// The resource, with its resource_version; `None` when absent.
+    pub async fn get(&self, name: &str, namespace: Option<&str>) -> Result<Option<Value>> {
+        let key = self.key(name, namespace)?;
+        match self.current(&key).await? {
+            Some(kv) => Ok(Some(document::read(&key, &kv.value, kv.mod_revision)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the resource exists (reads no value).
+    pub async fn contains(&self, name: &str, namespace: Option<&str>) -> Result<bool> {
+        let key = self.key(name, namespace)?;
+        let req = RangeRequest { count_only: true, ..RangeRequest::key(key.as_bytes()) };
+        Ok(self.client.store()?.range(req).await?.count > 0)
+    }
+
+    /// Create the resource; `AlreadyExists` when the name is taken. `lease` 0 for none.
+    pub async fn create(&self, mut doc: Value, lease: i64) -> Result<Value> {
+        let key = self.doc_key(&doc)?;
+        let namespaced = self.config.namespaced;
+        let default_ns = self.config.default_namespace.clone();
+        let meta = document::metadata_mut(&mut doc)?;
+        meta.remove("resource_version");
+        meta.remove("deletion_timestamp");
+        if namespaced && meta.get("namespace").is_none_or(Value::is_null) {
+            meta.insert("namespace".into(), Value::String(default_ns));
+        }
+        if meta.get("uid").and_then(Value::as_str).is_none_or(str::is_empty) {
+            meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+        }
+        if meta.get("creation_timestamp").and_then(Value::as_str).is_none_or(str::is_empty) {
+            meta.insert("creation_timestamp".into(), Value::String(document::now_iso()));
+        }
+        meta.insert("generation".into(), Value::from(1));
+        let bytes = self.encode(&key, &doc)?;
+        let revision = self.client.store()?.create(key.into_bytes(), bytes, lease).await?;
+        document::set_resource_version(&mut doc, revision);
+        Ok(doc)
+    }
+
+    /// Replace the resource. With `metadata.resource_version`, only if it is still current
+    /// (else `Conflict`); without, whatever the current version is.
+    pub async fn update(&self, mut doc: Value) -> Result<Value> {
+        let key = self.doc_key(&doc)?;
+        let expected = document::resource_version(&doc)?;
+        let store = self.client.store()?;
+        for _ in 0..RACE_RETRIES {
+            let current = self.current(&key).await?.ok_or_else(|| Error::NotFound { key: key.clone() })?;
+            if let Some(e) = expected {
+                if e != current.mod_revision {
+                    return Err(Error::Conflict { key, expected: e, actual: Some(current.mod_revision) });
+                }
+            }
+            let stored = document::read(&key, &current.value, current.mod_revision)?;
+            merge_managed_fields(&mut doc, &stored)?;
+            let finalizing = stored.get("metadata").and_then(|m| m.get("deletion_timestamp")).is_some_and(|v| !v.is_null());
+            let outcome = if finalizing && document::finalizers(&doc).is_empty() {
+                store.delete(key.clone().into_bytes(), Some(current.mod_revision)).await.map(|_| current.mod_revision)
+            } else {
+                let bytes = self.encode(&key, &doc)?;
+                store.compare_and_swap(key.clone().into_bytes(), current.mod_revision, bytes, current.lease).await
+            };
+            match outcome {
+                Ok(revision) => {
+                    document::set_resource_version(&mut doc, revision);
+                    return Ok(doc);
+                }
+                Err(Error::Conflict { .. }) if expected.is_none() => continue,
+                Err(Error::Conflict { actual, .. }) => {
+                    return Err(Error::Conflict { key, expected: current.mod_revision, actual })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict { key, expected: 0, actual: None })
+    }
+
+    /// Delete the resource, or mark it for deletion while finalizers remain.
+    /// `NotFound` when absent.
+    pub async fn remove(&self, name: &str, namespace: Option<&str>) -> Result<Removal> {
+        let key = self.key(name, namespace)?;
+        let store = self.client.store()?;
+        for _ in 0..RACE_RETRIES {
+            let current = self.current(&key).await?.ok_or_else(|| Error::NotFound { key: key.clone() })?;
+            let mut doc = document::read(&key, &current.value, current.mod_revision)?;
+            let outcome = if document::finalizers(&doc).is_empty() {
+                store.delete(key.clone().into_bytes(), Some(current.mod_revision)).await.map(|_| Removal::Deleted)
+            } else {
+                let meta = document::metadata_mut(&mut doc)?;
+                if meta.get("deletion_timestamp").is_some_and(|v| !v.is_null()) {
+                    return Ok(Removal::Finalizing(doc));
+                }
+                meta.insert("deletion_timestamp".into(), Value::String(document::now_iso()));
+                meta.remove("resource_version");
+                let bytes = self.encode(&key, &doc)?;
+                store
+                    .compare_and_swap(key.clone().into_bytes(), current.mod_revision, bytes, current.lease)
+                    .await
+                    .map(|rev| {
+                        document::set_resource_version(&mut doc, rev);
+                        Removal::Finalizing(doc)
+                    })
+            };
+            match outcome {
+                Err(Error::Conflict { .. }) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict { key, expected: 0, actual: None })
+    }
+
+    /// Every resource matching the query, read at one revision.
+    pub async fn list(&self, query: &ListQuery) -> Result<Listing> {
+        let start = match (&query.namespace, self.config.namespaced) {
+            (Some(ns), true) => {
+                names::validate_namespace(ns)?;
+                format!("{}{ns}/", self.config.prefix)
+            }
+            _ => self.config.prefix.clone(),
+        };
+        let end = prefix_end(start.as_bytes());
+        let mut listing = Listing::default();
+        let store = self.client.store()?;
+        listing.revision = listing::scan(&**store, start.as_bytes(), &end, 0, listing::CHUNK, |kv| {
+            let key = String::from_utf8_lossy(&kv.key);
+            match document::read(&key, &kv.value, kv.mod_revision) {
+                Ok(doc) => {
+                    let ns_ok = query.namespace.as_deref().is_none_or(|ns| document::meta_str(&doc, "namespace") == Some(ns));
+                    if ns_ok && query.labels.matches(document::labels(&doc)) {
+                        listing.items.push(doc);
+                    }
+                }
+                Err(e) => listing.unreadable.push(e),
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(listing)
+    }
+}
+
+/// Carry the fields the server owns from the stored object into the written one.
+fn merge_managed_fields(doc: &mut Value, stored: &Value) -> Result<()> {
+    let stored_meta = stored.get("metadata");
+    let spec_changed = doc.get("spec") != stored.get("spec");
+    let generation = stored_meta.and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(1);
+    let meta = document::metadata_mut(doc)?;
+    meta.remove("resource_version");
+    for field in ["uid", "creation_timestamp", "deletion_timestamp"] {
+        match stored_meta.and_then(|m| m.get(field)) {
+            Some(v) if !v.is_null() => {
+                meta.insert(field.into(), v.clone());
+            }
+            _ => {
+                if field == "deletion_timestamp" {
+                    meta.remove(field);
+                }
+            }
+        }
+    }
+    meta.insert("generation".into(), Value::from(if spec_changed { generation + 1 } else { generation }));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
