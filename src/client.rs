@@ -1,8 +1,7 @@
 //! The client: one per process, owning the store (a connection to etcd, or the embedded
 //! store) and its closed state. Cheap to clone; every clone is the same client.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -11,6 +10,15 @@ use crate::error::{Error, Result};
 use crate::store::etcd::{EtcdConfig, EtcdStore};
 use crate::store::memory::MemoryStore;
 use crate::store::SharedStore;
+
+/// Cancelled when the process shuts down: the parent of every client's own token.
+static PROCESS: LazyLock<CancellationToken> = LazyLock::new(CancellationToken::new);
+
+/// Close every client of the process (at interpreter exit): calls in flight end with
+/// `Closed`, watches end, later calls fail with `Closed`.
+pub fn close_all() {
+    PROCESS.cancel();
+}
 
 /// The endpoint that selects the embedded store.
 pub const MEMORY_ENDPOINT: &str = "memory://";
@@ -43,7 +51,6 @@ struct Inner {
     store: SharedStore,
     endpoints: Vec<String>,
     options: ClientOptions,
-    closed: AtomicBool,
     shutdown: CancellationToken,
 }
 
@@ -64,6 +71,7 @@ impl Client {
         if options.timeout.is_zero() || options.connect_timeout.is_zero() {
             return Err(Error::invalid("timeouts must be positive"));
         }
+        let shutdown = PROCESS.child_token();
         let store: SharedStore = if endpoints.iter().any(|e| e == MEMORY_ENDPOINT) {
             if endpoints.len() > 1 {
                 return Err(Error::invalid("\"memory://\" cannot be mixed with etcd endpoints"));
@@ -79,20 +87,21 @@ impl Client {
                     }
                 }
             }
-            Arc::new(EtcdStore::new(EtcdConfig {
+            let config = EtcdConfig {
                 endpoints: endpoints.clone(),
                 timeout: options.timeout,
                 connect_timeout: options.connect_timeout,
                 credentials: options.credentials.clone(),
-            }))
+            };
+            Arc::new(EtcdStore::new(config, shutdown.clone()))
         };
-        let inner = Inner { store, endpoints, options, closed: AtomicBool::new(false), shutdown: CancellationToken::new() };
+        let inner = Inner { store, endpoints, options, shutdown };
         Ok(Client { inner: Arc::new(inner) })
     }
 
     /// The store, or `Closed` once the client is closed.
     pub fn store(&self) -> Result<&SharedStore> {
-        if self.inner.closed.load(Ordering::Acquire) {
+        if self.is_closed() {
             return Err(Error::Closed);
         }
         Ok(&self.inner.store)
@@ -111,7 +120,7 @@ impl Client {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        self.inner.shutdown.is_cancelled()
     }
 
     /// Cancelled when the client closes; watches end on it.
@@ -121,7 +130,6 @@ impl Client {
 
     /// Refuse further calls and end every open watch. Idempotent.
     pub fn close(&self) {
-        self.inner.closed.store(true, Ordering::Release);
         self.inner.shutdown.cancel();
     }
 }

@@ -5,7 +5,9 @@
 >>> repo = ResourceRepository(client, "/lab-workers/")
 """
 
-from ._core import EtcdClient, __version__
+import atexit
+
+from ._core import EtcdClient, __version__, _shutdown
 from .backend import EtcdStorageBackend
 from .errors import (
     AlreadyExistsError,
@@ -25,6 +27,9 @@ from .errors import (
 )
 from .repository import ResourceRepository
 from .watching import WatchEvent, WatchHandle
+
+# Close every client and let the runtime go quiet before the interpreter finalizes.
+atexit.register(_shutdown)
 
 __all__ = [
     "AlreadyExistsError",

@@ -7,6 +7,8 @@ from typing import Any, Final, Generic, Self, TypeVar
 
 __version__: Final[str]
 
+def _shutdown(timeout: float = 2.0) -> bool: ...
+
 Json = dict[str, Any]
 LabelSelectorArg = str | Mapping[str, str] | None
 

@@ -1,7 +1,8 @@
 //! `KvBackend`: the native half of `EtcdStorageBackend` (the seed repository's backend API).
 
 use pyo3::prelude::*;
-use pyo3_async_runtimes::tokio::future_into_py;
+
+use crate::py::bridge::spawn;
 
 use crate::backend::Backend;
 use crate::document::Format;
@@ -45,36 +46,36 @@ impl PyKvBackend {
 
     fn exists<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
-        future_into_py(py, async move { Ok(b.exists(&name).await?) })
+        spawn(py, async move { Ok(b.exists(&name).await?) })
     }
 
     fn get<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
-        future_into_py(py, async move { Ok(MaybeJson(b.get(&name).await?)) })
+        spawn(py, async move { Ok(MaybeJson(b.get(&name).await?)) })
     }
 
     fn set<'py>(&self, py: Python<'py>, name: String, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
         let value = to_value(value)?;
-        future_into_py(py, async move { Ok(b.set(&name, &value).await?) })
+        spawn(py, async move { Ok(b.set(&name, &value).await?) })
     }
 
     fn delete<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
-        future_into_py(py, async move { Ok(b.delete(&name).await?) })
+        spawn(py, async move { Ok(b.delete(&name).await?) })
     }
 
     #[pyo3(signature = (pattern=String::new()))]
     fn keys<'py>(&self, py: Python<'py>, pattern: String) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
-        future_into_py(py, async move { Ok(b.keys(&pattern).await?) })
+        spawn(py, async move { Ok(b.keys(&pattern).await?) })
     }
 
     #[pyo3(signature = (selector=None))]
     fn list_with_labels<'py>(&self, py: Python<'py>, selector: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
         let selector = label_selector(selector)?;
-        future_into_py(py, async move {
+        spawn(py, async move {
             let (items, unreadable) = b.list(&selector).await?;
             Ok(Listed { items, unreadable })
         })
@@ -90,7 +91,7 @@ impl PyKvBackend {
         let b = self.backend.clone();
         let expected = revision_arg(expected_version)?;
         let value = to_value(new_value)?;
-        future_into_py(py, async move { Ok(b.compare_and_swap(&name, expected, &value).await?) })
+        spawn(py, async move { Ok(b.compare_and_swap(&name, expected, &value).await?) })
     }
 
     /// Open a watch on the names starting with `key_prefix`, from `start_revision` (0: now).

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use pyo3::prelude::*;
+
+use crate::py::bridge::spawn;
 use pyo3::types::PyString;
-use pyo3_async_runtimes::tokio::future_into_py;
 
 use crate::client::{Client, ClientOptions, DEFAULT_MAX_DOCUMENT_BYTES, MEMORY_ENDPOINT};
 use crate::error::Error;
@@ -99,13 +100,13 @@ impl PyClient {
     /// The store's current revision. Returns an awaitable.
     fn current_revision<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        future_into_py(py, async move { Ok(client.store()?.current_revision().await?) })
+        spawn(py, async move { Ok(client.store()?.current_revision().await?) })
     }
 
     /// Forget history before `revision` (etcd's compaction). Returns an awaitable.
     fn compact<'py>(&self, py: Python<'py>, revision: i64) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        future_into_py(py, async move { Ok(client.store()?.compact(revision).await?) })
+        spawn(py, async move { Ok(client.store()?.compact(revision).await?) })
     }
 
     /// Write raw bytes at a key, outside any repository (for migrations and tests).
@@ -113,14 +114,14 @@ impl PyClient {
     fn put_raw<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>, value: Vec<u8>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
         let key = key_bytes(key)?;
-        future_into_py(py, async move { Ok(client.store()?.put(key, value, 0).await?) })
+        spawn(py, async move { Ok(client.store()?.put(key, value, 0).await?) })
     }
 
     /// The raw bytes at a key, or `None`. Returns an awaitable.
     fn get_raw<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
         let key = key_bytes(key)?;
-        future_into_py(py, async move {
+        spawn(py, async move {
             let resp = client.store()?.range(crate::store::RangeRequest::key(&key)).await?;
             Ok(resp.kvs.into_iter().next().map(|kv| PyBytesOut(kv.value)))
         })

@@ -98,7 +98,7 @@ fn convert(obj: &Bound<'_, PyAny>, depth: usize) -> Conv<Value> {
         let mut map = Map::with_capacity(d.len());
         for (k, v) in d.iter() {
             let key = key_string(&k)?;
-            let value = convert(&v, depth + 1).map_err(|e| e.at(format!("[{key:?}]")))?;
+            let value = convert(&v, depth + 1).map_err(|e| e.at(format!("['{key}']")))?;
             map.insert(key, value);
         }
         return Ok(Value::Object(map));

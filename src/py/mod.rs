@@ -3,6 +3,7 @@
 
 mod args;
 mod backend;
+mod bridge;
 mod client;
 mod convert;
 mod ready;
@@ -10,7 +11,20 @@ mod errors;
 mod repository;
 mod watch;
 
+use std::time::Duration;
+
 use pyo3::prelude::*;
+
+/// Prepare for interpreter exit (registered with `atexit` by the package): close every
+/// client, so calls in flight end and watches stop, then wait, without the GIL, up to
+/// `timeout` seconds until every result has been delivered (see `bridge`): after that no
+/// thread of ours touches Python. Returns whether that happened in time.
+#[pyfunction]
+#[pyo3(signature = (timeout=2.0))]
+fn _shutdown(py: Python<'_>, timeout: f64) -> bool {
+    crate::client::close_all();
+    bridge::quiesce(py, Duration::from_secs_f64(timeout.max(0.0)))
+}
 
 /// Add the classes to the `_core` module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -19,6 +33,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<repository::PyRepositoryCore>()?;
     m.add_class::<watch::PyWatchStream>()?;
     m.add_class::<ready::Ready>()?;
+    m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! Neuroglia's method names and the mapping to resource classes).
 
 use pyo3::prelude::*;
+
+use crate::py::bridge::spawn;
 use pyo3::types::PyDict;
-use pyo3_async_runtimes::tokio::future_into_py;
 use serde_json::Value;
 
 use crate::document::Format;
@@ -68,33 +69,33 @@ impl PyRepositoryCore {
     #[pyo3(signature = (name, namespace=None))]
     fn get<'py>(&self, py: Python<'py>, name: String, namespace: Option<String>) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
-        future_into_py(py, async move { Ok(MaybeJson(repo.get(&name, namespace.as_deref()).await?)) })
+        spawn(py, async move { Ok(MaybeJson(repo.get(&name, namespace.as_deref()).await?)) })
     }
 
     #[pyo3(signature = (name, namespace=None))]
     fn contains<'py>(&self, py: Python<'py>, name: String, namespace: Option<String>) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
-        future_into_py(py, async move { Ok(repo.contains(&name, namespace.as_deref()).await?) })
+        spawn(py, async move { Ok(repo.contains(&name, namespace.as_deref()).await?) })
     }
 
     #[pyo3(signature = (resource, *, lease=0))]
     fn create<'py>(&self, py: Python<'py>, resource: &Bound<'py, PyAny>, lease: i64) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let doc = resource_value(resource)?;
-        future_into_py(py, async move { Ok(Json(repo.create(doc, lease).await?)) })
+        spawn(py, async move { Ok(Json(repo.create(doc, lease).await?)) })
     }
 
     fn update<'py>(&self, py: Python<'py>, resource: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let doc = resource_value(resource)?;
-        future_into_py(py, async move { Ok(Json(repo.update(doc).await?)) })
+        spawn(py, async move { Ok(Json(repo.update(doc).await?)) })
     }
 
     /// Delete; resolves to `None` when deleted, to the resource when finalizers hold it.
     #[pyo3(signature = (name, namespace=None))]
     fn remove<'py>(&self, py: Python<'py>, name: String, namespace: Option<String>) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
-        future_into_py(py, async move {
+        spawn(py, async move {
             Ok(MaybeJson(match repo.remove(&name, namespace.as_deref()).await? {
                 Removal::Deleted => None,
                 Removal::Finalizing(doc) => Some(doc),
@@ -111,7 +112,7 @@ impl PyRepositoryCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let query = ListQuery { namespace, labels: self::label_selector(label_selector)? };
-        future_into_py(py, async move {
+        spawn(py, async move {
             let listing = repo.list(&query).await?;
             Ok(Listed { items: listing.items, unreadable: listing.unreadable })
         })

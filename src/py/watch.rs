@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+
+use crate::py::bridge::spawn;
 use pyo3::types::{PyList, PyTuple};
-use pyo3_async_runtimes::tokio::future_into_py;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +36,7 @@ impl PyWatchStream {
         start_revision: i64,
         name_start: usize,
     ) -> PyResult<Bound<'_, PyAny>> {
-        future_into_py(py, async move {
+        spawn(py, async move {
             let stream = ChangeStream::open(client, &prefix, start_revision).await?;
             let stop = CancellationToken::new();
             Ok(PyWatchStream { stream: Arc::new(Mutex::new(stream)), prefix, name_start, stop })
@@ -84,7 +85,7 @@ impl PyWatchStream {
         let stream = self.stream.clone();
         let stop = self.stop.clone();
         let prefix_len = self.name_start;
-        future_into_py(py, async move {
+        spawn(py, async move {
             let mut stream = stream.lock().await;
             let batch = tokio::select! {
                 _ = stop.cancelled() => None,

@@ -16,6 +16,7 @@ use etcd_client::{
 };
 use futures::StreamExt;
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 
 use super::{prefix_end, EventKind, KeyValue, RangeRequest, RangeResponse, Store, WatchEvent};
 use super::WatchStream;
@@ -53,12 +54,14 @@ pub struct EtcdStore {
     /// Whether any request has been answered: a timeout before that means etcd is
     /// unreachable (`Unavailable`), after it that one request was slow (`Timeout`).
     answered: AtomicBool,
+    /// Cancelled when the client closes: calls in flight end with `Closed`.
+    closed: CancellationToken,
 }
 
 impl EtcdStore {
     /// A store for `config`; connects on first use.
-    pub fn new(config: EtcdConfig) -> Self {
-        EtcdStore { config, client: OnceCell::new(), answered: AtomicBool::new(false) }
+    pub fn new(config: EtcdConfig, closed: CancellationToken) -> Self {
+        EtcdStore { config, client: OnceCell::new(), answered: AtomicBool::new(false), closed }
     }
 
     async fn client(&self) -> Result<Client> {
@@ -96,8 +99,16 @@ impl EtcdStore {
         F: FnOnce(Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
-        let client = self.client().await?;
-        let result = match tokio::time::timeout(self.config.timeout, f(client)).await {
+        let client = tokio::select! {
+            _ = self.closed.cancelled() => return Err(Error::Closed),
+            client = self.client() => client?,
+        };
+        let call = tokio::time::timeout(self.config.timeout, f(client));
+        let outcome = tokio::select! {
+            _ = self.closed.cancelled() => return Err(Error::Closed),
+            outcome = call => outcome,
+        };
+        let result = match outcome {
             Ok(Ok(value)) => {
                 self.answered.store(true, Ordering::Relaxed);
                 return Ok(value);
