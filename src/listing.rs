@@ -12,12 +12,25 @@ pub const CHUNK: i64 = 500;
 
 /// Visit every key in `[start, end)` at one revision (0: the newest), `chunk` keys per request.
 /// Returns the revision read at.
-pub async fn scan<S, F>(store: &S, start: &[u8], end: &[u8], revision: i64, chunk: i64, mut visit: F) -> Result<i64>
+pub async fn scan<S, F>(
+    store: &S,
+    start: &[u8],
+    end: &[u8],
+    revision: i64,
+    chunk: i64,
+    mut visit: F,
+) -> Result<i64>
 where
     S: Store + ?Sized,
     F: FnMut(KeyValue) -> Result<()>,
 {
-    let mut req = RangeRequest { key: start.to_vec(), range_end: end.to_vec(), limit: chunk, revision, ..Default::default() };
+    let mut req = RangeRequest {
+        key: start.to_vec(),
+        range_end: end.to_vec(),
+        limit: chunk,
+        revision,
+        ..Default::default()
+    };
     loop {
         let resp = store.range(req.clone()).await?;
         if req.revision == 0 {
@@ -48,7 +61,9 @@ mod tests {
     async fn chunks_see_one_snapshot() {
         let s = MemoryStore::new();
         for i in 0..25 {
-            s.put(format!("/p/{i:03}").into_bytes(), b"v".to_vec(), 0).await.unwrap();
+            s.put(format!("/p/{i:03}").into_bytes(), b"v".to_vec(), 0)
+                .await
+                .unwrap();
         }
         let mut seen = Vec::new();
         let store = s.clone();
@@ -61,7 +76,10 @@ mod tests {
         assert_eq!(seen.len(), 25);
         assert!(seen.windows(2).all(|w| w[0] < w[1]));
         // Writes after the snapshot revision stay invisible when reading at it.
-        store.put(b"/p/999".to_vec(), b"v".to_vec(), 0).await.unwrap();
+        store
+            .put(b"/p/999".to_vec(), b"v".to_vec(), 0)
+            .await
+            .unwrap();
         let mut count = 0;
         scan(&s, b"/p/", &prefix_end(b"/p/"), rev, 7, |_| {
             count += 1;

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from etcd_resources import EtcdClient, EtcdStorageBackend, InvalidNameError, WatchEvent
 
 from .helpers import worker
@@ -50,7 +49,9 @@ async def test_list_with_labels_filters_in_one_snapshot(client: EtcdClient, pref
 async def test_compare_and_swap_is_atomic(client: EtcdClient, prefix: str) -> None:
     b = EtcdStorageBackend(client, prefix)
     rev = await b.set("w1", worker("w1"))
-    contenders = [b.compare_and_swap("w1", str(rev), worker("w1", phase=f"P{i}")) for i in range(20)]
+    contenders = [
+        b.compare_and_swap("w1", str(rev), worker("w1", phase=f"P{i}")) for i in range(20)
+    ]
     results = await asyncio.gather(*contenders)
     assert results.count(True) == 1
     winner = results.index(True)

@@ -12,13 +12,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from etcd_resources import EtcdClient, EtcdStorageBackend, ResourceRepository, SerializationError
 
 from .helpers import worker
 
 
-class Phase(str, enum.Enum):
+class Phase(str, enum.Enum):  # noqa: UP042 (a str mixin, like the service's phases)
     READY = "Ready"
 
 
@@ -47,7 +46,9 @@ class Status:
         self._cache = object()
 
 
-async def test_python_values_are_encoded_like_the_old_encoder(client: EtcdClient, prefix: str) -> None:
+async def test_python_values_are_encoded_like_the_old_encoder(
+    client: EtcdClient, prefix: str
+) -> None:
     b = EtcdStorageBackend(client, prefix)
     uid = uuid.uuid4()
     await b.set(
@@ -110,7 +111,9 @@ async def test_reference_cycles_are_refused(client: EtcdClient, prefix: str) -> 
         await EtcdStorageBackend(client, prefix).set("w1", cycle)
 
 
-async def test_documents_of_the_old_repository_read_unchanged(client: EtcdClient, prefix: str) -> None:
+async def test_documents_of_the_old_repository_read_unchanged(
+    client: EtcdClient, prefix: str
+) -> None:
     # What the Python repository wrote: json.dumps(resource.to_dict()) at prefix + name.
     old = worker("w1", uid=str(uuid.uuid4()), generation=3, resource_version="41")
     old["metadata"]["creation_timestamp"] = "2025-06-01T10:00:00.123456"
@@ -138,9 +141,9 @@ async def test_camel_case_and_yaml_documents_are_read(client: EtcdClient, prefix
     assert w1["apiVersion"] == "v1"
     assert w1["metadata"]["creation_timestamp"] == "2025-01-01T00:00:00Z"
     assert w1["metadata"]["resource_version"] != "9"
-    assert [d["metadata"]["name"] for d in await repo.list_async(label_selector={"lab-track": "ccna"})] == [
-        "w2"
-    ]
+    assert [
+        d["metadata"]["name"] for d in await repo.list_async(label_selector={"lab-track": "ccna"})
+    ] == ["w2"]
 
 
 async def test_unreadable_documents_are_reported_not_fatal(
@@ -169,8 +172,12 @@ class ResourceLike:
         self.spec = {"lab_track": "ccna"}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"apiVersion": "v1", "kind": "LabWorker", "metadata": self.metadata.__dict__,
-                "spec": self.spec}
+        return {
+            "apiVersion": "v1",
+            "kind": "LabWorker",
+            "metadata": self.metadata.__dict__,
+            "spec": self.spec,
+        }
 
 
 async def test_objects_with_to_dict_get_server_fields_back(client: EtcdClient, prefix: str) -> None:

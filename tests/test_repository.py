@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import pytest
-
 from etcd_resources import (
     AlreadyExistsError,
     ConflictError,
@@ -60,7 +59,9 @@ async def test_update_is_compare_and_swap(repo: ResourceRepository[dict[str, Any
     assert stored is not None and stored["status"]["phase"] == "Ready"
 
 
-async def test_generation_counts_spec_changes_only(repo: ResourceRepository[dict[str, Any]]) -> None:
+async def test_generation_counts_spec_changes_only(
+    repo: ResourceRepository[dict[str, Any]],
+) -> None:
     v = await repo.add_async(worker("w1"))
     v = await repo.update_async({**v, "status": {"phase": "Ready"}})
     assert v["metadata"]["generation"] == 1
@@ -72,7 +73,9 @@ async def test_generation_counts_spec_changes_only(repo: ResourceRepository[dict
     assert v["metadata"]["uid"] != "forged"
 
 
-async def test_update_without_version_and_of_missing(repo: ResourceRepository[dict[str, Any]]) -> None:
+async def test_update_without_version_and_of_missing(
+    repo: ResourceRepository[dict[str, Any]],
+) -> None:
     await repo.add_async(worker("w1"))
     updated = await repo.update_async(worker("w1", phase="Active"))
     assert updated["status"]["phase"] == "Active"
@@ -126,7 +129,9 @@ async def test_lists_by_namespace_and_labels(repo: ResourceRepository[dict[str, 
         await repo.add_async(worker(f"w{i}", track=track, namespace=ns))
     assert len(await repo.list_async()) == 3
     assert {d["metadata"]["name"] for d in await repo.get_by_namespace_async("a")} == {"w0", "w1"}
-    assert {d["metadata"]["name"] for d in await repo.get_by_labels_async({"lab-track": "ccna"})} == {
+    assert {
+        d["metadata"]["name"] for d in await repo.get_by_labels_async({"lab-track": "ccna"})
+    } == {
         "w0",
         "w2",
     }
@@ -166,10 +171,14 @@ async def test_oversized_documents_are_refused_before_sending(
 
 
 async def test_yaml_format_reads_like_json(client: EtcdClient, prefix: str) -> None:
-    yaml_repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix, format="yaml")
+    yaml_repo: ResourceRepository[dict[str, Any]] = ResourceRepository(
+        client, prefix, format="yaml"
+    )
     json_repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix)
     await yaml_repo.add_async(worker("w1"))
     raw = await client.get_raw(prefix + "w1")
     assert raw is not None and raw.startswith(b"apiVersion: ")
     from_json = await json_repo.get_async("w1")
-    assert from_json is not None and from_json["spec"]["aws_config"]["instance_type"] == "c5.2xlarge"
+    assert (
+        from_json is not None and from_json["spec"]["aws_config"]["instance_type"] == "c5.2xlarge"
+    )

@@ -36,7 +36,9 @@ RUNS = 12
 
 
 @pytest.mark.parametrize("store_kind", ["etcd", "memory"])
-def test_exit_with_open_watch_is_clean(store_kind: str, etcd_endpoints: list[str], prefix: str) -> None:
+def test_exit_with_open_watch_is_clean(
+    store_kind: str, etcd_endpoints: list[str], prefix: str
+) -> None:
     endpoint = etcd_endpoints[0] if store_kind == "etcd" else "memory://"
     failures = []
     for _ in range(RUNS):

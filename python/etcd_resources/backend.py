@@ -60,12 +60,16 @@ class EtcdStorageBackend:
         is a Kubernetes label selector). One snapshot, filtered in Rust."""
         return await self._core.list_with_labels(label_selector)
 
-    async def compare_and_swap(self, name: str, expected_version: str | int, new_value: Any) -> bool:
+    async def compare_and_swap(
+        self, name: str, expected_version: str | int, new_value: Any
+    ) -> bool:
         """Write only if the stored mod_revision is ``expected_version``, atomically (one etcd
         transaction). ``False`` when it is not (or the name is gone); errors raise."""
         return await self._core.compare_and_swap(name, expected_version, new_value)
 
-    def watch(self, callback: Callback, key_prefix: str = "", *, start_revision: int = 0) -> WatchHandle:
+    def watch(
+        self, callback: Callback, key_prefix: str = "", *, start_revision: int = 0
+    ) -> WatchHandle:
         """Call ``callback(event)`` on this event loop for each change of a name starting with
         ``key_prefix``. Must be called from a running event loop. Returns a handle:
         ``cancel()`` stops it, ``await handle.started()`` waits until etcd accepted it."""

@@ -60,7 +60,10 @@ class ResourceRepository(Generic[T]):
     ) -> None:
         self._client = client
         self._core = _core.RepositoryCore(
-            client, prefix, namespaced=namespaced, format=format,
+            client,
+            prefix,
+            namespaced=namespaced,
+            format=format,
             default_namespace=default_namespace,
         )
 
@@ -144,9 +147,11 @@ class ResourceRepository(Generic[T]):
                     return await self.update_async(entity)
                 current = await self.get_async(name, namespace)
                 if current is None:
-                    raise NotFoundError(f"{self._core.key(name, namespace)!r} not found",
-                                        key=self._core.key(name, namespace))
-                return await self.update_async(mutate(current))  # type: ignore[no-any-return]
+                    raise NotFoundError(
+                        f"{self._core.key(name, namespace)!r} not found",
+                        key=self._core.key(name, namespace),
+                    )
+                return await self.update_async(mutate(current))
             except ConflictError as conflict:
                 attempt += 1
                 if attempt > max_retries:
@@ -185,7 +190,9 @@ class ResourceRepository(Generic[T]):
 
     def _namespace_of(self, resource: Any) -> str | None:
         meta = _metadata_of(resource)
-        ns = meta.get("namespace") if isinstance(meta, Mapping) else getattr(meta, "namespace", None)
+        ns = (
+            meta.get("namespace") if isinstance(meta, Mapping) else getattr(meta, "namespace", None)
+        )
         return ns if isinstance(ns, str) else None
 
     @staticmethod

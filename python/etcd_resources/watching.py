@@ -43,15 +43,20 @@ class WatchHandle:
     """A running callback watch. ``cancel()`` stops it; ``await started()`` waits until etcd
     has accepted the watch (events from then on are delivered)."""
 
-    def __init__(self, open_stream: Callable[[], Awaitable[_core.WatchStream]], callback: Callback,
-                 description: str) -> None:
+    def __init__(
+        self,
+        open_stream: Callable[[], Awaitable[_core.WatchStream]],
+        callback: Callback,
+        description: str,
+    ) -> None:
         self._description = description
         self._started = asyncio.get_running_loop().create_future()
         self._stream: _core.WatchStream | None = None
         self._task = asyncio.get_running_loop().create_task(self._run(open_stream, callback))
 
-    async def _run(self, open_stream: Callable[[], Awaitable[_core.WatchStream]],
-                   callback: Callback) -> None:
+    async def _run(
+        self, open_stream: Callable[[], Awaitable[_core.WatchStream]], callback: Callback
+    ) -> None:
         try:
             self._stream = await open_stream()
         except BaseException as e:
@@ -68,7 +73,9 @@ class WatchHandle:
                         if inspect.isawaitable(result):
                             await result
                     except Exception:
-                        log.exception("watch callback failed on %s (%s)", event.name, self._description)
+                        log.exception(
+                            "watch callback failed on %s (%s)", event.name, self._description
+                        )
         except asyncio.CancelledError:
             raise
         except Exception:

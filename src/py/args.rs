@@ -11,7 +11,9 @@ use crate::selector::LabelSelector;
 
 /// A label selector from `None`, a `dict` (equality on each key) or a selector string.
 pub fn label_selector(obj: Option<&Bound<'_, PyAny>>) -> PyResult<LabelSelector> {
-    let Some(obj) = obj.filter(|o| !o.is_none()) else { return Ok(LabelSelector::default()) };
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(LabelSelector::default());
+    };
     if let Ok(text) = obj.cast::<PyString>() {
         return Ok(LabelSelector::parse(text.to_str()?)?);
     }
@@ -19,12 +21,20 @@ pub fn label_selector(obj: Option<&Bound<'_, PyAny>>) -> PyResult<LabelSelector>
         let mut pairs = Vec::with_capacity(d.len());
         for (k, v) in d.iter() {
             let (Ok(k), Ok(v)) = (k.extract::<String>(), convert::to_value(&v)) else {
-                return Err(Error::invalid("a label selector dict maps label names (str) to values (str)").into());
+                return Err(Error::invalid(
+                    "a label selector dict maps label names (str) to values (str)",
+                )
+                .into());
             };
             let v = match v {
                 Value::String(s) => s,
                 Value::Number(_) | Value::Bool(_) => v.to_string(),
-                _ => return Err(Error::invalid(format!("label {k:?}: a selector value must be a string")).into()),
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "label {k:?}: a selector value must be a string"
+                    ))
+                    .into())
+                }
             };
             pairs.push((k, v));
         }
@@ -42,11 +52,16 @@ pub fn report_unreadable(py: Python<'_>, errors: &[Error]) -> PyResult<()> {
         return Ok(());
     }
     let warn = WARN.get_or_try_init(py, || {
-        let logger = py.import("logging")?.call_method1("getLogger", ("etcd_resources",))?;
+        let logger = py
+            .import("logging")?
+            .call_method1("getLogger", ("etcd_resources",))?;
         Ok::<_, PyErr>(logger.getattr("warning")?.unbind())
     })?;
     for e in errors {
-        warn.call1(py, ("skipped an unreadable stored document: %s", e.to_string()))?;
+        warn.call1(
+            py,
+            ("skipped an unreadable stored document: %s", e.to_string()),
+        )?;
     }
     Ok(())
 }

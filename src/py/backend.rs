@@ -22,7 +22,10 @@ pub fn revision_arg(value: &Bound<'_, PyAny>) -> PyResult<i64> {
             return Ok(i);
         }
     }
-    Err(Error::invalid(format!("a resource_version is a revision number (str or int), got {value}")).into())
+    Err(Error::invalid(format!(
+        "a resource_version is a revision number (str or int), got {value}"
+    ))
+    .into())
 }
 
 /// Documents at `prefix + name`. Every method returns an awaitable.
@@ -36,7 +39,9 @@ impl PyKvBackend {
     #[new]
     #[pyo3(signature = (client, prefix, *, format="json"))]
     fn new(client: &PyClient, prefix: String, format: &str) -> PyResult<Self> {
-        Ok(PyKvBackend { backend: Backend::new(client.client.clone(), prefix, Format::parse(format)?)? })
+        Ok(PyKvBackend {
+            backend: Backend::new(client.client.clone(), prefix, Format::parse(format)?)?,
+        })
     }
 
     #[getter]
@@ -46,7 +51,7 @@ impl PyKvBackend {
 
     fn exists<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
-        spawn(py, async move { Ok(b.exists(&name).await?) })
+        spawn(py, async move { b.exists(&name).await })
     }
 
     fn get<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
@@ -54,25 +59,35 @@ impl PyKvBackend {
         spawn(py, async move { Ok(MaybeJson(b.get(&name).await?)) })
     }
 
-    fn set<'py>(&self, py: Python<'py>, name: String, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn set<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
         let value = to_value(value)?;
-        spawn(py, async move { Ok(b.set(&name, &value).await?) })
+        spawn(py, async move { b.set(&name, &value).await })
     }
 
     fn delete<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
-        spawn(py, async move { Ok(b.delete(&name).await?) })
+        spawn(py, async move { b.delete(&name).await })
     }
 
-    #[pyo3(signature = (pattern=String::new()))]
-    fn keys<'py>(&self, py: Python<'py>, pattern: String) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (pattern=""))]
+    fn keys<'py>(&self, py: Python<'py>, pattern: &str) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
-        spawn(py, async move { Ok(b.keys(&pattern).await?) })
+        let pattern = pattern.to_owned();
+        spawn(py, async move { b.keys(&pattern).await })
     }
 
     #[pyo3(signature = (selector=None))]
-    fn list_with_labels<'py>(&self, py: Python<'py>, selector: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    fn list_with_labels<'py>(
+        &self,
+        py: Python<'py>,
+        selector: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
         let selector = label_selector(selector)?;
         spawn(py, async move {
@@ -91,15 +106,28 @@ impl PyKvBackend {
         let b = self.backend.clone();
         let expected = revision_arg(expected_version)?;
         let value = to_value(new_value)?;
-        spawn(py, async move { Ok(b.compare_and_swap(&name, expected, &value).await?) })
+        spawn(py, async move {
+            b.compare_and_swap(&name, expected, &value).await
+        })
     }
 
     /// Open a watch on the names starting with `key_prefix`, from `start_revision` (0: now).
-    #[pyo3(signature = (key_prefix=String::new(), start_revision=0))]
-    fn watch_stream<'py>(&self, py: Python<'py>, key_prefix: String, start_revision: i64) -> PyResult<Bound<'py, PyAny>> {
-        crate::names::validate_name_prefix(&key_prefix)?;
+    #[pyo3(signature = (key_prefix="", start_revision=0))]
+    fn watch_stream<'py>(
+        &self,
+        py: Python<'py>,
+        key_prefix: &str,
+        start_revision: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::names::validate_name_prefix(key_prefix)?;
         let prefix = format!("{}{key_prefix}", self.backend.prefix());
-        PyWatchStream::open(py, self.backend.client().clone(), prefix, start_revision, self.backend.prefix().len())
+        PyWatchStream::open(
+            py,
+            self.backend.client().clone(),
+            prefix,
+            start_revision,
+            self.backend.prefix().len(),
+        )
     }
 
     fn __repr__(&self) -> String {

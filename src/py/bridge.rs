@@ -19,9 +19,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
-use pyo3::IntoPyObjectExt;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyList;
+use pyo3::IntoPyObjectExt;
 use tokio::sync::oneshot;
 
 use crate::error::Result;
@@ -88,18 +88,23 @@ fn deliver(py: Python<'_>, batch: Vec<Completion>) {
             Err(e) => (false, e.into_value(py).into_any()),
         };
         let key = c.event_loop.as_ptr() as usize;
-        let entry = by_loop.entry(key).or_insert_with(|| (c.event_loop.clone_ref(py), Vec::new()));
+        let entry = by_loop
+            .entry(key)
+            .or_insert_with(|| (c.event_loop.clone_ref(py), Vec::new()));
         if let Ok(item) = (c.future.clone_ref(py), ok, value).into_pyobject(py) {
             entry.1.push(item.into_any());
         }
         done.push(c._pending);
     }
-    let Ok(setter) = SET_RESULTS.get_or_try_init(py, || wrap_pyfunction!(_set_results, py).map(|f| f.into_any().unbind()))
-    else {
+    let Ok(setter) = SET_RESULTS.get_or_try_init(py, || {
+        wrap_pyfunction!(_set_results, py).map(|f| f.into_any().unbind())
+    }) else {
         return;
     };
     for (_, (event_loop, items)) in by_loop {
-        let Ok(list) = PyList::new(py, items) else { continue };
+        let Ok(list) = PyList::new(py, items) else {
+            continue;
+        };
         // A closed loop refuses: its futures are gone with it, nothing is left to do.
         let _ = event_loop.call_method1(py, "call_soon_threadsafe", (setter, list));
     }
@@ -147,11 +152,19 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    let get_loop = GET_RUNNING_LOOP.get_or_try_init(py, || Ok::<_, PyErr>(py.import("asyncio")?.getattr("get_running_loop")?.unbind()))?;
+    let get_loop = GET_RUNNING_LOOP.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("asyncio")?.getattr("get_running_loop")?.unbind())
+    })?;
     let event_loop = get_loop.call0(py)?;
     let future = event_loop.call_method0(py, "create_future")?;
     let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
-    future.call_method1(py, "add_done_callback", (CancelOnDone { tx: Mutex::new(Some(cancel_tx)) },))?;
+    future.call_method1(
+        py,
+        "add_done_callback",
+        (CancelOnDone {
+            tx: Mutex::new(Some(cancel_tx)),
+        },),
+    )?;
     let result_future = future.clone_ref(py).into_bound(py);
     let pending = Pending::new();
     pyo3_async_runtimes::tokio::get_runtime().spawn(async move {
@@ -163,7 +176,12 @@ where
             Ok(value) => value.into_py_any(py),
             Err(e) => Err(e.into()),
         });
-        let completion = Completion { event_loop, future, make, _pending: pending };
+        let completion = Completion {
+            event_loop,
+            future,
+            make,
+            _pending: pending,
+        };
         // Fails only if the delivery thread could not start; the completion then drops.
         let _ = delivery().send(completion);
     });

@@ -11,9 +11,15 @@ use crate::client::{Client, ClientOptions, DEFAULT_MAX_DOCUMENT_BYTES, MEMORY_EN
 use crate::error::Error;
 use crate::py::ready::Ready;
 
+// The Python signature spells the default out; keep it equal to the core's.
+const _: () = assert!(DEFAULT_MAX_DOCUMENT_BYTES == 1_572_864);
+
 fn seconds(name: &str, value: f64) -> PyResult<Duration> {
     if !(value.is_finite() && value > 0.0) {
-        return Err(Error::invalid(format!("{name} must be a positive number of seconds, got {value}")).into());
+        return Err(Error::invalid(format!(
+            "{name} must be a positive number of seconds, got {value}"
+        ))
+        .into());
     }
     Ok(Duration::from_secs_f64(value))
 }
@@ -23,7 +29,8 @@ fn key_bytes(key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(s) = key.cast::<PyString>() {
         return Ok(s.to_str()?.as_bytes().to_vec());
     }
-    key.extract().map_err(|_| Error::invalid("a key is str or bytes").into())
+    key.extract()
+        .map_err(|_| Error::invalid("a key is str or bytes").into())
 }
 
 /// Bytes handed to Python as `bytes` (a `Vec<u8>` would become a list).
@@ -49,7 +56,7 @@ pub struct PyClient {
 #[pymethods]
 impl PyClient {
     #[new]
-    #[pyo3(signature = (endpoints=None, *, timeout=5.0, connect_timeout=None, username=None, password=None, max_document_bytes=DEFAULT_MAX_DOCUMENT_BYTES))]
+    #[pyo3(signature = (endpoints=None, *, timeout=5.0, connect_timeout=None, username=None, password=None, max_document_bytes=1_572_864))]
     fn new(
         endpoints: Option<&Bound<'_, PyAny>>,
         timeout: f64,
@@ -62,7 +69,9 @@ impl PyClient {
             None => vec![MEMORY_ENDPOINT.to_owned()],
             Some(e) if e.is_instance_of::<PyString>() => vec![e.extract()?],
             Some(e) => e.extract().map_err(|_| {
-                Error::invalid("endpoints is a string or a list of strings (\"host:port\" or \"memory://\")")
+                Error::invalid(
+                    "endpoints is a string or a list of strings (\"host:port\" or \"memory://\")",
+                )
             })?,
         };
         let credentials = match (username, password) {
@@ -76,7 +85,9 @@ impl PyClient {
             credentials,
             max_document_bytes,
         };
-        Ok(PyClient { client: Client::new(endpoints, options)? })
+        Ok(PyClient {
+            client: Client::new(endpoints, options)?,
+        })
     }
 
     /// The endpoints this client uses.
@@ -100,29 +111,41 @@ impl PyClient {
     /// The store's current revision. Returns an awaitable.
     fn current_revision<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        spawn(py, async move { Ok(client.store()?.current_revision().await?) })
+        spawn(py, async move { client.store()?.current_revision().await })
     }
 
     /// Forget history before `revision` (etcd's compaction). Returns an awaitable.
     fn compact<'py>(&self, py: Python<'py>, revision: i64) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        spawn(py, async move { Ok(client.store()?.compact(revision).await?) })
+        spawn(py, async move { client.store()?.compact(revision).await })
     }
 
     /// Write raw bytes at a key, outside any repository (for migrations and tests).
     /// Returns an awaitable of the new revision.
-    fn put_raw<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>, value: Vec<u8>) -> PyResult<Bound<'py, PyAny>> {
+    fn put_raw<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        value: Vec<u8>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
         let key = key_bytes(key)?;
-        spawn(py, async move { Ok(client.store()?.put(key, value, 0).await?) })
+        spawn(py, async move { client.store()?.put(key, value, 0).await })
     }
 
     /// The raw bytes at a key, or `None`. Returns an awaitable.
-    fn get_raw<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn get_raw<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
         let key = key_bytes(key)?;
         spawn(py, async move {
-            let resp = client.store()?.range(crate::store::RangeRequest::key(&key)).await?;
+            let resp = client
+                .store()?
+                .range(crate::store::RangeRequest::key(&key))
+                .await?;
             Ok(resp.kvs.into_iter().next().map(|kv| PyBytesOut(kv.value)))
         })
     }
@@ -145,8 +168,21 @@ impl PyClient {
     }
 
     fn __repr__(&self) -> String {
-        let state = if self.client.is_closed() { ", closed" } else { "" };
-        let endpoints: Vec<String> = self.client.endpoints().iter().map(|e| format!("'{e}'")).collect();
-        format!("EtcdClient(endpoints=[{}], timeout={:?}{state})", endpoints.join(", "), self.timeout())
+        let state = if self.client.is_closed() {
+            ", closed"
+        } else {
+            ""
+        };
+        let endpoints: Vec<String> = self
+            .client
+            .endpoints()
+            .iter()
+            .map(|e| format!("'{e}'"))
+            .collect();
+        format!(
+            "EtcdClient(endpoints=[{}], timeout={:?}{state})",
+            endpoints.join(", "),
+            self.timeout()
+        )
     }
 }

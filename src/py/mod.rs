@@ -6,8 +6,8 @@ mod backend;
 mod bridge;
 mod client;
 mod convert;
-mod ready;
 mod errors;
+mod ready;
 mod repository;
 mod watch;
 

@@ -35,14 +35,22 @@ pub struct PyRepositoryCore {
 impl PyRepositoryCore {
     #[new]
     #[pyo3(signature = (client, prefix, *, namespaced=false, format="json", default_namespace="default"))]
-    fn new(client: &PyClient, prefix: String, namespaced: bool, format: &str, default_namespace: &str) -> PyResult<Self> {
+    fn new(
+        client: &PyClient,
+        prefix: String,
+        namespaced: bool,
+        format: &str,
+        default_namespace: &str,
+    ) -> PyResult<Self> {
         let config = RepositoryConfig {
             prefix,
             namespaced,
             format: Format::parse(format)?,
             default_namespace: default_namespace.to_owned(),
         };
-        Ok(PyRepositoryCore { repo: Repository::new(client.client.clone(), config)? })
+        Ok(PyRepositoryCore {
+            repo: Repository::new(client.client.clone(), config)?,
+        })
     }
 
     #[getter]
@@ -67,25 +75,48 @@ impl PyRepositoryCore {
     }
 
     #[pyo3(signature = (name, namespace=None))]
-    fn get<'py>(&self, py: Python<'py>, name: String, namespace: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        namespace: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
-        spawn(py, async move { Ok(MaybeJson(repo.get(&name, namespace.as_deref()).await?)) })
+        spawn(py, async move {
+            Ok(MaybeJson(repo.get(&name, namespace.as_deref()).await?))
+        })
     }
 
     #[pyo3(signature = (name, namespace=None))]
-    fn contains<'py>(&self, py: Python<'py>, name: String, namespace: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+    fn contains<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        namespace: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
-        spawn(py, async move { Ok(repo.contains(&name, namespace.as_deref()).await?) })
+        spawn(py, async move {
+            repo.contains(&name, namespace.as_deref()).await
+        })
     }
 
     #[pyo3(signature = (resource, *, lease=0))]
-    fn create<'py>(&self, py: Python<'py>, resource: &Bound<'py, PyAny>, lease: i64) -> PyResult<Bound<'py, PyAny>> {
+    fn create<'py>(
+        &self,
+        py: Python<'py>,
+        resource: &Bound<'py, PyAny>,
+        lease: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let doc = resource_value(resource)?;
         spawn(py, async move { Ok(Json(repo.create(doc, lease).await?)) })
     }
 
-    fn update<'py>(&self, py: Python<'py>, resource: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn update<'py>(
+        &self,
+        py: Python<'py>,
+        resource: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let doc = resource_value(resource)?;
         spawn(py, async move { Ok(Json(repo.update(doc).await?)) })
@@ -93,13 +124,20 @@ impl PyRepositoryCore {
 
     /// Delete; resolves to `None` when deleted, to the resource when finalizers hold it.
     #[pyo3(signature = (name, namespace=None))]
-    fn remove<'py>(&self, py: Python<'py>, name: String, namespace: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+    fn remove<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        namespace: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         spawn(py, async move {
-            Ok(MaybeJson(match repo.remove(&name, namespace.as_deref()).await? {
-                Removal::Deleted => None,
-                Removal::Finalizing(doc) => Some(doc),
-            }))
+            Ok(MaybeJson(
+                match repo.remove(&name, namespace.as_deref()).await? {
+                    Removal::Deleted => None,
+                    Removal::Finalizing(doc) => Some(doc),
+                },
+            ))
         })
     }
 
@@ -111,16 +149,26 @@ impl PyRepositoryCore {
         label_selector: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
-        let query = ListQuery { namespace, labels: self::label_selector(label_selector)? };
+        let query = ListQuery {
+            namespace,
+            labels: self::label_selector(label_selector)?,
+        };
         spawn(py, async move {
             let listing = repo.list(&query).await?;
-            Ok(Listed { items: listing.items, unreadable: listing.unreadable })
+            Ok(Listed {
+                items: listing.items,
+                unreadable: listing.unreadable,
+            })
         })
     }
 
     /// Open a watch on this repository's resources from `start_revision` (0: now).
     #[pyo3(signature = (start_revision=0))]
-    fn watch_stream<'py>(&self, py: Python<'py>, start_revision: i64) -> PyResult<Bound<'py, PyAny>> {
+    fn watch_stream<'py>(
+        &self,
+        py: Python<'py>,
+        start_revision: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let prefix = self.repo.config().prefix.clone();
         let len = prefix.len();
         PyWatchStream::open(py, self.repo.client().clone(), prefix, start_revision, len)
@@ -128,6 +176,11 @@ impl PyRepositoryCore {
 
     fn __repr__(&self) -> String {
         let c = self.repo.config();
-        format!("RepositoryCore(prefix={:?}, namespaced={}, format={:?})", c.prefix, c.namespaced, c.format.name())
+        format!(
+            "RepositoryCore(prefix={:?}, namespaced={}, format={:?})",
+            c.prefix,
+            c.namespaced,
+            c.format.name()
+        )
     }
 }

@@ -39,7 +39,12 @@ impl PyWatchStream {
         spawn(py, async move {
             let stream = ChangeStream::open(client, &prefix, start_revision).await?;
             let stop = CancellationToken::new();
-            Ok(PyWatchStream { stream: Arc::new(Mutex::new(stream)), prefix, name_start, stop })
+            Ok(PyWatchStream {
+                stream: Arc::new(Mutex::new(stream)),
+                prefix,
+                name_start,
+                stop,
+            })
         })
     }
 }
@@ -69,8 +74,16 @@ impl<'py> IntoPyObject<'py> for Batch {
             let name = c.key.get(self.prefix_len..).unwrap_or(&c.key);
             let value = c.value.as_ref().map(|v| to_python(py, v)).transpose()?;
             let previous = c.previous.as_ref().map(|v| to_python(py, v)).transpose()?;
-            list.append(PyTuple::new(py, [kind.into_pyobject(py)?.into_any(), name.into_pyobject(py)?.into_any(),
-                value.into_pyobject(py)?, previous.into_pyobject(py)?, c.revision.into_pyobject(py)?.into_any()])?)?;
+            list.append(PyTuple::new(
+                py,
+                [
+                    kind.into_pyobject(py)?.into_any(),
+                    name.into_pyobject(py)?.into_any(),
+                    value.into_pyobject(py)?,
+                    previous.into_pyobject(py)?,
+                    c.revision.into_pyobject(py)?.into_any(),
+                ],
+            )?)?;
         }
         report_unreadable(py, &unreadable)?;
         Ok(list.into_any())
@@ -91,7 +104,10 @@ impl PyWatchStream {
                 _ = stop.cancelled() => None,
                 batch = stream.next_batch() => batch?,
             };
-            Ok(batch.map(|changes| Batch { prefix_len, changes }))
+            Ok(batch.map(|changes| Batch {
+                prefix_len,
+                changes,
+            }))
         })
     }
 
@@ -101,7 +117,11 @@ impl PyWatchStream {
     }
 
     fn __repr__(&self) -> String {
-        let state = if self.stop.is_cancelled() { "closed" } else { "open" };
+        let state = if self.stop.is_cancelled() {
+            "closed"
+        } else {
+            "open"
+        };
         format!("WatchStream(prefix={:?}, {state})", self.prefix)
     }
 }

@@ -44,12 +44,19 @@ pub struct RangeRequest {
 impl RangeRequest {
     /// Every key starting with `prefix`.
     pub fn prefix(prefix: &[u8]) -> Self {
-        RangeRequest { key: prefix.to_vec(), range_end: prefix_end(prefix), ..Default::default() }
+        RangeRequest {
+            key: prefix.to_vec(),
+            range_end: prefix_end(prefix),
+            ..Default::default()
+        }
     }
 
     /// The single key `key`.
     pub fn key(key: &[u8]) -> Self {
-        RangeRequest { key: key.to_vec(), ..Default::default() }
+        RangeRequest {
+            key: key.to_vec(),
+            ..Default::default()
+        }
     }
 }
 
