@@ -1,0 +1,38 @@
+"""Run the benchmarks against a real etcd started for the run (or ETCD_ENDPOINTS).
+
+    make bench            # builds the release extension first
+    python benches/run.py
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import concurrency  # noqa: E402
+
+from etcd_resources.testing import EtcdServer  # noqa: E402
+
+
+def main() -> None:
+    server = None
+    if os.environ.get("ETCD_ENDPOINTS"):
+        endpoints = os.environ["ETCD_ENDPOINTS"].split(",")
+    else:
+        server = EtcdServer().start()
+        endpoints = server.endpoints
+    try:
+        print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+              f"{platform.python_version()}, etcd on loopback\n")
+        print(concurrency.run(endpoints))
+    finally:
+        if server is not None:
+            server.close()
+
+
+if __name__ == "__main__":
+    main()
