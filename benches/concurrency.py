@@ -58,7 +58,7 @@ async def measure(endpoints: list[str]) -> list[tuple[str, float, float]]:
                         return await repo.add_async(doc(f"w{next(serial)}"))
 
                 # Alternate the order so neither mode always runs on a warmer server.
-                for concurrent in ((False, True) if r % 2 == 0 else (True, False)):
+                for concurrent in (False, True) if r % 2 == 0 else (True, False):
                     (conc if concurrent else seq).append(await timed(make, concurrent))
             rows.append((op, statistics.median(seq), statistics.median(conc)))
     return rows

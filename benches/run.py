@@ -1,7 +1,7 @@
 """Run the benchmarks against a real etcd started for the run (or ETCD_ENDPOINTS).
 
-    make bench            # builds the release extension first
-    python benches/run.py
+make bench            # builds the release extension first
+python benches/run.py
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import concurrency  # noqa: E402
+import concurrency
 
-from etcd_resources.testing import EtcdServer  # noqa: E402
+from etcd_resources.testing import EtcdServer
 
 
 def main() -> None:
@@ -26,8 +26,10 @@ def main() -> None:
         server = EtcdServer().start()
         endpoints = server.endpoints
     try:
-        print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-              f"{platform.python_version()}, etcd on loopback\n")
+        print(
+            f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, etcd on loopback\n"
+        )
         print(concurrency.run(endpoints))
     finally:
         if server is not None:

@@ -25,11 +25,7 @@ impl Backend {
         if prefix.is_empty() {
             return Err(Error::invalid("the key prefix must not be empty"));
         }
-        Ok(Backend {
-            client,
-            prefix,
-            format,
-        })
+        Ok(Backend { client, prefix, format })
     }
 
     pub fn prefix(&self) -> &str {
@@ -58,35 +54,21 @@ impl Backend {
         let bytes = document::encode(key, &value, self.format)?;
         let limit = self.client.options().max_document_bytes;
         if bytes.len() + key.len() > limit {
-            return Err(Error::TooLarge {
-                key: key.to_owned(),
-                size: bytes.len() + key.len(),
-                limit,
-            });
+            return Err(Error::TooLarge { key: key.to_owned(), size: bytes.len() + key.len(), limit });
         }
         Ok(bytes)
     }
 
     pub async fn exists(&self, name: &str) -> Result<bool> {
         let key = self.key(name)?;
-        let req = RangeRequest {
-            count_only: true,
-            ..RangeRequest::key(key.as_bytes())
-        };
+        let req = RangeRequest { count_only: true, ..RangeRequest::key(key.as_bytes()) };
         Ok(self.client.store()?.range(req).await?.count > 0)
     }
 
     pub async fn get(&self, name: &str) -> Result<Option<Value>> {
         let key = self.key(name)?;
-        let resp = self
-            .client
-            .store()?
-            .range(RangeRequest::key(key.as_bytes()))
-            .await?;
-        resp.kvs
-            .first()
-            .map(|kv| document::read(&key, &kv.value, kv.mod_revision))
-            .transpose()
+        let resp = self.client.store()?.range(RangeRequest::key(key.as_bytes())).await?;
+        resp.kvs.first().map(|kv| document::read(&key, &kv.value, kv.mod_revision)).transpose()
     }
 
     /// Write unconditionally; returns the new revision.
@@ -102,12 +84,7 @@ impl Backend {
     /// Whether a key was deleted.
     pub async fn delete(&self, name: &str) -> Result<bool> {
         let key = self.key(name)?;
-        Ok(self
-            .client
-            .store()?
-            .delete(key.into_bytes(), None)
-            .await?
-            .is_some())
+        Ok(self.client.store()?.delete(key.into_bytes(), None).await?.is_some())
     }
 
     /// Names starting with `pattern` (a name prefix), in key order, from one snapshot.
@@ -117,12 +94,8 @@ impl Backend {
         let end = prefix_end(start.as_bytes());
         let store = self.client.store()?;
         let mut names = Vec::new();
-        let mut req = RangeRequest {
-            key: start.into_bytes(),
-            range_end: end,
-            keys_only: true,
-            ..Default::default()
-        };
+        let mut req =
+            RangeRequest { key: start.into_bytes(), range_end: end, keys_only: true, ..Default::default() };
         req.limit = 0;
         for kv in store.range(req).await?.kvs {
             if let Some(name) = self.name_of(&kv.key) {
@@ -138,22 +111,15 @@ impl Backend {
         let end = prefix_end(self.prefix.as_bytes());
         let store = self.client.store()?;
         let (mut items, mut unreadable) = (Vec::new(), Vec::new());
-        listing::scan(
-            &**store,
-            self.prefix.as_bytes(),
-            &end,
-            0,
-            listing::CHUNK,
-            |kv| {
-                let key = String::from_utf8_lossy(&kv.key);
-                match document::read(&key, &kv.value, kv.mod_revision) {
-                    Ok(doc) if selector.matches(document::labels(&doc)) => items.push(doc),
-                    Ok(_) => {}
-                    Err(e) => unreadable.push(e),
-                }
-                Ok(())
-            },
-        )
+        listing::scan(&**store, self.prefix.as_bytes(), &end, 0, listing::CHUNK, |kv| {
+            let key = String::from_utf8_lossy(&kv.key);
+            match document::read(&key, &kv.value, kv.mod_revision) {
+                Ok(doc) if selector.matches(document::labels(&doc)) => items.push(doc),
+                Ok(_) => {}
+                Err(e) => unreadable.push(e),
+            }
+            Ok(())
+        })
         .await?;
         Ok((items, unreadable))
     }
@@ -163,12 +129,7 @@ impl Backend {
     pub async fn compare_and_swap(&self, name: &str, expected: i64, value: &Value) -> Result<bool> {
         let key = self.key(name)?;
         let bytes = self.encode(&key, value)?;
-        match self
-            .client
-            .store()?
-            .compare_and_swap(key.into_bytes(), expected, bytes, 0)
-            .await
-        {
+        match self.client.store()?.compare_and_swap(key.into_bytes(), expected, bytes, 0).await {
             Ok(_) => Ok(true),
             Err(Error::Conflict { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -192,35 +153,18 @@ mod tests {
     async fn the_seed_api_round_trips() {
         let b = backend();
         assert!(!b.exists("a").await.unwrap());
-        let rev = b
-            .set("a", &json!({"metadata": {"labels": {"t": "x"}}}))
-            .await
-            .unwrap();
-        b.set("ab", &json!({"metadata": {"labels": {"t": "y"}}}))
-            .await
-            .unwrap();
+        let rev = b.set("a", &json!({"metadata": {"labels": {"t": "x"}}})).await.unwrap();
+        b.set("ab", &json!({"metadata": {"labels": {"t": "y"}}})).await.unwrap();
         b.set("b", &json!({})).await.unwrap();
         let a = b.get("a").await.unwrap().unwrap();
         assert_eq!(a["metadata"]["resource_version"], rev.to_string());
         assert_eq!(b.keys("a").await.unwrap(), vec!["a", "ab"]);
         assert_eq!(b.keys("").await.unwrap().len(), 3);
-        let (items, _) = b
-            .list(&LabelSelector::from_pairs([("t".into(), "x".into())]))
-            .await
-            .unwrap();
+        let (items, _) = b.list(&LabelSelector::from_pairs([("t".into(), "x".into())])).await.unwrap();
         assert_eq!(items.len(), 1);
-        assert!(b
-            .compare_and_swap("a", rev, &json!({"v": 2}))
-            .await
-            .unwrap());
-        assert!(!b
-            .compare_and_swap("a", rev, &json!({"v": 3}))
-            .await
-            .unwrap());
-        assert!(!b
-            .compare_and_swap("zz", rev, &json!({"v": 3}))
-            .await
-            .unwrap());
+        assert!(b.compare_and_swap("a", rev, &json!({"v": 2})).await.unwrap());
+        assert!(!b.compare_and_swap("a", rev, &json!({"v": 3})).await.unwrap());
+        assert!(!b.compare_and_swap("zz", rev, &json!({"v": 3})).await.unwrap());
         assert_eq!(b.get("a").await.unwrap().unwrap()["v"], 2);
         assert!(b.delete("a").await.unwrap());
         assert!(!b.delete("a").await.unwrap());

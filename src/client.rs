@@ -71,9 +71,7 @@ impl Client {
             .map(str::to_owned)
             .collect();
         if endpoints.is_empty() {
-            return Err(Error::invalid(
-                "no endpoints given; use \"memory://\" for the embedded store",
-            ));
+            return Err(Error::invalid("no endpoints given; use \"memory://\" for the embedded store"));
         }
         if options.timeout.is_zero() || options.connect_timeout.is_zero() {
             return Err(Error::invalid("timeouts must be positive"));
@@ -81,9 +79,7 @@ impl Client {
         let shutdown = PROCESS.child_token();
         let store: SharedStore = if endpoints.iter().any(|e| e == MEMORY_ENDPOINT) {
             if endpoints.len() > 1 {
-                return Err(Error::invalid(
-                    "\"memory://\" cannot be mixed with etcd endpoints",
-                ));
+                return Err(Error::invalid("\"memory://\" cannot be mixed with etcd endpoints"));
             }
             Arc::new(MemoryStore::new())
         } else {
@@ -104,15 +100,8 @@ impl Client {
             };
             Arc::new(EtcdStore::new(config, shutdown.clone()))
         };
-        let inner = Inner {
-            store,
-            endpoints,
-            options,
-            shutdown,
-        };
-        Ok(Client {
-            inner: Arc::new(inner),
-        })
+        let inner = Inner { store, endpoints, options, shutdown };
+        Ok(Client { inner: Arc::new(inner) })
     }
 
     /// The store, or `Closed` once the client is closed.
@@ -132,10 +121,7 @@ impl Client {
     }
 
     pub fn is_memory(&self) -> bool {
-        self.inner
-            .endpoints
-            .first()
-            .is_some_and(|e| e == MEMORY_ENDPOINT)
+        self.inner.endpoints.first().is_some_and(|e| e == MEMORY_ENDPOINT)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -159,19 +145,11 @@ mod tests {
 
     #[test]
     fn endpoints_are_checked_without_io() {
-        let c = Client::new(
-            vec!["127.0.0.1:1, 127.0.0.1:2".into()],
-            ClientOptions::default(),
-        )
-        .unwrap();
+        let c = Client::new(vec!["127.0.0.1:1, 127.0.0.1:2".into()], ClientOptions::default()).unwrap();
         assert_eq!(c.endpoints(), ["127.0.0.1:1", "127.0.0.1:2"]);
         assert!(!c.is_memory());
         assert!(Client::new(vec![], ClientOptions::default()).is_err());
-        assert!(Client::new(
-            vec!["memory://".into(), "x:1".into()],
-            ClientOptions::default()
-        )
-        .is_err());
+        assert!(Client::new(vec!["memory://".into(), "x:1".into()], ClientOptions::default()).is_err());
         assert!(Client::new(vec!["redis://x:1".into()], ClientOptions::default()).is_err());
     }
 

@@ -23,9 +23,7 @@ impl Format {
         match name.to_ascii_lowercase().as_str() {
             "json" => Ok(Format::Json),
             "yaml" | "yml" => Ok(Format::Yaml),
-            other => Err(Error::invalid(format!(
-                "unknown format {other:?}; use \"json\" or \"yaml\""
-            ))),
+            other => Err(Error::invalid(format!("unknown format {other:?}; use \"json\" or \"yaml\""))),
         }
     }
 
@@ -44,15 +42,11 @@ pub fn decode(key: &str, bytes: &[u8]) -> Result<Value> {
         serde_json::from_slice(bytes)
             .map_err(|e| Error::serialization(Some(key), format!("invalid JSON: {e}")))?
     } else {
-        serde_yaml_ng::from_slice(bytes).map_err(|e| {
-            Error::serialization(Some(key), format!("neither JSON nor valid YAML: {e}"))
-        })?
+        serde_yaml_ng::from_slice(bytes)
+            .map_err(|e| Error::serialization(Some(key), format!("neither JSON nor valid YAML: {e}")))?
     };
     if !value.is_object() {
-        return Err(Error::serialization(
-            Some(key),
-            "the stored document is not an object",
-        ));
+        return Err(Error::serialization(Some(key), "the stored document is not an object"));
     }
     Ok(value)
 }
@@ -92,17 +86,10 @@ pub fn normalize(doc: &mut Value) {
         }
     }
     if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
-        if meta
-            .keys()
-            .any(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
-        {
+        if meta.keys().any(|k| k.bytes().any(|b| b.is_ascii_uppercase())) {
             let old = std::mem::take(meta);
             for (k, v) in old {
-                let k = if k.bytes().any(|b| b.is_ascii_uppercase()) {
-                    snake_case(&k)
-                } else {
-                    k
-                };
+                let k = if k.bytes().any(|b| b.is_ascii_uppercase()) { snake_case(&k) } else { k };
                 meta.entry(k).or_insert(v);
             }
         }
@@ -111,14 +98,9 @@ pub fn normalize(doc: &mut Value) {
 
 /// The `metadata` object, created if missing. Fails when `metadata` is not an object.
 pub fn metadata_mut(doc: &mut Value) -> Result<&mut Map<String, Value>> {
-    let obj = doc
-        .as_object_mut()
-        .ok_or_else(|| Error::invalid("a resource must be an object"))?;
-    let meta = obj
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    meta.as_object_mut()
-        .ok_or_else(|| Error::invalid("metadata must be an object"))
+    let obj = doc.as_object_mut().ok_or_else(|| Error::invalid("a resource must be an object"))?;
+    let meta = obj.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    meta.as_object_mut().ok_or_else(|| Error::invalid("metadata must be an object"))
 }
 
 /// A string field of `metadata`, if present and a string.
@@ -136,11 +118,7 @@ pub fn finalizers(doc: &Value) -> Vec<String> {
     doc.get("metadata")
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
 }
 
@@ -149,29 +127,22 @@ pub fn resource_version(doc: &Value) -> Result<Option<i64>> {
     match doc.get("metadata").and_then(|m| m.get("resource_version")) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| {
-            Error::invalid(format!(
-                "resource_version must be a revision number, got {s:?}"
-            ))
-        }),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
-            Error::invalid(format!(
-                "resource_version must be a revision number, got {n}"
-            ))
-        }),
-        Some(other) => Err(Error::invalid(format!(
-            "resource_version must be a string, got {other}"
-        ))),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::invalid(format!("resource_version must be a revision number, got {s:?}"))),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| Error::invalid(format!("resource_version must be a revision number, got {n}"))),
+        Some(other) => Err(Error::invalid(format!("resource_version must be a string, got {other}"))),
     }
 }
 
 /// Set `metadata.resource_version` to a mod_revision.
 pub fn set_resource_version(doc: &mut Value, revision: i64) {
     if let Ok(meta) = metadata_mut(doc) {
-        meta.insert(
-            "resource_version".into(),
-            Value::String(revision.to_string()),
-        );
+        meta.insert("resource_version".into(), Value::String(revision.to_string()));
     }
 }
 
@@ -189,8 +160,7 @@ pub fn now_iso() -> String {
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00"
     );
-    now.format(&format)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+    now.format(&format).unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
 #[cfg(test)]
@@ -217,24 +187,15 @@ mod tests {
         .unwrap();
         assert_eq!(doc["apiVersion"], "v1");
         assert_eq!(doc["metadata"]["creation_timestamp"], "t");
-        assert_eq!(
-            doc["metadata"]["resource_version"], "9",
-            "the stored version never wins"
-        );
-        assert_eq!(
-            doc["metadata"]["labels"]["labTrack"], "x",
-            "labels are user data, untouched"
-        );
+        assert_eq!(doc["metadata"]["resource_version"], "9", "the stored version never wins");
+        assert_eq!(doc["metadata"]["labels"]["labTrack"], "x", "labels are user data, untouched");
     }
 
     #[test]
     fn garbage_is_a_serialization_error_naming_the_key() {
         for bad in [&b"{not json"[..], b"- a list", b"\"text\"", b"[1]"] {
             let err = read("/w/bad", bad, 1).unwrap_err();
-            assert!(
-                matches!(&err, Error::Serialization { key: Some(k), .. } if k == "/w/bad"),
-                "{err}"
-            );
+            assert!(matches!(&err, Error::Serialization { key: Some(k), .. } if k == "/w/bad"), "{err}");
         }
     }
 
@@ -248,10 +209,7 @@ mod tests {
 
     #[test]
     fn resource_versions_parse_strictly() {
-        assert_eq!(
-            resource_version(&json!({"metadata": {"resource_version": "12"}})).unwrap(),
-            Some(12)
-        );
+        assert_eq!(resource_version(&json!({"metadata": {"resource_version": "12"}})).unwrap(), Some(12));
         assert_eq!(resource_version(&json!({"metadata": {}})).unwrap(), None);
         assert!(resource_version(&json!({"metadata": {"resource_version": "v1"}})).is_err());
     }

@@ -27,59 +27,37 @@ pub enum Error {
     },
     /// etcd could not be reached, or answered that it cannot serve (no leader, shutting down).
     #[error("etcd unavailable: {message}")]
-    Unavailable {
-        message: String,
-        code: Option<String>,
-    },
+    Unavailable { message: String, code: Option<String> },
     /// The call did not complete within its deadline.
     #[error("{operation} timed out after {seconds}s")]
     Timeout { operation: String, seconds: f64 },
     /// The revision asked for was compacted: relist, then watch from the new revision.
-    #[error(
-        "revision {requested} was compacted (compact revision {compacted}); relist and watch again"
-    )]
+    #[error("revision {requested} was compacted (compact revision {compacted}); relist and watch again")]
     Expired { requested: i64, compacted: i64 },
     /// A resource name or namespace that Kubernetes would refuse.
     #[error("invalid name {name:?}: {reason}")]
     InvalidName { name: String, reason: String },
     /// A label or field selector that does not parse.
     #[error("invalid selector {selector:?} at position {position}: expected {expected}")]
-    InvalidSelector {
-        selector: String,
-        position: usize,
-        expected: String,
-    },
+    InvalidSelector { selector: String, position: usize, expected: String },
     /// Any other argument the caller got wrong.
     #[error("{message}")]
     InvalidArgument { message: String },
     /// A document too large for etcd's request limit, refused before sending.
     #[error("{key:?} is {size} bytes encoded, over the limit of {limit} bytes")]
-    TooLarge {
-        key: String,
-        size: usize,
-        limit: usize,
-    },
+    TooLarge { key: String, size: usize, limit: usize },
     /// A value that cannot be encoded, or stored bytes that cannot be decoded.
     #[error("{}{message}", key.as_deref().map(|k| format!("{k:?}: ")).unwrap_or_default())]
-    Serialization {
-        key: Option<String>,
-        message: String,
-    },
+    Serialization { key: Option<String>, message: String },
     /// etcd refused the credentials or the permission.
     #[error("permission denied: {message}")]
-    PermissionDenied {
-        message: String,
-        code: Option<String>,
-    },
+    PermissionDenied { message: String, code: Option<String> },
     /// The client was closed; no further calls are possible.
     #[error("the client is closed")]
     Closed,
     /// Any other error etcd answered with.
     #[error("etcd error: {message}")]
-    Etcd {
-        message: String,
-        code: Option<String>,
-    },
+    Etcd { message: String, code: Option<String> },
 }
 
 struct Actual(Option<i64>);
@@ -115,16 +93,11 @@ impl Error {
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
-        Error::InvalidArgument {
-            message: message.into(),
-        }
+        Error::InvalidArgument { message: message.into() }
     }
 
     pub(crate) fn serialization(key: Option<&str>, message: impl fmt::Display) -> Self {
-        Error::Serialization {
-            key: key.map(str::to_owned),
-            message: message.to_string(),
-        }
+        Error::Serialization { key: key.map(str::to_owned), message: message.to_string() }
     }
 }
 
@@ -137,43 +110,16 @@ mod tests {
         let all = [
             Error::NotFound { key: "k".into() },
             Error::AlreadyExists { key: "k".into() },
-            Error::Conflict {
-                key: "k".into(),
-                expected: 1,
-                actual: Some(2),
-            },
-            Error::Unavailable {
-                message: "m".into(),
-                code: None,
-            },
-            Error::Timeout {
-                operation: "get".into(),
-                seconds: 1.0,
-            },
-            Error::Expired {
-                requested: 1,
-                compacted: 5,
-            },
-            Error::InvalidName {
-                name: "N".into(),
-                reason: "r".into(),
-            },
-            Error::InvalidSelector {
-                selector: "s".into(),
-                position: 0,
-                expected: "e".into(),
-            },
+            Error::Conflict { key: "k".into(), expected: 1, actual: Some(2) },
+            Error::Unavailable { message: "m".into(), code: None },
+            Error::Timeout { operation: "get".into(), seconds: 1.0 },
+            Error::Expired { requested: 1, compacted: 5 },
+            Error::InvalidName { name: "N".into(), reason: "r".into() },
+            Error::InvalidSelector { selector: "s".into(), position: 0, expected: "e".into() },
             Error::invalid("m"),
-            Error::TooLarge {
-                key: "k".into(),
-                size: 2,
-                limit: 1,
-            },
+            Error::TooLarge { key: "k".into(), size: 2, limit: 1 },
             Error::serialization(None, "m"),
-            Error::PermissionDenied {
-                message: "m".into(),
-                code: None,
-            },
+            Error::PermissionDenied { message: "m".into(), code: None },
             Error::Closed,
         ];
         let mut kinds: Vec<_> = all.iter().map(Error::kind).collect();
@@ -185,15 +131,8 @@ mod tests {
 
     #[test]
     fn messages_carry_the_fields() {
-        let e = Error::Conflict {
-            key: "/w/a".into(),
-            expected: 4,
-            actual: None,
-        };
-        assert_eq!(
-            e.to_string(),
-            "conflict on \"/w/a\": expected resource_version 4, found no resource"
-        );
+        let e = Error::Conflict { key: "/w/a".into(), expected: 4, actual: None };
+        assert_eq!(e.to_string(), "conflict on \"/w/a\": expected resource_version 4, found no resource");
         let e = Error::serialization(Some("/w/a"), "bad json");
         assert_eq!(e.to_string(), "\"/w/a\": bad json");
     }

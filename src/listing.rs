@@ -61,9 +61,7 @@ mod tests {
     async fn chunks_see_one_snapshot() {
         let s = MemoryStore::new();
         for i in 0..25 {
-            s.put(format!("/p/{i:03}").into_bytes(), b"v".to_vec(), 0)
-                .await
-                .unwrap();
+            s.put(format!("/p/{i:03}").into_bytes(), b"v".to_vec(), 0).await.unwrap();
         }
         let mut seen = Vec::new();
         let store = s.clone();
@@ -76,10 +74,7 @@ mod tests {
         assert_eq!(seen.len(), 25);
         assert!(seen.windows(2).all(|w| w[0] < w[1]));
         // Writes after the snapshot revision stay invisible when reading at it.
-        store
-            .put(b"/p/999".to_vec(), b"v".to_vec(), 0)
-            .await
-            .unwrap();
+        store.put(b"/p/999".to_vec(), b"v".to_vec(), 0).await.unwrap();
         let mut count = 0;
         scan(&s, b"/p/", &prefix_end(b"/p/"), rev, 7, |_| {
             count += 1;

@@ -9,10 +9,7 @@ pub const MAX_NAME: usize = 253;
 pub const MAX_LABEL: usize = 63;
 
 fn invalid(name: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidName {
-        name: name.to_owned(),
-        reason: reason.into(),
-    }
+    Error::InvalidName { name: name.to_owned(), reason: reason.into() }
 }
 
 fn check_label(whole: &str, part: &str) -> Result<()> {
@@ -20,10 +17,7 @@ fn check_label(whole: &str, part: &str) -> Result<()> {
     if bytes.is_empty() {
         return Err(invalid(whole, "empty segment between dots"));
     }
-    if let Some(c) = part
-        .chars()
-        .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-'))
-    {
+    if let Some(c) = part.chars().find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-')) {
         let reason = if c.is_ascii_uppercase() {
             format!("{c:?} is upper case; names are lower case")
         } else {
@@ -43,10 +37,7 @@ pub fn validate_name(name: &str) -> Result<()> {
         return Err(invalid(name, "must not be empty"));
     }
     if name.len() > MAX_NAME {
-        return Err(invalid(
-            name,
-            format!("longer than {MAX_NAME} characters ({})", name.len()),
-        ));
+        return Err(invalid(name, format!("longer than {MAX_NAME} characters ({})", name.len())));
     }
     name.split('.').try_for_each(|part| check_label(name, part))
 }
@@ -57,10 +48,7 @@ pub fn validate_namespace(namespace: &str) -> Result<()> {
         return Err(invalid(namespace, "a namespace must not be empty"));
     }
     if namespace.len() > MAX_LABEL {
-        return Err(invalid(
-            namespace,
-            format!("longer than {MAX_LABEL} characters ({})", namespace.len()),
-        ));
+        return Err(invalid(namespace, format!("longer than {MAX_LABEL} characters ({})", namespace.len())));
     }
     if namespace.contains('.') {
         return Err(invalid(namespace, "a namespace cannot contain '.'"));
@@ -70,10 +58,7 @@ pub fn validate_namespace(namespace: &str) -> Result<()> {
 
 /// Check a name prefix used for listing (`keys(pattern)`): a possibly empty start of a name.
 pub fn validate_name_prefix(prefix: &str) -> Result<()> {
-    if let Some(c) = prefix
-        .chars()
-        .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-' | '.'))
-    {
+    if let Some(c) = prefix.chars().find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-' | '.')) {
         return Err(invalid(prefix, format!("{c:?} cannot appear in a name")));
     }
     Ok(())
@@ -109,10 +94,7 @@ mod tests {
             &"a".repeat(254),
         ] {
             let err = validate_name(bad).unwrap_err();
-            assert!(
-                matches!(err, Error::InvalidName { .. }),
-                "{bad:?} was accepted"
-            );
+            assert!(matches!(err, Error::InvalidName { .. }), "{bad:?} was accepted");
         }
         for bad in ["", "a.b", "A", &"a".repeat(64)] {
             assert!(validate_namespace(bad).is_err(), "{bad:?} was accepted");

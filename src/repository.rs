@@ -116,21 +116,13 @@ impl Repository {
         let bytes = document::encode(key, doc, self.config.format)?;
         let limit = self.client.options().max_document_bytes;
         if bytes.len() + key.len() > limit {
-            return Err(Error::TooLarge {
-                key: key.to_owned(),
-                size: bytes.len() + key.len(),
-                limit,
-            });
+            return Err(Error::TooLarge { key: key.to_owned(), size: bytes.len() + key.len(), limit });
         }
         Ok(bytes)
     }
 
     async fn current(&self, key: &str) -> Result<Option<KeyValue>> {
-        let resp = self
-            .client
-            .store()?
-            .range(RangeRequest::key(key.as_bytes()))
-            .await?;
+        let resp = self.client.store()?.range(RangeRequest::key(key.as_bytes())).await?;
         Ok(resp.kvs.into_iter().next())
     }
 
@@ -146,10 +138,7 @@ impl Repository {
     /// Whether the resource exists (reads no value).
     pub async fn contains(&self, name: &str, namespace: Option<&str>) -> Result<bool> {
         let key = self.key(name, namespace)?;
-        let req = RangeRequest {
-            count_only: true,
-            ..RangeRequest::key(key.as_bytes())
-        };
+        let req = RangeRequest { count_only: true, ..RangeRequest::key(key.as_bytes()) };
         Ok(self.client.store()?.range(req).await?.count > 0)
     }
 
@@ -164,33 +153,15 @@ impl Repository {
         if namespaced && meta.get("namespace").is_none_or(Value::is_null) {
             meta.insert("namespace".into(), Value::String(default_ns));
         }
-        if meta
-            .get("uid")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            meta.insert(
-                "uid".into(),
-                Value::String(uuid::Uuid::new_v4().to_string()),
-            );
+        if meta.get("uid").and_then(Value::as_str).is_none_or(str::is_empty) {
+            meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
         }
-        if meta
-            .get("creation_timestamp")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            meta.insert(
-                "creation_timestamp".into(),
-                Value::String(document::now_iso()),
-            );
+        if meta.get("creation_timestamp").and_then(Value::as_str).is_none_or(str::is_empty) {
+            meta.insert("creation_timestamp".into(), Value::String(document::now_iso()));
         }
         meta.insert("generation".into(), Value::from(1));
         let bytes = self.encode(&key, &doc)?;
-        let revision = self
-            .client
-            .store()?
-            .create(key.into_bytes(), bytes, lease)
-            .await?;
+        let revision = self.client.store()?.create(key.into_bytes(), bytes, lease).await?;
         document::set_resource_version(&mut doc, revision);
         Ok(doc)
     }
@@ -202,17 +173,10 @@ impl Repository {
         let expected = document::resource_version(&doc)?;
         let store = self.client.store()?;
         for _ in 0..RACE_RETRIES {
-            let current = self
-                .current(&key)
-                .await?
-                .ok_or_else(|| Error::NotFound { key: key.clone() })?;
+            let current = self.current(&key).await?.ok_or_else(|| Error::NotFound { key: key.clone() })?;
             if let Some(e) = expected {
                 if e != current.mod_revision {
-                    return Err(Error::Conflict {
-                        key,
-                        expected: e,
-                        actual: Some(current.mod_revision),
-                    });
+                    return Err(Error::Conflict { key, expected: e, actual: Some(current.mod_revision) });
                 }
             }
             let stored = document::read(&key, &current.value, current.mod_revision)?;
@@ -229,12 +193,7 @@ impl Repository {
             } else {
                 let bytes = self.encode(&key, &doc)?;
                 store
-                    .compare_and_swap(
-                        key.clone().into_bytes(),
-                        current.mod_revision,
-                        bytes,
-                        current.lease,
-                    )
+                    .compare_and_swap(key.clone().into_bytes(), current.mod_revision, bytes, current.lease)
                     .await
             };
             match outcome {
@@ -244,20 +203,12 @@ impl Repository {
                 }
                 Err(Error::Conflict { .. }) if expected.is_none() => continue,
                 Err(Error::Conflict { actual, .. }) => {
-                    return Err(Error::Conflict {
-                        key,
-                        expected: current.mod_revision,
-                        actual,
-                    })
+                    return Err(Error::Conflict { key, expected: current.mod_revision, actual })
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::Conflict {
-            key,
-            expected: 0,
-            actual: None,
-        })
+        Err(Error::Conflict { key, expected: 0, actual: None })
     }
 
     /// Delete the resource, or mark it for deletion while finalizers remain.
@@ -266,10 +217,7 @@ impl Repository {
         let key = self.key(name, namespace)?;
         let store = self.client.store()?;
         for _ in 0..RACE_RETRIES {
-            let current = self
-                .current(&key)
-                .await?
-                .ok_or_else(|| Error::NotFound { key: key.clone() })?;
+            let current = self.current(&key).await?.ok_or_else(|| Error::NotFound { key: key.clone() })?;
             let mut doc = document::read(&key, &current.value, current.mod_revision)?;
             let outcome = if document::finalizers(&doc).is_empty() {
                 store
@@ -281,19 +229,11 @@ impl Repository {
                 if meta.get("deletion_timestamp").is_some_and(|v| !v.is_null()) {
                     return Ok(Removal::Finalizing(doc));
                 }
-                meta.insert(
-                    "deletion_timestamp".into(),
-                    Value::String(document::now_iso()),
-                );
+                meta.insert("deletion_timestamp".into(), Value::String(document::now_iso()));
                 meta.remove("resource_version");
                 let bytes = self.encode(&key, &doc)?;
                 store
-                    .compare_and_swap(
-                        key.clone().into_bytes(),
-                        current.mod_revision,
-                        bytes,
-                        current.lease,
-                    )
+                    .compare_and_swap(key.clone().into_bytes(), current.mod_revision, bytes, current.lease)
                     .await
                     .map(|rev| {
                         document::set_resource_version(&mut doc, rev);
@@ -305,11 +245,7 @@ impl Repository {
                 other => return other,
             }
         }
-        Err(Error::Conflict {
-            key,
-            expected: 0,
-            actual: None,
-        })
+        Err(Error::Conflict { key, expected: 0, actual: None })
     }
 
     /// Every resource matching the query, read at one revision.
@@ -324,24 +260,23 @@ impl Repository {
         let end = prefix_end(start.as_bytes());
         let mut listing = Listing::default();
         let store = self.client.store()?;
-        listing.revision =
-            listing::scan(&**store, start.as_bytes(), &end, 0, listing::CHUNK, |kv| {
-                let key = String::from_utf8_lossy(&kv.key);
-                match document::read(&key, &kv.value, kv.mod_revision) {
-                    Ok(doc) => {
-                        let ns_ok = query
-                            .namespace
-                            .as_deref()
-                            .is_none_or(|ns| document::meta_str(&doc, "namespace") == Some(ns));
-                        if ns_ok && query.labels.matches(document::labels(&doc)) {
-                            listing.items.push(doc);
-                        }
+        listing.revision = listing::scan(&**store, start.as_bytes(), &end, 0, listing::CHUNK, |kv| {
+            let key = String::from_utf8_lossy(&kv.key);
+            match document::read(&key, &kv.value, kv.mod_revision) {
+                Ok(doc) => {
+                    let ns_ok = query
+                        .namespace
+                        .as_deref()
+                        .is_none_or(|ns| document::meta_str(&doc, "namespace") == Some(ns));
+                    if ns_ok && query.labels.matches(document::labels(&doc)) {
+                        listing.items.push(doc);
                     }
-                    Err(e) => listing.unreadable.push(e),
                 }
-                Ok(())
-            })
-            .await?;
+                Err(e) => listing.unreadable.push(e),
+            }
+            Ok(())
+        })
+        .await?;
         Ok(listing)
     }
 }
@@ -350,10 +285,7 @@ impl Repository {
 fn merge_managed_fields(doc: &mut Value, stored: &Value) -> Result<()> {
     let stored_meta = stored.get("metadata");
     let spec_changed = doc.get("spec") != stored.get("spec");
-    let generation = stored_meta
-        .and_then(|m| m.get("generation"))
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
+    let generation = stored_meta.and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(1);
     let meta = document::metadata_mut(doc)?;
     meta.remove("resource_version");
     for field in ["uid", "creation_timestamp", "deletion_timestamp"] {
@@ -368,14 +300,7 @@ fn merge_managed_fields(doc: &mut Value, stored: &Value) -> Result<()> {
             }
         }
     }
-    meta.insert(
-        "generation".into(),
-        Value::from(if spec_changed {
-            generation + 1
-        } else {
-            generation
-        }),
-    );
+    meta.insert("generation".into(), Value::from(if spec_changed { generation + 1 } else { generation }));
     Ok(())
 }
 

@@ -32,9 +32,7 @@ impl Requirement {
             Requirement::Equals(k, v) => label(labels, k) == Some(v.as_str()),
             Requirement::NotEquals(k, v) => label(labels, k) != Some(v.as_str()),
             Requirement::In(k, vs) => label(labels, k).is_some_and(|l| vs.iter().any(|v| v == l)),
-            Requirement::NotIn(k, vs) => {
-                !label(labels, k).is_some_and(|l| vs.iter().any(|v| v == l))
-            }
+            Requirement::NotIn(k, vs) => !label(labels, k).is_some_and(|l| vs.iter().any(|v| v == l)),
             Requirement::Exists(k) => labels.is_some_and(|m| m.contains_key(k)),
             Requirement::NotExists(k) => !labels.is_some_and(|m| m.contains_key(k)),
         }
@@ -44,12 +42,7 @@ impl Requirement {
 impl LabelSelector {
     /// Equality on each pair (a Python `dict` selector).
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
-        LabelSelector {
-            requirements: pairs
-                .into_iter()
-                .map(|(k, v)| Requirement::Equals(k, v))
-                .collect(),
-        }
+        LabelSelector { requirements: pairs.into_iter().map(|(k, v)| Requirement::Equals(k, v)).collect() }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -108,10 +101,7 @@ impl Parser<'_> {
     fn word(&mut self) -> &str {
         self.skip_ws();
         let start = self.pos;
-        let len = self
-            .rest()
-            .find(|c: char| !is_word(c))
-            .unwrap_or(self.rest().len());
+        let len = self.rest().find(|c: char| !is_word(c)).unwrap_or(self.rest().len());
         self.pos += len;
         &self.text[start..self.pos]
     }
@@ -232,24 +222,15 @@ mod tests {
             ]
         );
         assert!(sel("").is_empty());
-        assert_eq!(
-            sel("example.com/app=x").requirements[0],
-            Equals("example.com/app".into(), "x".into())
-        );
+        assert_eq!(sel("example.com/app=x").requirements[0], Equals("example.com/app".into(), "x".into()));
     }
 
     #[test]
     fn kubernetes_semantics() {
         let l = json!({"lab-track": "ccna", "env": "prod"});
         assert!(matches("lab-track=ccna", l.clone()));
-        assert!(
-            matches("missing!=x", l.clone()),
-            "!= holds when the key is absent"
-        );
-        assert!(
-            matches("missing notin (x)", l.clone()),
-            "notin holds when the key is absent"
-        );
+        assert!(matches("missing!=x", l.clone()), "!= holds when the key is absent");
+        assert!(matches("missing notin (x)", l.clone()), "notin holds when the key is absent");
         assert!(!matches("missing in (x)", l.clone()));
         assert!(matches("env in (dev,prod),lab-track", l.clone()));
         assert!(!matches("!env", l.clone()));
@@ -259,14 +240,7 @@ mod tests {
 
     #[test]
     fn errors_point_at_the_position() {
-        for (text, pos) in [
-            ("a=b c", 4),
-            ("a in b", 5),
-            ("a in (b", 7),
-            ("=x", 0),
-            ("a b", 2),
-            ("a=b,", 4),
-        ] {
+        for (text, pos) in [("a=b c", 4), ("a in b", 5), ("a in (b", 7), ("=x", 0), ("a b", 2), ("a=b,", 4)] {
             match LabelSelector::parse(text) {
                 Err(Error::InvalidSelector { position, .. }) => {
                     assert_eq!(position, pos, "{text:?}")

@@ -35,15 +35,8 @@ pub struct ChangeStream {
 impl ChangeStream {
     /// Watch `prefix` from `start_revision` (0: from now on).
     pub async fn open(client: Client, prefix: &str, start_revision: i64) -> Result<Self> {
-        let inner = client
-            .store()?
-            .watch(prefix.as_bytes().to_vec(), start_revision)
-            .await?;
-        Ok(ChangeStream {
-            client,
-            inner,
-            last_revision: start_revision.saturating_sub(1),
-        })
+        let inner = client.store()?.watch(prefix.as_bytes().to_vec(), start_revision).await?;
+        Ok(ChangeStream { client, inner, last_revision: start_revision.saturating_sub(1) })
     }
 
     /// The next batch, or `None` once the client is closed.
@@ -60,9 +53,7 @@ impl ChangeStream {
         for e in events {
             let key = String::from_utf8_lossy(&e.kv.key).into_owned();
             let revision = e.kv.mod_revision;
-            let previous = e
-                .prev
-                .and_then(|p| document::read(&key, &p.value, p.mod_revision).ok());
+            let previous = e.prev.and_then(|p| document::read(&key, &p.value, p.mod_revision).ok());
             let (value, error) = match e.kind {
                 EventKind::Delete => (None, None),
                 EventKind::Put => match document::read(&key, &e.kv.value, revision) {
@@ -71,14 +62,7 @@ impl ChangeStream {
                 },
             };
             self.last_revision = revision;
-            changes.push(Change {
-                kind: e.kind,
-                key,
-                value,
-                previous,
-                revision,
-                error,
-            });
+            changes.push(Change { kind: e.kind, key, value, previous, revision, error });
         }
         Ok(Some(changes))
     }
@@ -94,18 +78,8 @@ mod tests {
         let client = Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap();
         let store = client.store().unwrap().clone();
         let mut w = ChangeStream::open(client.clone(), "/p/", 0).await.unwrap();
-        store
-            .put(
-                b"/p/a".to_vec(),
-                br#"{"metadata":{"name":"a"}}"#.to_vec(),
-                0,
-            )
-            .await
-            .unwrap();
-        store
-            .put(b"/p/b".to_vec(), b"{bad".to_vec(), 0)
-            .await
-            .unwrap();
+        store.put(b"/p/a".to_vec(), br#"{"metadata":{"name":"a"}}"#.to_vec(), 0).await.unwrap();
+        store.put(b"/p/b".to_vec(), b"{bad".to_vec(), 0).await.unwrap();
         store.delete(b"/p/a".to_vec(), None).await.unwrap();
         let mut got = Vec::new();
         while got.len() < 3 {

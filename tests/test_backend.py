@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from etcd_resources import EtcdClient, EtcdStorageBackend, InvalidNameError, WatchEvent
 
 from .helpers import worker

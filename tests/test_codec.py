@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from etcd_resources import EtcdClient, EtcdStorageBackend, ResourceRepository, SerializationError
 
 from .helpers import worker

@@ -8,8 +8,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import etcd_resources as er
 import pytest
+
+import etcd_resources as er
 from etcd_resources import (
     ClosedError,
     EtcdClient,

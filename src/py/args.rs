@@ -21,19 +21,17 @@ pub fn label_selector(obj: Option<&Bound<'_, PyAny>>) -> PyResult<LabelSelector>
         let mut pairs = Vec::with_capacity(d.len());
         for (k, v) in d.iter() {
             let (Ok(k), Ok(v)) = (k.extract::<String>(), convert::to_value(&v)) else {
-                return Err(Error::invalid(
-                    "a label selector dict maps label names (str) to values (str)",
-                )
-                .into());
+                return Err(
+                    Error::invalid("a label selector dict maps label names (str) to values (str)").into()
+                );
             };
             let v = match v {
                 Value::String(s) => s,
                 Value::Number(_) | Value::Bool(_) => v.to_string(),
                 _ => {
-                    return Err(Error::invalid(format!(
-                        "label {k:?}: a selector value must be a string"
-                    ))
-                    .into())
+                    return Err(
+                        Error::invalid(format!("label {k:?}: a selector value must be a string")).into()
+                    )
                 }
             };
             pairs.push((k, v));
@@ -52,16 +50,11 @@ pub fn report_unreadable(py: Python<'_>, errors: &[Error]) -> PyResult<()> {
         return Ok(());
     }
     let warn = WARN.get_or_try_init(py, || {
-        let logger = py
-            .import("logging")?
-            .call_method1("getLogger", ("etcd_resources",))?;
+        let logger = py.import("logging")?.call_method1("getLogger", ("etcd_resources",))?;
         Ok::<_, PyErr>(logger.getattr("warning")?.unbind())
     })?;
     for e in errors {
-        warn.call1(
-            py,
-            ("skipped an unreadable stored document: %s", e.to_string()),
-        )?;
+        warn.call1(py, ("skipped an unreadable stored document: %s", e.to_string()))?;
     }
     Ok(())
 }

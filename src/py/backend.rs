@@ -22,10 +22,7 @@ pub fn revision_arg(value: &Bound<'_, PyAny>) -> PyResult<i64> {
             return Ok(i);
         }
     }
-    Err(Error::invalid(format!(
-        "a resource_version is a revision number (str or int), got {value}"
-    ))
-    .into())
+    Err(Error::invalid(format!("a resource_version is a revision number (str or int), got {value}")).into())
 }
 
 /// Documents at `prefix + name`. Every method returns an awaitable.
@@ -39,9 +36,7 @@ impl PyKvBackend {
     #[new]
     #[pyo3(signature = (client, prefix, *, format="json"))]
     fn new(client: &PyClient, prefix: String, format: &str) -> PyResult<Self> {
-        Ok(PyKvBackend {
-            backend: Backend::new(client.client.clone(), prefix, Format::parse(format)?)?,
-        })
+        Ok(PyKvBackend { backend: Backend::new(client.client.clone(), prefix, Format::parse(format)?)? })
     }
 
     #[getter]
@@ -106,9 +101,7 @@ impl PyKvBackend {
         let b = self.backend.clone();
         let expected = revision_arg(expected_version)?;
         let value = to_value(new_value)?;
-        spawn(py, async move {
-            b.compare_and_swap(&name, expected, &value).await
-        })
+        spawn(py, async move { b.compare_and_swap(&name, expected, &value).await })
     }
 
     /// Open a watch on the names starting with `key_prefix`, from `start_revision` (0: now).

@@ -1,134 +1,154 @@
-//! Running Rust futures for asyncio: [`spawn`] returns an `asyncio.Future` and runs the Rust
-//! future on pyo3-async-runtimes' tokio runtime.
+//! Running Rust futures for asyncio: [`spawn`] returns an `asyncio.Future` of a Rust future's
+//! result, run on pyo3-async-runtimes' tokio runtime.
 //!
-//! We do not use `pyo3_async_runtimes::future_into_py` because it attaches to the interpreter
-//! from tokio's blocking pool, where nothing can tell when the last such attach is done; at
-//! interpreter exit, a tokio thread attaching while Python finalizes crashes the process (seen
-//! here: 2 runs in 20 crashed). Here tokio threads never touch Python: a finished future sends
-//! its result to one delivery thread, which attaches once per batch, builds the Python values
-//! and hands them to each event loop with one `call_soon_threadsafe`. A count of futures not
-//! yet delivered lets [`quiesce`] wait at exit until no thread will touch Python again.
+//! Tokio threads never touch Python. A finished future pushes its result onto the queue of
+//! its event loop and writes one byte to a socket the loop watches (`loop.add_reader`); the
+//! loop thread, which holds the GIL anyway, drains the queue, builds the Python values and
+//! completes the futures. So:
+//! - one cross-thread wake per batch of results, and no GIL hand-off between threads;
+//! - nothing can attach to a finalizing interpreter: at exit there is no tokio thread that
+//!   calls into Python (`pyo3_async_runtimes::future_into_py` completes futures from tokio's
+//!   blocking pool, and crashed 2 exits in 20 here with a watch open; see docs/decisions.md);
+//! - a future that is ready at once (the embedded store, a closed client) is completed before
+//!   `spawn` returns, without leaving the calling thread.
 //!
 //! Cancelling the asyncio future drops the Rust future (a done-callback signals it).
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyList;
 use pyo3::IntoPyObjectExt;
 use tokio::sync::oneshot;
 
 use crate::error::Result;
 
-/// Futures spawned and not yet delivered (or dropped).
-static PENDING: AtomicUsize = AtomicUsize::new(0);
-static DELIVERY: OnceLock<mpsc::Sender<Completion>> = OnceLock::new();
+/// Rust tasks spawned and not finished.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static SET_RESULTS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// Counts one pending future while alive.
-struct Pending;
-
-impl Pending {
-    fn new() -> Self {
-        PENDING.fetch_add(1, Ordering::AcqRel);
-        Pending
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        PENDING.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+/// `weakref.WeakKeyDictionary` from event loop to its `LoopQueue`.
+static QUEUES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+/// The queue of the loop used last, with a strong reference to that loop so its address
+/// cannot be reused by another loop while cached.
+static LAST: Mutex<Option<(Py<PyAny>, Arc<Queue>)>> = Mutex::new(None);
 
 type MakeResult = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 
-/// A finished future on its way to its event loop.
+/// A finished future waiting for its loop.
 struct Completion {
-    event_loop: Py<PyAny>,
     future: Py<PyAny>,
     make: MakeResult,
-    _pending: Pending,
 }
 
-fn delivery() -> &'static mpsc::Sender<Completion> {
-    DELIVERY.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Completion>();
-        std::thread::Builder::new()
-            .name("etcd-resources-delivery".into())
-            .spawn(move || deliver_forever(rx))
-            .map(|_| ())
-            .unwrap_or_else(|e| eprintln!("etcd-resources: cannot start the delivery thread: {e}"));
-        tx
-    })
+/// The results waiting for one event loop, and the socket pair that wakes it.
+struct Queue {
+    items: Mutex<VecDeque<Completion>>,
+    /// Set when a wake-up byte is on its way; cleared by the loop before it drains.
+    notified: AtomicBool,
+    wake_tx: UnixStream,
+    wake_rx: UnixStream,
 }
 
-fn deliver_forever(rx: mpsc::Receiver<Completion>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        batch.extend(rx.try_iter());
-        Python::attach(|py| deliver(py, batch));
+impl Queue {
+    fn new() -> std::io::Result<Self> {
+        let (wake_tx, wake_rx) = UnixStream::pair()?;
+        wake_tx.set_nonblocking(true)?;
+        wake_rx.set_nonblocking(true)?;
+        Ok(Queue { items: Mutex::new(VecDeque::new()), notified: AtomicBool::new(false), wake_tx, wake_rx })
     }
-}
 
-/// Build the results and hand them to their loops: one `call_soon_threadsafe` per loop.
-fn deliver(py: Python<'_>, batch: Vec<Completion>) {
-    let mut by_loop: HashMap<usize, (Py<PyAny>, Vec<Bound<'_, PyAny>>)> = HashMap::new();
-    let mut done = Vec::with_capacity(batch.len());
-    for c in batch {
-        let (ok, value) = match (c.make)(py) {
-            Ok(v) => (true, v),
-            Err(e) => (false, e.into_value(py).into_any()),
-        };
-        let key = c.event_loop.as_ptr() as usize;
-        let entry = by_loop
-            .entry(key)
-            .or_insert_with(|| (c.event_loop.clone_ref(py), Vec::new()));
-        if let Ok(item) = (c.future.clone_ref(py), ok, value).into_pyobject(py) {
-            entry.1.push(item.into_any());
+    fn items(&self) -> MutexGuard<'_, VecDeque<Completion>> {
+        self.items.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// From any thread: queue a result and wake the loop if it is not already woken.
+    fn push(&self, completion: Completion) {
+        self.items().push_back(completion);
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            // A full socket buffer means wake-ups are already pending: nothing is lost.
+            let _ = (&self.wake_tx).write(&[1]);
         }
-        done.push(c._pending);
     }
-    let Ok(setter) = SET_RESULTS.get_or_try_init(py, || {
-        wrap_pyfunction!(_set_results, py).map(|f| f.into_any().unbind())
-    }) else {
-        return;
+}
+
+/// The reader callback registered on an event loop: completes the queued futures.
+#[pyclass(frozen)]
+struct LoopQueue {
+    queue: Arc<Queue>,
+}
+
+#[pymethods]
+impl LoopQueue {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let mut buf = [0u8; 256];
+        loop {
+            match (&self.queue.wake_rx).read(&mut buf) {
+                Ok(n) if n == buf.len() => continue,
+                Ok(_) => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break, // WouldBlock: drained
+            }
+        }
+        // Clear before draining: a push after this point sends a new wake-up.
+        self.queue.notified.store(false, Ordering::Release);
+        let batch: Vec<Completion> = self.queue.items().drain(..).collect();
+        for c in batch {
+            complete(py, c.future.bind(py), (c.make)(py))?;
+        }
+        Ok(())
+    }
+}
+
+/// Set a future's result or exception, unless it is already done (cancelled).
+fn complete(py: Python<'_>, future: &Bound<'_, PyAny>, result: PyResult<Py<PyAny>>) -> PyResult<()> {
+    if future.call_method0(pyo3::intern!(py, "done"))?.is_truthy()? {
+        return Ok(());
+    }
+    match result {
+        Ok(value) => future.call_method1(pyo3::intern!(py, "set_result"), (value,))?,
+        Err(err) => future.call_method1(pyo3::intern!(py, "set_exception"), (err.into_value(py),))?,
     };
-    for (_, (event_loop, items)) in by_loop {
-        let Ok(list) = PyList::new(py, items) else {
-            continue;
-        };
-        // A closed loop refuses: its futures are gone with it, nothing is left to do.
-        let _ = event_loop.call_method1(py, "call_soon_threadsafe", (setter, list));
-    }
-    drop(done);
-}
-
-/// Runs on the event loop: complete each future that is not cancelled.
-#[pyfunction]
-fn _set_results(items: &Bound<'_, PyList>) -> PyResult<()> {
-    for item in items.iter() {
-        let (future, ok, value): (Bound<'_, PyAny>, bool, Bound<'_, PyAny>) = item.extract()?;
-        if future.call_method0("done")?.is_truthy()? {
-            continue;
-        }
-        if ok {
-            future.call_method1("set_result", (value,))?;
-        } else {
-            future.call_method1("set_exception", (value,))?;
-        }
-    }
     Ok(())
 }
 
-/// The done-callback of each asyncio future: on cancel, drop the Rust future.
+/// The queue of `event_loop`, registering its reader on first use.
+fn queue_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Queue>> {
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((cached_loop, queue)) = last.as_ref() {
+        if cached_loop.bind(py).is(event_loop) {
+            return Ok(queue.clone());
+        }
+    }
+    let queues = QUEUES.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("weakref")?.getattr("WeakKeyDictionary")?.call0()?.unbind())
+    })?;
+    let queues = queues.bind(py);
+    let queue = match queues.call_method1("get", (event_loop,))? {
+        found if !found.is_none() => found.cast::<LoopQueue>().map_err(PyErr::from)?.get().queue.clone(),
+        _ => {
+            let queue = Arc::new(Queue::new().map_err(|e| crate::error::Error::Unavailable {
+                message: format!("cannot make a wake-up socket: {e}"),
+                code: None,
+            })?);
+            let reader = Bound::new(py, LoopQueue { queue: queue.clone() })?;
+            event_loop.call_method1("add_reader", (queue.wake_rx.as_raw_fd(), &reader))?;
+            queues.set_item(event_loop, reader)?;
+            queue
+        }
+    };
+    *last = Some((event_loop.clone().unbind(), queue.clone()));
+    Ok(queue)
+}
+
+/// The done-callback of each pending asyncio future: on cancel, drop the Rust future.
 #[pyclass]
 struct CancelOnDone {
     tx: Mutex<Option<oneshot::Sender<()>>>,
@@ -146,6 +166,32 @@ impl CancelOnDone {
     }
 }
 
+/// Counts one running task while alive.
+struct Running;
+
+impl Running {
+    fn new() -> Self {
+        RUNNING.fetch_add(1, Ordering::AcqRel);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn make_result<T>(result: Result<T>) -> MakeResult
+where
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    Box::new(move |py| match result {
+        Ok(value) => value.into_py_any(py),
+        Err(e) => Err(e.into()),
+    })
+}
+
 /// Run `fut` on the runtime; return an `asyncio.Future` of its result on the running loop.
 pub fn spawn<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where
@@ -155,45 +201,43 @@ where
     let get_loop = GET_RUNNING_LOOP.get_or_try_init(py, || {
         Ok::<_, PyErr>(py.import("asyncio")?.getattr("get_running_loop")?.unbind())
     })?;
-    let event_loop = get_loop.call0(py)?;
-    let future = event_loop.call_method0(py, "create_future")?;
+    let event_loop = get_loop.bind(py).call0()?;
+    let future = event_loop.call_method0(pyo3::intern!(py, "create_future"))?;
+
+    // Poll once here: what is ready at once completes without a thread hop.
+    let runtime = pyo3_async_runtimes::tokio::get_runtime();
+    let mut fut = Box::pin(fut);
+    let first = {
+        let _context = runtime.enter();
+        fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    };
+    if let Poll::Ready(result) = first {
+        complete(py, &future, make_result(result)(py))?;
+        return Ok(future);
+    }
+
+    let queue = queue_of(py, &event_loop)?;
     let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
-    future.call_method1(
-        py,
-        "add_done_callback",
-        (CancelOnDone {
-            tx: Mutex::new(Some(cancel_tx)),
-        },),
-    )?;
-    let result_future = future.clone_ref(py).into_bound(py);
-    let pending = Pending::new();
-    pyo3_async_runtimes::tokio::get_runtime().spawn(async move {
+    future.call_method1("add_done_callback", (CancelOnDone { tx: Mutex::new(Some(cancel_tx)) },))?;
+    let handle = future.clone().unbind();
+    let running = Running::new();
+    runtime.spawn(async move {
+        let _running = running;
         let result = tokio::select! {
             result = fut => result,
-            _ = cancel_rx => return, // cancelled in Python: `pending` and the handles drop here
+            _ = cancel_rx => return, // cancelled in Python; `handle` is released without the GIL
         };
-        let make: MakeResult = Box::new(move |py| match result {
-            Ok(value) => value.into_py_any(py),
-            Err(e) => Err(e.into()),
-        });
-        let completion = Completion {
-            event_loop,
-            future,
-            make,
-            _pending: pending,
-        };
-        // Fails only if the delivery thread could not start; the completion then drops.
-        let _ = delivery().send(completion);
+        queue.push(Completion { future: handle, make: make_result(result) });
     });
-    Ok(result_future)
+    Ok(future)
 }
 
-/// Wait, without the GIL, until every spawned future has been delivered or dropped, up to
-/// `timeout`. Returns whether that happened.
+/// Wait, without the GIL, up to `timeout` until no spawned task is running. Returns whether
+/// that happened. (Tasks never call into Python; this only lets closed calls wind down.)
 pub fn quiesce(py: Python<'_>, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     py.detach(|| loop {
-        if PENDING.load(Ordering::Acquire) == 0 {
+        if RUNNING.load(Ordering::Acquire) == 0 {
             return true;
         }
         if Instant::now() >= deadline {

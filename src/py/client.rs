@@ -16,10 +16,9 @@ const _: () = assert!(DEFAULT_MAX_DOCUMENT_BYTES == 1_572_864);
 
 fn seconds(name: &str, value: f64) -> PyResult<Duration> {
     if !(value.is_finite() && value > 0.0) {
-        return Err(Error::invalid(format!(
-            "{name} must be a positive number of seconds, got {value}"
-        ))
-        .into());
+        return Err(
+            Error::invalid(format!("{name} must be a positive number of seconds, got {value}")).into()
+        );
     }
     Ok(Duration::from_secs_f64(value))
 }
@@ -29,8 +28,7 @@ fn key_bytes(key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(s) = key.cast::<PyString>() {
         return Ok(s.to_str()?.as_bytes().to_vec());
     }
-    key.extract()
-        .map_err(|_| Error::invalid("a key is str or bytes").into())
+    key.extract().map_err(|_| Error::invalid("a key is str or bytes").into())
 }
 
 /// Bytes handed to Python as `bytes` (a `Vec<u8>` would become a list).
@@ -69,9 +67,7 @@ impl PyClient {
             None => vec![MEMORY_ENDPOINT.to_owned()],
             Some(e) if e.is_instance_of::<PyString>() => vec![e.extract()?],
             Some(e) => e.extract().map_err(|_| {
-                Error::invalid(
-                    "endpoints is a string or a list of strings (\"host:port\" or \"memory://\")",
-                )
+                Error::invalid("endpoints is a string or a list of strings (\"host:port\" or \"memory://\")")
             })?,
         };
         let credentials = match (username, password) {
@@ -85,9 +81,7 @@ impl PyClient {
             credentials,
             max_document_bytes,
         };
-        Ok(PyClient {
-            client: Client::new(endpoints, options)?,
-        })
+        Ok(PyClient { client: Client::new(endpoints, options)? })
     }
 
     /// The endpoints this client uses.
@@ -134,18 +128,11 @@ impl PyClient {
     }
 
     /// The raw bytes at a key, or `None`. Returns an awaitable.
-    fn get_raw<'py>(
-        &self,
-        py: Python<'py>,
-        key: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn get_raw<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
         let key = key_bytes(key)?;
         spawn(py, async move {
-            let resp = client
-                .store()?
-                .range(crate::store::RangeRequest::key(&key))
-                .await?;
+            let resp = client.store()?.range(crate::store::RangeRequest::key(&key)).await?;
             Ok(resp.kvs.into_iter().next().map(|kv| PyBytesOut(kv.value)))
         })
     }
@@ -168,21 +155,8 @@ impl PyClient {
     }
 
     fn __repr__(&self) -> String {
-        let state = if self.client.is_closed() {
-            ", closed"
-        } else {
-            ""
-        };
-        let endpoints: Vec<String> = self
-            .client
-            .endpoints()
-            .iter()
-            .map(|e| format!("'{e}'"))
-            .collect();
-        format!(
-            "EtcdClient(endpoints=[{}], timeout={:?}{state})",
-            endpoints.join(", "),
-            self.timeout()
-        )
+        let state = if self.client.is_closed() { ", closed" } else { "" };
+        let endpoints: Vec<String> = self.client.endpoints().iter().map(|e| format!("'{e}'")).collect();
+        format!("EtcdClient(endpoints=[{}], timeout={:?}{state})", endpoints.join(", "), self.timeout())
     }
 }

@@ -30,10 +30,7 @@ struct ConvError {
 
 impl ConvError {
     fn new(message: impl Into<String>) -> Self {
-        ConvError {
-            path: Vec::new(),
-            message: message.into(),
-        }
+        ConvError { path: Vec::new(), message: message.into() }
     }
 
     fn at(mut self, segment: String) -> Self {
@@ -53,20 +50,13 @@ pub fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     convert(obj, 0).map_err(|e| {
         let mut path = e.path;
         path.reverse();
-        let at = if path.is_empty() {
-            String::new()
-        } else {
-            format!(" at {}", path.join(""))
-        };
+        let at = if path.is_empty() { String::new() } else { format!(" at {}", path.join("")) };
         Error::serialization(None, format!("cannot store the value{at}: {}", e.message)).into()
     })
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into())
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
 }
 
 fn is_instance(
@@ -93,17 +83,12 @@ fn key_string(key: &Bound<'_, PyAny>) -> Conv<String> {
             v => Ok(v.to_string()),
         };
     }
-    Err(ConvError::new(format!(
-        "a dict key must be a string, got {}",
-        type_name(key)
-    )))
+    Err(ConvError::new(format!("a dict key must be a string, got {}", type_name(key))))
 }
 
 fn convert(obj: &Bound<'_, PyAny>, depth: usize) -> Conv<Value> {
     if depth > MAX_DEPTH {
-        return Err(ConvError::new(format!(
-            "nested deeper than {MAX_DEPTH} levels (a reference cycle?)"
-        )));
+        return Err(ConvError::new(format!("nested deeper than {MAX_DEPTH} levels (a reference cycle?)")));
     }
     if obj.is_none() {
         return Ok(Value::Null);
@@ -154,13 +139,11 @@ fn convert(obj: &Bound<'_, PyAny>, depth: usize) -> Conv<Value> {
     if let Ok(s) = obj.cast::<PyString>() {
         return Ok(Value::String(s.to_str().map_err(py_err)?.to_owned()));
     }
-    if is_instance(obj, &DATE, "datetime", "date")? || is_instance(obj, &TIME, "datetime", "time")?
-    {
+    if is_instance(obj, &DATE, "datetime", "date")? || is_instance(obj, &TIME, "datetime", "time")? {
         let text = obj.call_method0("isoformat").map_err(py_err)?;
         return Ok(Value::String(text.extract().map_err(py_err)?));
     }
-    if is_instance(obj, &UUID, "uuid", "UUID")? || is_instance(obj, &DECIMAL, "decimal", "Decimal")?
-    {
+    if is_instance(obj, &UUID, "uuid", "UUID")? || is_instance(obj, &DECIMAL, "decimal", "Decimal")? {
         return Ok(Value::String(obj.str().map_err(py_err)?.to_string()));
     }
     if let Ok(attrs) = obj.getattr("__dict__") {
@@ -173,17 +156,13 @@ fn convert(obj: &Bound<'_, PyAny>, depth: usize) -> Conv<Value> {
         let mut pairs = Vec::new();
         for name in fields.try_iter().map_err(py_err)? {
             let name = name.map_err(py_err)?;
-            let value = obj
-                .getattr(name.cast::<PyString>().map_err(|e| py_err(e.into()))?)
-                .map_err(py_err)?;
+            let value =
+                obj.getattr(name.cast::<PyString>().map_err(|e| py_err(e.into()))?).map_err(py_err)?;
             pairs.push((name, value));
         }
         return public_attributes(pairs.into_iter(), depth);
     }
-    Err(ConvError::new(format!(
-        "values of type {} cannot be stored",
-        type_name(obj)
-    )))
+    Err(ConvError::new(format!("values of type {} cannot be stored", type_name(obj))))
 }
 
 fn seq<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>, depth: usize) -> Conv<Value> {
@@ -221,9 +200,7 @@ pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyA
             } else if let Some(u) = n.as_u64() {
                 u.into_pyobject(py)?.into_any()
             } else {
-                let f = n
-                    .as_f64()
-                    .ok_or_else(|| PyValueError::new_err(format!("bad number {n}")))?;
+                let f = n.as_f64().ok_or_else(|| PyValueError::new_err(format!("bad number {n}")))?;
                 PyFloat::new(py, f).into_any()
             }
         }

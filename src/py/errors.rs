@@ -13,9 +13,7 @@ use crate::error::Error;
 static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
 fn errors_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
-    ERRORS
-        .get_or_try_init(py, || Ok(py.import("etcd_resources.errors")?.unbind()))
-        .map(|m| m.bind(py))
+    ERRORS.get_or_try_init(py, || Ok(py.import("etcd_resources.errors")?.unbind())).map(|m| m.bind(py))
 }
 
 /// The structured attributes of an error.
@@ -23,26 +21,19 @@ fn fields<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     match e {
         Error::NotFound { key } | Error::AlreadyExists { key } => d.set_item("key", key)?,
-        Error::Conflict {
-            key,
-            expected,
-            actual,
-        } => {
+        Error::Conflict { key, expected, actual } => {
             d.set_item("key", key)?;
             d.set_item("expected_version", expected.to_string())?;
             d.set_item("actual_version", actual.map(|a| a.to_string()))?;
         }
-        Error::Unavailable { code, .. }
-        | Error::PermissionDenied { code, .. }
-        | Error::Etcd { code, .. } => d.set_item("code", code)?,
+        Error::Unavailable { code, .. } | Error::PermissionDenied { code, .. } | Error::Etcd { code, .. } => {
+            d.set_item("code", code)?
+        }
         Error::Timeout { operation, seconds } => {
             d.set_item("operation", operation)?;
             d.set_item("seconds", seconds)?;
         }
-        Error::Expired {
-            requested,
-            compacted,
-        } => {
+        Error::Expired { requested, compacted } => {
             d.set_item("requested_revision", requested)?;
             d.set_item("compacted_revision", compacted)?;
         }
@@ -50,11 +41,7 @@ fn fields<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyDict>> {
             d.set_item("name", name)?;
             d.set_item("reason", reason)?;
         }
-        Error::InvalidSelector {
-            selector,
-            position,
-            expected,
-        } => {
+        Error::InvalidSelector { selector, position, expected } => {
             d.set_item("selector", selector)?;
             d.set_item("position", position)?;
             d.set_item("expected", expected)?;
@@ -80,8 +67,7 @@ impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
         Python::attach(|py| {
             build(py, &e).unwrap_or_else(|cause| {
-                let err =
-                    PyRuntimeError::new_err(format!("{e} (and its exception could not be built)"));
+                let err = PyRuntimeError::new_err(format!("{e} (and its exception could not be built)"));
                 err.set_cause(py, Some(cause));
                 err
             })

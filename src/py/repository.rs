@@ -48,9 +48,7 @@ impl PyRepositoryCore {
             format: Format::parse(format)?,
             default_namespace: default_namespace.to_owned(),
         };
-        Ok(PyRepositoryCore {
-            repo: Repository::new(client.client.clone(), config)?,
-        })
+        Ok(PyRepositoryCore { repo: Repository::new(client.client.clone(), config)? })
     }
 
     #[getter]
@@ -82,9 +80,7 @@ impl PyRepositoryCore {
         namespace: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
-        spawn(py, async move {
-            Ok(MaybeJson(repo.get(&name, namespace.as_deref()).await?))
-        })
+        spawn(py, async move { Ok(MaybeJson(repo.get(&name, namespace.as_deref()).await?)) })
     }
 
     #[pyo3(signature = (name, namespace=None))]
@@ -95,9 +91,7 @@ impl PyRepositoryCore {
         namespace: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
-        spawn(py, async move {
-            repo.contains(&name, namespace.as_deref()).await
-        })
+        spawn(py, async move { repo.contains(&name, namespace.as_deref()).await })
     }
 
     #[pyo3(signature = (resource, *, lease=0))]
@@ -112,11 +106,7 @@ impl PyRepositoryCore {
         spawn(py, async move { Ok(Json(repo.create(doc, lease).await?)) })
     }
 
-    fn update<'py>(
-        &self,
-        py: Python<'py>,
-        resource: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn update<'py>(&self, py: Python<'py>, resource: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let doc = resource_value(resource)?;
         spawn(py, async move { Ok(Json(repo.update(doc).await?)) })
@@ -132,12 +122,10 @@ impl PyRepositoryCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         spawn(py, async move {
-            Ok(MaybeJson(
-                match repo.remove(&name, namespace.as_deref()).await? {
-                    Removal::Deleted => None,
-                    Removal::Finalizing(doc) => Some(doc),
-                },
-            ))
+            Ok(MaybeJson(match repo.remove(&name, namespace.as_deref()).await? {
+                Removal::Deleted => None,
+                Removal::Finalizing(doc) => Some(doc),
+            }))
         })
     }
 
@@ -149,26 +137,16 @@ impl PyRepositoryCore {
         label_selector: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
-        let query = ListQuery {
-            namespace,
-            labels: self::label_selector(label_selector)?,
-        };
+        let query = ListQuery { namespace, labels: self::label_selector(label_selector)? };
         spawn(py, async move {
             let listing = repo.list(&query).await?;
-            Ok(Listed {
-                items: listing.items,
-                unreadable: listing.unreadable,
-            })
+            Ok(Listed { items: listing.items, unreadable: listing.unreadable })
         })
     }
 
     /// Open a watch on this repository's resources from `start_revision` (0: now).
     #[pyo3(signature = (start_revision=0))]
-    fn watch_stream<'py>(
-        &self,
-        py: Python<'py>,
-        start_revision: i64,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn watch_stream<'py>(&self, py: Python<'py>, start_revision: i64) -> PyResult<Bound<'py, PyAny>> {
         let prefix = self.repo.config().prefix.clone();
         let len = prefix.len();
         PyWatchStream::open(py, self.repo.client().clone(), prefix, start_revision, len)

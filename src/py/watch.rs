@@ -39,12 +39,7 @@ impl PyWatchStream {
         spawn(py, async move {
             let stream = ChangeStream::open(client, &prefix, start_revision).await?;
             let stop = CancellationToken::new();
-            Ok(PyWatchStream {
-                stream: Arc::new(Mutex::new(stream)),
-                prefix,
-                name_start,
-                stop,
-            })
+            Ok(PyWatchStream { stream: Arc::new(Mutex::new(stream)), prefix, name_start, stop })
         })
     }
 }
@@ -104,10 +99,7 @@ impl PyWatchStream {
                 _ = stop.cancelled() => None,
                 batch = stream.next_batch() => batch?,
             };
-            Ok(batch.map(|changes| Batch {
-                prefix_len,
-                changes,
-            }))
+            Ok(batch.map(|changes| Batch { prefix_len, changes }))
         })
     }
 
@@ -117,11 +109,7 @@ impl PyWatchStream {
     }
 
     fn __repr__(&self) -> String {
-        let state = if self.stop.is_cancelled() {
-            "closed"
-        } else {
-            "open"
-        };
+        let state = if self.stop.is_cancelled() { "closed" } else { "open" };
         format!("WatchStream(prefix={:?}, {state})", self.prefix)
     }
 }

@@ -25,21 +25,10 @@ async fn create_sets_server_fields_and_refuses_a_second_create() {
     assert!(meta["uid"].as_str().is_some_and(|u| u.len() == 36));
     assert!(meta["creation_timestamp"].as_str().is_some());
     let rv = meta["resource_version"].as_str().unwrap().to_owned();
-    assert_eq!(
-        r.get("w1", None).await.unwrap().unwrap()["metadata"]["resource_version"],
-        rv.as_str()
-    );
+    assert_eq!(r.get("w1", None).await.unwrap().unwrap()["metadata"]["resource_version"], rv.as_str());
     let err = r.create(worker("w1", "other"), 0).await.unwrap_err();
-    assert_eq!(
-        err,
-        Error::AlreadyExists {
-            key: "/lab-workers/w1".into()
-        }
-    );
-    assert_eq!(
-        r.get("w1", None).await.unwrap().unwrap()["spec"]["lab_track"],
-        "ccna"
-    );
+    assert_eq!(err, Error::AlreadyExists { key: "/lab-workers/w1".into() });
+    assert_eq!(r.get("w1", None).await.unwrap().unwrap()["spec"]["lab_track"], "ccna");
 }
 
 #[tokio::test]
@@ -49,10 +38,7 @@ async fn update_is_compare_and_swap_and_counts_spec_generations() {
     let mut status_only = v1.clone();
     status_only["status"]["phase"] = json!("Ready");
     let v2 = r.update(status_only).await.unwrap();
-    assert_eq!(
-        v2["metadata"]["generation"], 1,
-        "a status change keeps the generation"
-    );
+    assert_eq!(v2["metadata"]["generation"], 1, "a status change keeps the generation");
     let mut spec_change = v2.clone();
     spec_change["spec"]["lab_track"] = json!("ccnp");
     let v3 = r.update(spec_change).await.unwrap();
@@ -61,25 +47,14 @@ async fn update_is_compare_and_swap_and_counts_spec_generations() {
 
     let stale = v2.clone();
     match r.update(stale).await.unwrap_err() {
-        Error::Conflict {
-            expected, actual, ..
-        } => {
-            assert_eq!(
-                expected.to_string(),
-                v2["metadata"]["resource_version"].as_str().unwrap()
-            );
-            assert_eq!(
-                actual.unwrap().to_string(),
-                v3["metadata"]["resource_version"].as_str().unwrap()
-            );
+        Error::Conflict { expected, actual, .. } => {
+            assert_eq!(expected.to_string(), v2["metadata"]["resource_version"].as_str().unwrap());
+            assert_eq!(actual.unwrap().to_string(), v3["metadata"]["resource_version"].as_str().unwrap());
         }
         other => panic!("{other:?}"),
     }
     let missing = worker("ghost", "x");
-    assert!(matches!(
-        r.update(missing).await,
-        Err(Error::NotFound { .. })
-    ));
+    assert!(matches!(r.update(missing).await, Err(Error::NotFound { .. })));
 }
 
 #[tokio::test]
@@ -88,19 +63,14 @@ async fn finalizers_hold_a_delete_until_removed() {
     let mut w = worker("w1", "ccna");
     w["metadata"]["finalizers"] = json!(["lab.neuroglia.io/cleanup"]);
     r.create(w, 0).await.unwrap();
-    let Removal::Finalizing(marked) = r.remove("w1", None).await.unwrap() else {
-        panic!("deleted")
-    };
+    let Removal::Finalizing(marked) = r.remove("w1", None).await.unwrap() else { panic!("deleted") };
     assert!(marked["metadata"]["deletion_timestamp"].is_string());
     assert!(r.contains("w1", None).await.unwrap());
     let mut done = marked.clone();
     done["metadata"]["finalizers"] = json!([]);
     r.update(done).await.unwrap();
     assert!(!r.contains("w1", None).await.unwrap());
-    assert!(matches!(
-        r.remove("w1", None).await,
-        Err(Error::NotFound { .. })
-    ));
+    assert!(matches!(r.remove("w1", None).await, Err(Error::NotFound { .. })));
 }
 
 #[tokio::test]
@@ -111,55 +81,29 @@ async fn lists_filter_by_labels_and_namespace_and_report_garbage() {
         w["metadata"]["namespace"] = json!(if i == 0 { "a" } else { "b" });
         r.create(w, 0).await.unwrap();
     }
-    r.client()
-        .store()
-        .unwrap()
-        .put(b"/lab-workers/bad".to_vec(), b"{oops".to_vec(), 0)
-        .await
-        .unwrap();
+    r.client().store().unwrap().put(b"/lab-workers/bad".to_vec(), b"{oops".to_vec(), 0).await.unwrap();
     let all = r.list(&ListQuery::default()).await.unwrap();
     assert_eq!(all.items.len(), 3);
     assert_eq!(all.unreadable.len(), 1);
-    let ccna = ListQuery {
-        labels: LabelSelector::parse("lab-track=ccna").unwrap(),
-        ..Default::default()
-    };
+    let ccna = ListQuery { labels: LabelSelector::parse("lab-track=ccna").unwrap(), ..Default::default() };
     assert_eq!(r.list(&ccna).await.unwrap().items.len(), 2);
-    let in_b = ListQuery {
-        namespace: Some("b".into()),
-        labels: ccna.labels.clone(),
-    };
-    let names: Vec<_> = r
-        .list(&in_b)
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(|d| d["metadata"]["name"].clone())
-        .collect();
+    let in_b = ListQuery { namespace: Some("b".into()), labels: ccna.labels.clone() };
+    let names: Vec<_> =
+        r.list(&in_b).await.unwrap().items.iter().map(|d| d["metadata"]["name"].clone()).collect();
     assert_eq!(names, vec![json!("w2")]);
 }
 
 #[tokio::test]
 async fn namespaced_keys_and_bad_names() {
     let client = Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap();
-    let r = Repository::new(
-        client,
-        RepositoryConfig {
-            namespaced: true,
-            ..RepositoryConfig::new("/r/")
-        },
-    )
-    .unwrap();
+    let r = Repository::new(client, RepositoryConfig { namespaced: true, ..RepositoryConfig::new("/r/") })
+        .unwrap();
     let doc = r.create(worker("w1", "x"), 0).await.unwrap();
     assert_eq!(doc["metadata"]["namespace"], "default");
     assert_eq!(r.key("w1", Some("labs")).unwrap(), "/r/labs/w1");
     assert!(r.get("w1", Some("default")).await.unwrap().is_some());
     for bad in ["../x", "A", "a/b", ""] {
-        assert!(
-            matches!(r.get(bad, None).await, Err(Error::InvalidName { .. })),
-            "{bad}"
-        );
+        assert!(matches!(r.get(bad, None).await, Err(Error::InvalidName { .. })), "{bad}");
     }
 }
 
@@ -167,19 +111,13 @@ async fn namespaced_keys_and_bad_names() {
 async fn oversized_documents_are_refused_before_sending() {
     let client = Client::new(
         vec![MEMORY_ENDPOINT.into()],
-        ClientOptions {
-            max_document_bytes: 1000,
-            ..ClientOptions::default()
-        },
+        ClientOptions { max_document_bytes: 1000, ..ClientOptions::default() },
     )
     .unwrap();
     let r = Repository::new(client, RepositoryConfig::new("/r/")).unwrap();
     let mut w = worker("big", "x");
     w["spec"]["blob"] = json!("x".repeat(2000));
-    assert!(matches!(
-        r.create(w, 0).await,
-        Err(Error::TooLarge { limit: 1000, .. })
-    ));
+    assert!(matches!(r.create(w, 0).await, Err(Error::TooLarge { limit: 1000, .. })));
     assert!(!r.contains("big", None).await.unwrap());
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, PutOptions,
-    Txn, TxnOp, TxnOpResponse, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
 };
 use futures::StreamExt;
 use tokio::sync::OnceCell;
@@ -61,12 +61,7 @@ pub struct EtcdStore {
 impl EtcdStore {
     /// A store for `config`; connects on first use.
     pub fn new(config: EtcdConfig, closed: CancellationToken) -> Self {
-        EtcdStore {
-            config,
-            client: OnceCell::new(),
-            answered: AtomicBool::new(false),
-            closed,
-        }
+        EtcdStore { config, client: OnceCell::new(), answered: AtomicBool::new(false), closed }
     }
 
     async fn client(&self) -> Result<Client> {
@@ -123,10 +118,9 @@ impl EtcdStore {
                 message: format!("no answer within {:?}", self.config.timeout),
                 code: None,
             },
-            Err(_) => Error::Timeout {
-                operation: operation.to_owned(),
-                seconds: self.config.timeout.as_secs_f64(),
-            },
+            Err(_) => {
+                Error::Timeout { operation: operation.to_owned(), seconds: self.config.timeout.as_secs_f64() }
+            }
         };
         Err(match result {
             Error::Unavailable { message, code } => Error::Unavailable {
@@ -185,19 +179,12 @@ impl Store for EtcdStore {
             options = options.with_count_only();
         }
         let key = req.key.clone();
-        let resp = self
-            .call(
-                "range",
-                |mut c| async move { c.get(key, Some(options)).await },
-            )
-            .await
-            .map_err(|e| match e {
-                Error::Expired { compacted, .. } => Error::Expired {
-                    requested: req.revision,
-                    compacted,
-                },
+        let resp = self.call("range", |mut c| async move { c.get(key, Some(options)).await }).await.map_err(
+            |e| match e {
+                Error::Expired { compacted, .. } => Error::Expired { requested: req.revision, compacted },
                 other => other,
-            })?;
+            },
+        )?;
         Ok(RangeResponse {
             kvs: resp.kvs().iter().map(to_kv).collect(),
             count: resp.count(),
@@ -207,11 +194,8 @@ impl Store for EtcdStore {
     }
 
     async fn put(&self, key: Vec<u8>, value: Vec<u8>, lease: i64) -> Result<i64> {
-        let resp = self
-            .call("put", |mut c| async move {
-                c.put(key, value, put_options(lease)).await
-            })
-            .await?;
+        let resp =
+            self.call("put", |mut c| async move { c.put(key, value, put_options(lease)).await }).await?;
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 
@@ -219,74 +203,40 @@ impl Store for EtcdStore {
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.clone(), value, put_options(lease))]);
-        let resp = self
-            .call("create", |mut c| async move { c.txn(txn).await })
-            .await?;
+        let resp = self.call("create", |mut c| async move { c.txn(txn).await }).await?;
         if !resp.succeeded() {
-            return Err(Error::AlreadyExists {
-                key: key_string(&key),
-            });
+            return Err(Error::AlreadyExists { key: key_string(&key) });
         }
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 
-    async fn compare_and_swap(
-        &self,
-        key: Vec<u8>,
-        expected: i64,
-        value: Vec<u8>,
-        lease: i64,
-    ) -> Result<i64> {
+    async fn compare_and_swap(&self, key: Vec<u8>, expected: i64, value: Vec<u8>, lease: i64) -> Result<i64> {
         let txn = Txn::new()
-            .when([Compare::mod_revision(
-                key.clone(),
-                CompareOp::Equal,
-                expected,
-            )])
+            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, expected)])
             .and_then([TxnOp::put(key.clone(), value, put_options(lease))])
-            .or_else([TxnOp::get(
-                key.clone(),
-                Some(GetOptions::new().with_keys_only()),
-            )]);
-        let resp = self
-            .call("compare_and_swap", |mut c| async move { c.txn(txn).await })
-            .await?;
+            .or_else([TxnOp::get(key.clone(), Some(GetOptions::new().with_keys_only()))]);
+        let resp = self.call("compare_and_swap", |mut c| async move { c.txn(txn).await }).await?;
         if !resp.succeeded() {
             let actual = Self::actual_revision(resp.op_responses());
-            return Err(Error::Conflict {
-                key: key_string(&key),
-                expected,
-                actual,
-            });
+            return Err(Error::Conflict { key: key_string(&key), expected, actual });
         }
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 
     async fn delete(&self, key: Vec<u8>, expected: Option<i64>) -> Result<Option<i64>> {
-        let compares: Vec<Compare> = expected
-            .map(|e| Compare::mod_revision(key.clone(), CompareOp::Equal, e))
-            .into_iter()
-            .collect();
+        let compares: Vec<Compare> =
+            expected.map(|e| Compare::mod_revision(key.clone(), CompareOp::Equal, e)).into_iter().collect();
         let txn = Txn::new()
             .when(compares)
             .and_then([TxnOp::delete(key.clone(), None::<DeleteOptions>)])
-            .or_else([TxnOp::get(
-                key.clone(),
-                Some(GetOptions::new().with_keys_only()),
-            )]);
-        let resp = self
-            .call("delete", |mut c| async move { c.txn(txn).await })
-            .await?;
+            .or_else([TxnOp::get(key.clone(), Some(GetOptions::new().with_keys_only()))]);
+        let resp = self.call("delete", |mut c| async move { c.txn(txn).await }).await?;
         let revision = resp.header().map_or(0, |h| h.revision());
         let responses = resp.op_responses();
         if !resp.succeeded() {
             let actual = Self::actual_revision(responses);
             let expected = expected.unwrap_or_default();
-            return Err(Error::Conflict {
-                key: key_string(&key),
-                expected,
-                actual,
-            });
+            return Err(Error::Conflict { key: key_string(&key), expected, actual });
         }
         let deleted = responses.iter().any(|r| match r {
             TxnOpResponse::Delete(d) => d.deleted() > 0,
@@ -296,17 +246,11 @@ impl Store for EtcdStore {
     }
 
     async fn watch(&self, prefix: Vec<u8>, start_revision: i64) -> Result<WatchStream> {
-        let mut options = WatchOptions::new()
-            .with_range(prefix_end(&prefix))
-            .with_prev_key();
+        let mut options = WatchOptions::new().with_range(prefix_end(&prefix)).with_prev_key();
         if start_revision > 0 {
             options = options.with_start_revision(start_revision);
         }
-        let stream = self
-            .call("watch", |mut c| async move {
-                c.watch(prefix, Some(options)).await
-            })
-            .await?;
+        let stream = self.call("watch", |mut c| async move { c.watch(prefix, Some(options)).await }).await?;
         let events = futures::stream::unfold(Some(stream), move |state| async move {
             let mut stream = state?;
             loop {
@@ -337,11 +281,7 @@ impl Store for EtcdStore {
                                     EventType::Put => EventKind::Put,
                                     EventType::Delete => EventKind::Delete,
                                 };
-                                Some(WatchEvent {
-                                    kind,
-                                    kv: to_kv(e.kv()?),
-                                    prev: e.prev_kv().map(to_kv),
-                                })
+                                Some(WatchEvent { kind, kv: to_kv(e.kv()?), prev: e.prev_kv().map(to_kv) })
                             })
                             .collect();
                         return Some((Ok(batch), Some(stream)));
@@ -361,11 +301,7 @@ impl Store for EtcdStore {
     }
 
     async fn lease_grant(&self, ttl: i64) -> Result<i64> {
-        let resp = self
-            .call("lease_grant", |mut c| async move {
-                c.lease_grant(ttl, None).await
-            })
-            .await?;
+        let resp = self.call("lease_grant", |mut c| async move { c.lease_grant(ttl, None).await }).await?;
         Ok(resp.id())
     }
 
@@ -379,18 +315,12 @@ impl Store for EtcdStore {
             .await?;
         match resp {
             Some(r) if r.ttl() > 0 => Ok(r.ttl()),
-            _ => Err(Error::NotFound {
-                key: format!("lease {id:x}"),
-            }),
+            _ => Err(Error::NotFound { key: format!("lease {id:x}") }),
         }
     }
 
     async fn lease_revoke(&self, id: i64) -> Result<()> {
-        self.call(
-            "lease_revoke",
-            |mut c| async move { c.lease_revoke(id).await },
-        )
-        .await?;
+        self.call("lease_revoke", |mut c| async move { c.lease_revoke(id).await }).await?;
         Ok(())
     }
 
@@ -398,19 +328,14 @@ impl Store for EtcdStore {
         // A count-only read of one key is the cheapest request that returns a header.
         let resp = self
             .call("current_revision", |mut c| async move {
-                c.get(vec![0u8], Some(GetOptions::new().with_count_only()))
-                    .await
+                c.get(vec![0u8], Some(GetOptions::new().with_count_only())).await
             })
             .await?;
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 
     async fn compact(&self, revision: i64) -> Result<()> {
-        self.call(
-            "compact",
-            |mut c| async move { c.compact(revision, None).await },
-        )
-        .await?;
+        self.call("compact", |mut c| async move { c.compact(revision, None).await }).await?;
         Ok(())
     }
 }
@@ -421,36 +346,20 @@ pub(crate) fn map_error(e: etcd_client::Error) -> Error {
     use etcd_client::Error as E;
     match e {
         E::GRpcStatus(status) => map_status(&status),
-        E::TransportError(t) => Error::Unavailable {
-            message: format!("transport error: {t}"),
-            code: None,
-        },
-        E::IoError(io) => Error::Unavailable {
-            message: format!("i/o error: {io}"),
-            code: None,
-        },
+        E::TransportError(t) => Error::Unavailable { message: format!("transport error: {t}"), code: None },
+        E::IoError(io) => Error::Unavailable { message: format!("i/o error: {io}"), code: None },
         E::InvalidArgs(m) => Error::invalid(m),
         E::InvalidUri(u) => Error::invalid(format!("invalid endpoint: {u}")),
         E::EndpointError(m) => Error::invalid(format!("invalid endpoint: {m}")),
         E::InvalidMetadataValue(m) => Error::invalid(format!("invalid metadata value: {m}")),
         E::Utf8Error(u) => Error::serialization(None, u),
-        E::WatchError(m) => Error::Unavailable {
-            message: format!("watch: {m}"),
-            code: None,
-        },
-        E::LeaseKeepAliveError(m) => Error::Unavailable {
-            message: format!("lease keep-alive: {m}"),
-            code: None,
-        },
-        E::ElectError(m) => Error::Etcd {
-            message: format!("election: {m}"),
-            code: None,
-        },
+        E::WatchError(m) => Error::Unavailable { message: format!("watch: {m}"), code: None },
+        E::LeaseKeepAliveError(m) => {
+            Error::Unavailable { message: format!("lease keep-alive: {m}"), code: None }
+        }
+        E::ElectError(m) => Error::Etcd { message: format!("election: {m}"), code: None },
         E::EndpointsNotManaged => Error::invalid("endpoints are not managed by this client"),
-        E::Internal(m) => Error::Etcd {
-            message: m,
-            code: None,
-        },
+        E::Internal(m) => Error::Etcd { message: m, code: None },
     }
 }
 
@@ -462,19 +371,11 @@ fn map_status(status: &tonic::Status) -> Error {
         Code::Unavailable | Code::Aborted | Code::ResourceExhausted | Code::Cancelled => {
             Error::Unavailable { message, code }
         }
-        Code::DeadlineExceeded => Error::Timeout {
-            operation: message,
-            seconds: 0.0,
-        },
+        Code::DeadlineExceeded => Error::Timeout { operation: message, seconds: 0.0 },
         Code::PermissionDenied | Code::Unauthenticated => Error::PermissionDenied { message, code },
-        Code::OutOfRange if message.contains("compacted") => Error::Expired {
-            requested: 0,
-            compacted: 0,
-        },
+        Code::OutOfRange if message.contains("compacted") => Error::Expired { requested: 0, compacted: 0 },
         Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
-            Error::InvalidArgument {
-                message: format!("etcd refused the request: {message}"),
-            }
+            Error::InvalidArgument { message: format!("etcd refused the request: {message}") }
         }
         Code::NotFound => Error::NotFound { key: message },
         Code::Ok

@@ -76,9 +76,7 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent data (every mutation is completed
         // before anything can panic), so a poisoned lock is still usable.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The state, with expired leases reaped first.
@@ -114,10 +112,7 @@ impl MemoryStore {
 
 impl State {
     fn latest(&self, key: &[u8]) -> Option<&Version> {
-        self.keys
-            .get(key)
-            .and_then(|v| v.last())
-            .filter(|v| v.value.is_some())
+        self.keys.get(key).and_then(|v| v.last()).filter(|v| v.value.is_some())
     }
 
     fn kv(key: &[u8], v: &Version) -> KeyValue {
@@ -133,9 +128,7 @@ impl State {
 
     fn check_lease(&self, lease: i64) -> Result<()> {
         if lease != 0 && !self.leases.contains_key(&lease) {
-            return Err(Error::NotFound {
-                key: format!("lease {lease:x}"),
-            });
+            return Err(Error::NotFound { key: format!("lease {lease:x}") });
         }
         Ok(())
     }
@@ -169,35 +162,24 @@ impl State {
                     value: value.map(Arc::from),
                     lease,
                 },
-                (None, _) => Version {
-                    create_revision: 0,
-                    mod_revision: rev,
-                    version: 0,
-                    value: None,
-                    lease: 0,
-                },
+                (None, _) => {
+                    Version { create_revision: 0, mod_revision: rev, version: 0, value: None, lease: 0 }
+                }
             };
             if version.lease != 0 {
                 if let Some(l) = self.leases.get_mut(&version.lease) {
                     l.keys.insert(key.clone());
                 }
             }
-            let kind = if version.value.is_some() {
-                EventKind::Put
-            } else {
-                EventKind::Delete
-            };
+            let kind = if version.value.is_some() { EventKind::Put } else { EventKind::Delete };
             let kv = State::kv(&key, &version);
             let prev = prev.map(|p| State::kv(&key, &p));
             self.keys.entry(key).or_default().push(version);
             events.push(WatchEvent { kind, kv, prev });
         }
         self.watchers.retain(|w| {
-            let mine: Vec<_> = events
-                .iter()
-                .filter(|e| in_range(&e.kv.key, &w.start, &w.end))
-                .cloned()
-                .collect();
+            let mine: Vec<_> =
+                events.iter().filter(|e| in_range(&e.kv.key, &w.start, &w.end)).cloned().collect();
             mine.is_empty() || w.tx.send(Ok(mine)).is_ok()
         });
         self.watchers.retain(|w| !w.tx.is_closed());
@@ -206,12 +188,8 @@ impl State {
     }
 
     fn reap(&mut self, now: Instant) {
-        let expired: Vec<i64> = self
-            .leases
-            .iter()
-            .filter(|(_, l)| l.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let expired: Vec<i64> =
+            self.leases.iter().filter(|(_, l)| l.deadline <= now).map(|(id, _)| *id).collect();
         for id in expired {
             self.revoke(id);
         }
@@ -221,12 +199,8 @@ impl State {
         let Some(lease) = self.leases.remove(&id) else {
             return false;
         };
-        let live: Vec<_> = lease
-            .keys
-            .into_iter()
-            .filter(|k| self.latest(k).is_some())
-            .map(|k| (k, None, 0))
-            .collect();
+        let live: Vec<_> =
+            lease.keys.into_iter().filter(|k| self.latest(k).is_some()).map(|k| (k, None, 0)).collect();
         if !live.is_empty() {
             self.commit(live);
         }
@@ -235,10 +209,7 @@ impl State {
 
     fn check_revision(&self, revision: i64) -> Result<()> {
         if revision > 0 && revision < self.compacted {
-            return Err(Error::Expired {
-                requested: revision,
-                compacted: self.compacted,
-            });
+            return Err(Error::Expired { requested: revision, compacted: self.compacted });
         }
         if revision > self.revision {
             return Err(Error::invalid(format!(
@@ -266,33 +237,15 @@ impl Store for MemoryStore {
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
         let state = self.live();
         state.check_revision(req.revision)?;
-        let at = if req.revision > 0 {
-            req.revision
-        } else {
-            state.revision
-        };
-        let mut resp = RangeResponse {
-            revision: state.revision,
-            ..Default::default()
-        };
+        let at = if req.revision > 0 { req.revision } else { state.revision };
+        let mut resp = RangeResponse { revision: state.revision, ..Default::default() };
         let visible = |entry| visible_at(at, entry);
         let matching: Box<dyn Iterator<Item = (&Vec<u8>, &Version)>> = if req.range_end.is_empty() {
-            Box::new(
-                state
-                    .keys
-                    .get_key_value(&req.key)
-                    .into_iter()
-                    .filter_map(visible),
-            )
+            Box::new(state.keys.get_key_value(&req.key).into_iter().filter_map(visible))
         } else if req.range_end == [0] {
             Box::new(state.keys.range(req.key.clone()..).filter_map(visible))
         } else if req.key < req.range_end {
-            Box::new(
-                state
-                    .keys
-                    .range(req.key.clone()..req.range_end.clone())
-                    .filter_map(visible),
-            )
+            Box::new(state.keys.range(req.key.clone()..req.range_end.clone()).filter_map(visible))
         } else {
             Box::new(std::iter::empty())
         };
@@ -324,20 +277,12 @@ impl Store for MemoryStore {
         let mut state = self.live();
         state.check_lease(lease)?;
         if state.latest(&key).is_some() {
-            return Err(Error::AlreadyExists {
-                key: String::from_utf8_lossy(&key).into_owned(),
-            });
+            return Err(Error::AlreadyExists { key: String::from_utf8_lossy(&key).into_owned() });
         }
         Ok(state.commit(vec![(key, Some(value), lease)]))
     }
 
-    async fn compare_and_swap(
-        &self,
-        key: Vec<u8>,
-        expected: i64,
-        value: Vec<u8>,
-        lease: i64,
-    ) -> Result<i64> {
+    async fn compare_and_swap(&self, key: Vec<u8>, expected: i64, value: Vec<u8>, lease: i64) -> Result<i64> {
         let mut state = self.live();
         state.check_lease(lease)?;
         let actual = state.latest(&key).map(|v| v.mod_revision);
@@ -368,61 +313,41 @@ impl Store for MemoryStore {
     async fn watch(&self, prefix: Vec<u8>, start_revision: i64) -> Result<WatchStream> {
         let mut state = self.live();
         if start_revision > 0 && start_revision < state.compacted {
-            return Err(Error::Expired {
-                requested: start_revision,
-                compacted: state.compacted,
-            });
+            return Err(Error::Expired { requested: start_revision, compacted: state.compacted });
         }
         let end = prefix_end(&prefix);
         let (tx, rx) = mpsc::unbounded_channel();
         if start_revision > 0 {
             for events in state.history.range(start_revision..).map(|(_, e)| e) {
-                let mine: Vec<_> = events
-                    .iter()
-                    .filter(|e| in_range(&e.kv.key, &prefix, &end))
-                    .cloned()
-                    .collect();
+                let mine: Vec<_> =
+                    events.iter().filter(|e| in_range(&e.kv.key, &prefix, &end)).cloned().collect();
                 if !mine.is_empty() {
                     // The receiver is alive: we hold it.
                     let _ = tx.send(Ok(mine));
                 }
             }
         }
-        state.watchers.push(Watcher {
-            start: prefix,
-            end,
-            tx,
-        });
+        state.watchers.push(Watcher { start: prefix, end, tx });
         Ok(UnboundedReceiverStream::new(rx).boxed())
     }
 
     async fn lease_grant(&self, ttl: i64) -> Result<i64> {
         if ttl <= 0 {
-            return Err(Error::invalid(format!(
-                "a lease TTL must be positive, got {ttl}"
-            )));
+            return Err(Error::invalid(format!("a lease TTL must be positive, got {ttl}")));
         }
         let mut state = self.live();
         state.next_lease += 1;
         let id = 0x7e57_0000 + state.next_lease;
         let deadline = Instant::now() + Duration::from_secs(ttl as u64);
-        state.leases.insert(
-            id,
-            Lease {
-                ttl,
-                deadline,
-                keys: BTreeSet::new(),
-            },
-        );
+        state.leases.insert(id, Lease { ttl, deadline, keys: BTreeSet::new() });
         self.spawn_reaper(&mut state);
         Ok(id)
     }
 
     async fn lease_keep_alive(&self, id: i64) -> Result<i64> {
         let mut state = self.live();
-        let lease = state.leases.get_mut(&id).ok_or_else(|| Error::NotFound {
-            key: format!("lease {id:x}"),
-        })?;
+        let lease =
+            state.leases.get_mut(&id).ok_or_else(|| Error::NotFound { key: format!("lease {id:x}") })?;
         lease.deadline = Instant::now() + Duration::from_secs(lease.ttl as u64);
         Ok(lease.ttl)
     }
@@ -432,9 +357,7 @@ impl Store for MemoryStore {
         if state.revoke(id) {
             Ok(())
         } else {
-            Err(Error::NotFound {
-                key: format!("lease {id:x}"),
-            })
+            Err(Error::NotFound { key: format!("lease {id:x}") })
         }
     }
 
@@ -445,10 +368,7 @@ impl Store for MemoryStore {
     async fn compact(&self, revision: i64) -> Result<()> {
         let mut state = self.live();
         if revision <= state.compacted {
-            return Err(Error::Expired {
-                requested: revision,
-                compacted: state.compacted,
-            });
+            return Err(Error::Expired { requested: revision, compacted: state.compacted });
         }
         state.check_revision(revision)?;
         state.compacted = revision;

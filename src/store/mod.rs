@@ -44,19 +44,12 @@ pub struct RangeRequest {
 impl RangeRequest {
     /// Every key starting with `prefix`.
     pub fn prefix(prefix: &[u8]) -> Self {
-        RangeRequest {
-            key: prefix.to_vec(),
-            range_end: prefix_end(prefix),
-            ..Default::default()
-        }
+        RangeRequest { key: prefix.to_vec(), range_end: prefix_end(prefix), ..Default::default() }
     }
 
     /// The single key `key`.
     pub fn key(key: &[u8]) -> Self {
-        RangeRequest {
-            key: key.to_vec(),
-            ..Default::default()
-        }
+        RangeRequest { key: key.to_vec(), ..Default::default() }
     }
 }
 
@@ -106,13 +99,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Write only when the key's mod_revision is `expected`, atomically. Fails with `Conflict`
     /// carrying the actual revision. Returns the new revision.
-    async fn compare_and_swap(
-        &self,
-        key: Vec<u8>,
-        expected: i64,
-        value: Vec<u8>,
-        lease: i64,
-    ) -> Result<i64>;
+    async fn compare_and_swap(&self, key: Vec<u8>, expected: i64, value: Vec<u8>, lease: i64) -> Result<i64>;
 
     /// Delete a key, only when its mod_revision is `expected` if one is given (else `Conflict`).
     /// Returns the deleting revision, or `None` when the key was absent.

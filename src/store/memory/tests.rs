@@ -13,10 +13,7 @@ async fn revisions_count_every_write() {
     let r2 = s.put(b("/a/x"), b("2"), 0).await.unwrap();
     assert_eq!(r2, r1 + 1);
     let kv = &s.range(RangeRequest::key(b"/a/x")).await.unwrap().kvs[0];
-    assert_eq!(
-        (kv.create_revision, kv.mod_revision, kv.version),
-        (r1, r2, 2)
-    );
+    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (r1, r2, 2));
     assert_eq!(s.current_revision().await.unwrap(), r2);
 }
 
@@ -26,10 +23,7 @@ async fn create_is_refused_when_present() {
     s.create(b("k"), b("1"), 0).await.unwrap();
     let err = s.create(b("k"), b("2"), 0).await.unwrap_err();
     assert_eq!(err, Error::AlreadyExists { key: "k".into() });
-    assert_eq!(
-        s.range(RangeRequest::key(b"k")).await.unwrap().kvs[0].value,
-        b("1")
-    );
+    assert_eq!(s.range(RangeRequest::key(b"k")).await.unwrap().kvs[0].value, b("1"));
 }
 
 #[tokio::test]
@@ -38,34 +32,17 @@ async fn compare_and_swap_checks_mod_revision() {
     let r = s.create(b("k"), b("1"), 0).await.unwrap();
     let r2 = s.compare_and_swap(b("k"), r, b("2"), 0).await.unwrap();
     let err = s.compare_and_swap(b("k"), r, b("3"), 0).await.unwrap_err();
-    assert_eq!(
-        err,
-        Error::Conflict {
-            key: "k".into(),
-            expected: r,
-            actual: Some(r2)
-        }
-    );
+    assert_eq!(err, Error::Conflict { key: "k".into(), expected: r, actual: Some(r2) });
     s.delete(b("k"), None).await.unwrap();
     let err = s.compare_and_swap(b("k"), r2, b("3"), 0).await.unwrap_err();
-    assert_eq!(
-        err,
-        Error::Conflict {
-            key: "k".into(),
-            expected: r2,
-            actual: None
-        }
-    );
+    assert_eq!(err, Error::Conflict { key: "k".into(), expected: r2, actual: None });
 }
 
 #[tokio::test]
 async fn delete_with_precondition() {
     let s = MemoryStore::new();
     let r = s.create(b("k"), b("1"), 0).await.unwrap();
-    assert!(matches!(
-        s.delete(b("k"), Some(r + 5)).await,
-        Err(Error::Conflict { .. })
-    ));
+    assert!(matches!(s.delete(b("k"), Some(r + 5)).await, Err(Error::Conflict { .. })));
     assert!(s.delete(b("k"), Some(r)).await.unwrap().is_some());
     assert_eq!(s.delete(b("k"), None).await.unwrap(), None);
 }
@@ -81,65 +58,19 @@ async fn ranges_read_old_revisions_until_compacted() {
 
     let now = s.range(RangeRequest::prefix(b"/p/")).await.unwrap();
     assert_eq!(now.kvs.len(), 1);
-    let old = s
-        .range(RangeRequest {
-            revision: r1 + 1,
-            ..RangeRequest::prefix(b"/p/")
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        old.kvs.iter().map(|k| k.value.clone()).collect::<Vec<_>>(),
-        vec![b("1"), b("1")]
-    );
+    let old = s.range(RangeRequest { revision: r1 + 1, ..RangeRequest::prefix(b"/p/") }).await.unwrap();
+    assert_eq!(old.kvs.iter().map(|k| k.value.clone()).collect::<Vec<_>>(), vec![b("1"), b("1")]);
 
-    let limited = s
-        .range(RangeRequest {
-            limit: 1,
-            ..RangeRequest::prefix(b"/")
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        (limited.kvs.len(), limited.count, limited.more),
-        (1, 2, true)
-    );
-    let counted = s
-        .range(RangeRequest {
-            count_only: true,
-            ..RangeRequest::prefix(b"/")
-        })
-        .await
-        .unwrap();
+    let limited = s.range(RangeRequest { limit: 1, ..RangeRequest::prefix(b"/") }).await.unwrap();
+    assert_eq!((limited.kvs.len(), limited.count, limited.more), (1, 2, true));
+    let counted = s.range(RangeRequest { count_only: true, ..RangeRequest::prefix(b"/") }).await.unwrap();
     assert_eq!((counted.kvs.len(), counted.count), (0, 2));
 
     s.compact(r4).await.unwrap();
-    let err = s
-        .range(RangeRequest {
-            revision: r1,
-            ..RangeRequest::prefix(b"/p/")
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::Expired {
-            requested: r1,
-            compacted: r4
-        }
-    );
-    let at = s
-        .range(RangeRequest {
-            revision: r4,
-            ..RangeRequest::prefix(b"/p/")
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        at.kvs.len(),
-        2,
-        "the state at the compact revision stays readable"
-    );
+    let err = s.range(RangeRequest { revision: r1, ..RangeRequest::prefix(b"/p/") }).await.unwrap_err();
+    assert_eq!(err, Error::Expired { requested: r1, compacted: r4 });
+    let at = s.range(RangeRequest { revision: r4, ..RangeRequest::prefix(b"/p/") }).await.unwrap();
+    assert_eq!(at.kvs.len(), 2, "the state at the compact revision stays readable");
 }
 
 #[tokio::test]
@@ -156,15 +87,10 @@ async fn watch_replays_history_then_follows() {
         got.extend(w.next().await.unwrap().unwrap());
     }
     let kinds: Vec<_> = got.iter().map(|e| e.kind).collect();
-    assert_eq!(
-        kinds,
-        vec![EventKind::Put, EventKind::Put, EventKind::Delete]
-    );
+    assert_eq!(kinds, vec![EventKind::Put, EventKind::Put, EventKind::Delete]);
     assert_eq!(got[1].prev.as_ref().unwrap().value, b("1"));
     assert_eq!(got[2].prev.as_ref().unwrap().value, b("2"));
-    assert!(got
-        .windows(2)
-        .all(|p| p[0].kv.mod_revision < p[1].kv.mod_revision));
+    assert!(got.windows(2).all(|p| p[0].kv.mod_revision < p[1].kv.mod_revision));
 }
 
 #[tokio::test]
@@ -174,13 +100,7 @@ async fn watch_from_a_compacted_revision_is_expired() {
     let r2 = s.put(b("k"), b("2"), 0).await.unwrap();
     s.compact(r2).await.unwrap();
     let err = s.watch(b("k"), r1).await.err().unwrap();
-    assert_eq!(
-        err,
-        Error::Expired {
-            requested: r1,
-            compacted: r2
-        }
-    );
+    assert_eq!(err, Error::Expired { requested: r1, compacted: r2 });
     assert!(s.watch(b("k"), r2).await.is_ok());
 }
 
@@ -195,26 +115,12 @@ async fn leases_expire_and_take_their_keys() {
     assert_eq!(s.lease_keep_alive(id).await.unwrap(), 1);
     // Lease deadlines use std::time, so expire it by hand rather than by waiting.
     s.lock().leases.get_mut(&id).unwrap().deadline = Instant::now();
-    assert!(s
-        .range(RangeRequest::key(b"eph"))
-        .await
-        .unwrap()
-        .kvs
-        .is_empty());
-    assert_eq!(
-        s.range(RangeRequest::key(b"kept")).await.unwrap().kvs.len(),
-        1
-    );
+    assert!(s.range(RangeRequest::key(b"eph")).await.unwrap().kvs.is_empty());
+    assert_eq!(s.range(RangeRequest::key(b"kept")).await.unwrap().kvs.len(), 1);
     let events = w.next().await.unwrap().unwrap();
     assert_eq!(events[0].kind, EventKind::Delete);
-    assert!(matches!(
-        s.lease_keep_alive(id).await,
-        Err(Error::NotFound { .. })
-    ));
-    assert!(matches!(
-        s.put(b("x"), b("1"), id).await,
-        Err(Error::NotFound { .. })
-    ));
+    assert!(matches!(s.lease_keep_alive(id).await, Err(Error::NotFound { .. })));
+    assert!(matches!(s.put(b("x"), b("1"), id).await, Err(Error::NotFound { .. })));
 }
 
 #[tokio::test]
