@@ -25,7 +25,7 @@ dev: $(VENV)/.tools
 	maturin develop -q --extras test,neuroglia
 
 release: $(VENV)/.tools
-	maturin develop -q --release --extras test,neuroglia
+	maturin develop -q --release --extras test,neuroglia,bench
 
 demo: $(VENV)/.tools
 	maturin develop -q --release

@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import concurrency
+import query
 
 from etcd_resources.testing import EtcdServer
 
@@ -31,6 +32,8 @@ def main() -> None:
             f"{platform.python_version()}, etcd on loopback\n"
         )
         print(concurrency.run(endpoints))
+        print()
+        print(query.run(endpoints))
     finally:
         if server is not None:
             server.close()

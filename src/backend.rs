@@ -118,7 +118,7 @@ impl Backend {
                 Ok(_) => {}
                 Err(e) => unreadable.push(e),
             }
-            Ok(())
+            Ok(true)
         })
         .await?;
         Ok((items, unreadable))

@@ -1,8 +1,8 @@
 //! Reading a range as one consistent snapshot, in bounded chunks.
 //!
-//! The first chunk is read at the newest revision and fixes it; every later chunk is read at
-//! that same revision, starting after the last key seen. Memory held at once is one chunk plus
-//! what the caller keeps.
+//! The first chunk is read at the newest revision (or the one given) and fixes it; every
+//! later chunk is read at that same revision, starting after the last key seen. Memory held at
+//! once is one chunk plus what the caller keeps.
 
 use crate::error::Result;
 use crate::store::{KeyValue, RangeRequest, Store};
@@ -10,8 +10,17 @@ use crate::store::{KeyValue, RangeRequest, Store};
 /// Keys fetched per request.
 pub const CHUNK: i64 = 500;
 
-/// Visit every key in `[start, end)` at one revision (0: the newest), `chunk` keys per request.
-/// Returns the revision read at.
+/// Where a scan ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanEnd {
+    /// The revision every chunk was read at.
+    pub revision: i64,
+    /// The first key not visited when the visitor stopped early (`None`: the range is done).
+    pub resume: Option<Vec<u8>>,
+}
+
+/// Visit the keys in `[start, end)` in order at one revision (0: the newest), `chunk` keys
+/// per request, until the visitor returns `false` (that key counts as not visited).
 pub async fn scan<S, F>(
     store: &S,
     start: &[u8],
@@ -19,10 +28,10 @@ pub async fn scan<S, F>(
     revision: i64,
     chunk: i64,
     mut visit: F,
-) -> Result<i64>
+) -> Result<ScanEnd>
 where
     S: Store + ?Sized,
-    F: FnMut(KeyValue) -> Result<()>,
+    F: FnMut(KeyValue) -> Result<bool>,
 {
     let mut req = RangeRequest {
         key: start.to_vec(),
@@ -42,11 +51,14 @@ where
             k
         });
         for kv in resp.kvs {
-            visit(kv)?;
+            let key = kv.key.clone();
+            if !visit(kv)? {
+                return Ok(ScanEnd { revision: req.revision, resume: Some(key) });
+            }
         }
         match next {
             Some(k) if resp.more => req.key = k,
-            _ => return Ok(req.revision),
+            _ => return Ok(ScanEnd { revision: req.revision, resume: None }),
         }
     }
 }
@@ -58,30 +70,40 @@ mod tests {
     use crate::store::prefix_end;
 
     #[tokio::test]
-    async fn chunks_see_one_snapshot() {
+    async fn chunks_see_one_snapshot_and_stop_where_asked() {
         let s = MemoryStore::new();
         for i in 0..25 {
             s.put(format!("/p/{i:03}").into_bytes(), b"v".to_vec(), 0).await.unwrap();
         }
+        let end = prefix_end(b"/p/");
         let mut seen = Vec::new();
-        let store = s.clone();
-        let rev = scan(&s, b"/p/", &prefix_end(b"/p/"), 0, 7, |kv| {
+        let done = scan(&s, b"/p/", &end, 0, 7, |kv| {
             seen.push(kv.key);
-            Ok(())
+            Ok(true)
         })
         .await
         .unwrap();
         assert_eq!(seen.len(), 25);
         assert!(seen.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(done.resume, None);
+
         // Writes after the snapshot revision stay invisible when reading at it.
-        store.put(b"/p/999".to_vec(), b"v".to_vec(), 0).await.unwrap();
+        s.put(b"/p/999".to_vec(), b"v".to_vec(), 0).await.unwrap();
         let mut count = 0;
-        scan(&s, b"/p/", &prefix_end(b"/p/"), rev, 7, |_| {
+        let stopped = scan(&s, b"/p/", &end, done.revision, 7, |_| {
             count += 1;
-            Ok(())
+            Ok(count < 10)
         })
         .await
         .unwrap();
-        assert_eq!(count, 25);
+        assert_eq!(stopped.resume, Some(b"/p/009".to_vec()));
+        let mut rest = 0;
+        scan(&s, &stopped.resume.unwrap(), &end, done.revision, 7, |_| {
+            rest += 1;
+            Ok(true)
+        })
+        .await
+        .unwrap();
+        assert_eq!(rest, 16, "resumed at the same revision: /p/999 is not there");
     }
 }

@@ -25,7 +25,7 @@ from .errors import (
     TooLargeError,
     UnavailableError,
 )
-from .repository import ResourceRepository
+from .repository import ResourcePage, ResourceRepository
 from .watching import WatchEvent, WatchHandle
 
 # Close every client and let the runtime go quiet before the interpreter finalizes.
@@ -45,6 +45,7 @@ __all__ = [
     "InvalidSelectorError",
     "NotFoundError",
     "PermissionDeniedError",
+    "ResourcePage",
     "ResourceRepository",
     "SerializationError",
     "TooLargeError",

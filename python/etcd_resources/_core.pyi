@@ -1,6 +1,7 @@
 """Stubs of the native module. Methods stubbed ``async def`` return an awaitable (an asyncio
 future), not a coroutine: they start work as soon as they are called."""
 
+import builtins
 from collections.abc import Generator, Mapping
 from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar, final
@@ -19,7 +20,7 @@ __version__: Final[str]
 def _shutdown(timeout: float = 2.0) -> bool: ...
 
 _Json = dict[str, Any]
-_LabelSelectorArg = str | Mapping[str, str] | None
+_SelectorArg = str | Mapping[str, Any] | None
 
 @final
 class EtcdClient:
@@ -63,7 +64,7 @@ class KvBackend:
     async def set(self, name: str, value: Any) -> int: ...
     async def delete(self, name: str) -> bool: ...
     async def keys(self, pattern: str = "") -> list[str]: ...
-    async def list_with_labels(self, selector: _LabelSelectorArg = None) -> list[_Json]: ...
+    async def list_with_labels(self, selector: _SelectorArg = None) -> list[_Json]: ...
     async def compare_and_swap(
         self, name: str, expected_version: str | int, new_value: Any
     ) -> bool: ...
@@ -93,8 +94,26 @@ class RepositoryCore:
     async def update(self, resource: Any) -> _Json: ...
     async def remove(self, name: str, namespace: str | None = None) -> _Json | None: ...
     async def list(
-        self, namespace: str | None = None, label_selector: _LabelSelectorArg = None
+        self,
+        namespace: str | None = None,
+        label_selector: _SelectorArg = None,
+        field_selector: _SelectorArg = None,
     ) -> list[_Json]: ...
+    async def list_page(
+        self,
+        namespace: str | None = None,
+        label_selector: _SelectorArg = None,
+        field_selector: _SelectorArg = None,
+        *,
+        limit: int = 500,
+        continue_token: str | None = None,
+    ) -> tuple[builtins.list[_Json], str, str | None]: ...
+    async def count(
+        self,
+        namespace: str | None = None,
+        label_selector: _SelectorArg = None,
+        field_selector: _SelectorArg = None,
+    ) -> int: ...
     async def watch_stream(self, start_revision: int = 0) -> WatchStream: ...
 
 _RawChange = tuple[str, str, _Json | None, _Json | None, int]

@@ -10,6 +10,7 @@ spec changes; deletes wait for finalizers.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -17,10 +18,23 @@ from . import _core
 from .errors import ConflictError, NotFoundError
 from .watching import Callback, WatchHandle
 
-__all__ = ["ResourceRepository"]
+__all__ = ["ResourcePage", "ResourceRepository"]
 
 T = TypeVar("T")
 Document = dict[str, Any]
+Selector = Mapping[str, Any] | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcePage:
+    """One page of a listing."""
+
+    items: list[Any]
+    resource_version: str
+    """The revision every page of this listing is read at."""
+    continue_token: str | None
+    """Where the next page starts; ``None`` on the last page."""
+
 
 # The metadata fields the store owns, copied back onto the caller's object after a write.
 _SERVER_FIELDS = ("resource_version", "generation", "uid", "deletion_timestamp")
@@ -169,17 +183,47 @@ class ResourceRepository(Generic[T]):
     async def list_async(
         self,
         namespace: str | None = None,
-        label_selector: Mapping[str, str] | str | None = None,
+        label_selector: Selector = None,
+        field_selector: Selector = None,
     ) -> list[Any]:
-        """Every resource, optionally in one namespace and matching a label selector (a dict
-        means equality on each key; a string is a Kubernetes selector). One snapshot."""
-        docs = await self._core.list(namespace, label_selector)
+        """Every resource, optionally in one namespace, matching a label selector and a field
+        selector (a dict means equality on each key; a string is Kubernetes' grammar, e.g.
+        ``"lab-track in (ccna,ccnp)"`` or ``"status.phase=Ready"``). One snapshot, filtered in
+        Rust; only matches become Python objects."""
+        docs = await self._core.list(namespace, label_selector, field_selector)
         return [self._from_document(d) for d in docs]
+
+    async def list_page_async(
+        self,
+        namespace: str | None = None,
+        label_selector: Selector = None,
+        field_selector: Selector = None,
+        *,
+        limit: int = 500,
+        continue_token: str | None = None,
+    ) -> ResourcePage:
+        """One page of at most ``limit`` matching resources. Pass the page's
+        ``continue_token`` to get the next; every page of a listing is read at the revision of
+        the first (a snapshot). A token older than etcd's compaction raises ``ExpiredError``:
+        start again without one."""
+        items, version, token = await self._core.list_page(
+            namespace, label_selector, field_selector, limit=limit, continue_token=continue_token
+        )
+        return ResourcePage([self._from_document(d) for d in items], version, token)
+
+    async def count_async(
+        self,
+        namespace: str | None = None,
+        label_selector: Selector = None,
+        field_selector: Selector = None,
+    ) -> int:
+        """How many resources match; no Python object is built for them."""
+        return await self._core.count(namespace, label_selector, field_selector)
 
     async def get_by_namespace_async(self, namespace: str) -> list[Any]:
         return await self.list_async(namespace=namespace)
 
-    async def get_by_labels_async(self, labels: Mapping[str, str] | str) -> list[Any]:
+    async def get_by_labels_async(self, labels: Mapping[str, Any] | str) -> list[Any]:
         return await self.list_async(label_selector=labels)
 
     def watch_changes(self, callback: Callback, *, start_revision: int = 0) -> WatchHandle:

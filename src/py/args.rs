@@ -7,39 +7,69 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::py::convert;
-use crate::selector::LabelSelector;
+use crate::selector::{FieldSelector, LabelSelector, Query};
+
+/// `None`, a selector string, or a `dict` (equality on each key; values may be enums or
+/// numbers, compared as their stored text).
+enum SelectorArg {
+    Empty,
+    Text(String),
+    Pairs(Vec<(String, String)>),
+}
+
+fn selector_arg(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<SelectorArg> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else { return Ok(SelectorArg::Empty) };
+    if let Ok(text) = obj.cast::<PyString>() {
+        return Ok(SelectorArg::Text(text.to_str()?.to_owned()));
+    }
+    let Ok(d) = obj.cast::<PyDict>() else {
+        let ty = obj.get_type().name()?;
+        return Err(Error::invalid(format!("a {what} selector is a dict or a string, not {ty}")).into());
+    };
+    let mut pairs = Vec::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        let (Ok(k), Ok(v)) = (k.extract::<String>(), convert::to_value(&v)) else {
+            return Err(
+                Error::invalid(format!("a {what} selector dict maps names (str) to values (str)")).into()
+            );
+        };
+        let v = match v {
+            Value::String(s) => s,
+            Value::Number(_) | Value::Bool(_) => v.to_string(),
+            _ => {
+                return Err(Error::invalid(format!("{what} {k:?}: a selector value must be a string")).into())
+            }
+        };
+        pairs.push((k, v));
+    }
+    Ok(SelectorArg::Pairs(pairs))
+}
 
 /// A label selector from `None`, a `dict` (equality on each key) or a selector string.
 pub fn label_selector(obj: Option<&Bound<'_, PyAny>>) -> PyResult<LabelSelector> {
-    let Some(obj) = obj.filter(|o| !o.is_none()) else {
-        return Ok(LabelSelector::default());
-    };
-    if let Ok(text) = obj.cast::<PyString>() {
-        return Ok(LabelSelector::parse(text.to_str()?)?);
-    }
-    if let Ok(d) = obj.cast::<PyDict>() {
-        let mut pairs = Vec::with_capacity(d.len());
-        for (k, v) in d.iter() {
-            let (Ok(k), Ok(v)) = (k.extract::<String>(), convert::to_value(&v)) else {
-                return Err(
-                    Error::invalid("a label selector dict maps label names (str) to values (str)").into()
-                );
-            };
-            let v = match v {
-                Value::String(s) => s,
-                Value::Number(_) | Value::Bool(_) => v.to_string(),
-                _ => {
-                    return Err(
-                        Error::invalid(format!("label {k:?}: a selector value must be a string")).into()
-                    )
-                }
-            };
-            pairs.push((k, v));
-        }
-        return Ok(LabelSelector::from_pairs(pairs));
-    }
-    let ty = obj.get_type().name()?;
-    Err(Error::invalid(format!("a label selector is a dict or a string, not {ty}")).into())
+    Ok(match selector_arg(obj, "label")? {
+        SelectorArg::Empty => LabelSelector::default(),
+        SelectorArg::Text(t) => LabelSelector::parse(&t)?,
+        SelectorArg::Pairs(p) => LabelSelector::from_pairs(p),
+    })
+}
+
+/// A field selector from `None`, a `dict` (equality on each path) or a selector string.
+pub fn field_selector(obj: Option<&Bound<'_, PyAny>>) -> PyResult<FieldSelector> {
+    Ok(match selector_arg(obj, "field")? {
+        SelectorArg::Empty => FieldSelector::default(),
+        SelectorArg::Text(t) => FieldSelector::parse(&t)?,
+        SelectorArg::Pairs(p) => FieldSelector::from_pairs(p),
+    })
+}
+
+/// The query of a list, page or count call.
+pub fn query(
+    namespace: Option<String>,
+    labels: Option<&Bound<'_, PyAny>>,
+    fields: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Query> {
+    Ok(Query { namespace, labels: label_selector(labels)?, fields: field_selector(fields)? })
 }
 
 static WARN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -63,6 +93,22 @@ pub fn report_unreadable(py: Python<'_>, errors: &[Error]) -> PyResult<()> {
 pub struct Listed {
     pub items: Vec<Value>,
     pub unreadable: Vec<Error>,
+}
+
+/// A page handed to Python: `(items, resource_version, continue_token)`.
+pub struct Paged(pub crate::repository::Page);
+
+impl<'py> IntoPyObject<'py> for Paged {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        let page = self.0;
+        report_unreadable(py, &page.unreadable)?;
+        let items = convert::JsonList(page.items).into_pyobject(py)?;
+        Ok((items, page.revision.to_string(), page.continue_token).into_pyobject(py)?.into_any())
+    }
 }
 
 impl<'py> IntoPyObject<'py> for Listed {

@@ -8,11 +8,11 @@ use pyo3::types::PyDict;
 use serde_json::Value;
 
 use crate::document::Format;
-use crate::py::args::{label_selector, Listed};
+use crate::py::args::{query, Listed, Paged};
 use crate::py::client::PyClient;
 use crate::py::convert::{to_value, Json, MaybeJson};
 use crate::py::watch::PyWatchStream;
-use crate::repository::{ListQuery, Removal, Repository, RepositoryConfig};
+use crate::repository::{Removal, Repository, RepositoryConfig};
 
 /// A resource as a JSON document: a dict as it is, an object through its `to_dict()`.
 fn resource_value(resource: &Bound<'_, PyAny>) -> PyResult<Value> {
@@ -129,19 +129,53 @@ impl PyRepositoryCore {
         })
     }
 
-    #[pyo3(signature = (namespace=None, label_selector=None))]
+    /// Every matching resource, from one snapshot. Resolves to a list of dicts.
+    #[pyo3(signature = (namespace=None, label_selector=None, field_selector=None))]
     fn list<'py>(
         &self,
         py: Python<'py>,
         namespace: Option<String>,
         label_selector: Option<&Bound<'py, PyAny>>,
+        field_selector: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
-        let query = ListQuery { namespace, labels: self::label_selector(label_selector)? };
+        let query = query(namespace, label_selector, field_selector)?;
         spawn(py, async move {
             let listing = repo.list(&query).await?;
             Ok(Listed { items: listing.items, unreadable: listing.unreadable })
         })
+    }
+
+    /// One page of at most `limit` matching resources. Resolves to
+    /// `(items, resource_version, continue_token)`.
+    #[pyo3(signature = (namespace=None, label_selector=None, field_selector=None, *, limit=500, continue_token=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn list_page<'py>(
+        &self,
+        py: Python<'py>,
+        namespace: Option<String>,
+        label_selector: Option<&Bound<'py, PyAny>>,
+        field_selector: Option<&Bound<'py, PyAny>>,
+        limit: usize,
+        continue_token: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let repo = self.repo.clone();
+        let query = query(namespace, label_selector, field_selector)?;
+        spawn(py, async move { Ok(Paged(repo.list_page(&query, limit, continue_token.as_deref()).await?)) })
+    }
+
+    /// How many resources match; builds no Python objects. Resolves to an int.
+    #[pyo3(signature = (namespace=None, label_selector=None, field_selector=None))]
+    fn count<'py>(
+        &self,
+        py: Python<'py>,
+        namespace: Option<String>,
+        label_selector: Option<&Bound<'py, PyAny>>,
+        field_selector: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let repo = self.repo.clone();
+        let query = query(namespace, label_selector, field_selector)?;
+        spawn(py, async move { repo.count(&query).await })
     }
 
     /// Open a watch on this repository's resources from `start_revision` (0: now).

@@ -2,6 +2,7 @@ use serde_json::json;
 
 use super::*;
 use crate::client::{ClientOptions, MEMORY_ENDPOINT};
+use crate::selector::{FieldSelector, LabelSelector, Query};
 
 fn repo() -> Repository {
     let client = Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap();
@@ -82,12 +83,12 @@ async fn lists_filter_by_labels_and_namespace_and_report_garbage() {
         r.create(w, 0).await.unwrap();
     }
     r.client().store().unwrap().put(b"/lab-workers/bad".to_vec(), b"{oops".to_vec(), 0).await.unwrap();
-    let all = r.list(&ListQuery::default()).await.unwrap();
+    let all = r.list(&Query::default()).await.unwrap();
     assert_eq!(all.items.len(), 3);
     assert_eq!(all.unreadable.len(), 1);
-    let ccna = ListQuery { labels: LabelSelector::parse("lab-track=ccna").unwrap(), ..Default::default() };
+    let ccna = Query { labels: LabelSelector::parse("lab-track=ccna").unwrap(), ..Default::default() };
     assert_eq!(r.list(&ccna).await.unwrap().items.len(), 2);
-    let in_b = ListQuery { namespace: Some("b".into()), labels: ccna.labels.clone() };
+    let in_b = Query { namespace: Some("b".into()), labels: ccna.labels.clone(), ..Default::default() };
     let names: Vec<_> =
         r.list(&in_b).await.unwrap().items.iter().map(|d| d["metadata"]["name"].clone()).collect();
     assert_eq!(names, vec![json!("w2")]);
@@ -130,4 +131,56 @@ async fn updates_keep_the_lease() {
     r.update(doc).await.unwrap();
     store.lease_revoke(lease).await.unwrap();
     assert!(!r.contains("w1", None).await.unwrap());
+}
+
+#[tokio::test]
+async fn pages_read_one_snapshot_and_counts_match_lists() {
+    let r = repo();
+    for i in 0..23 {
+        let mut w = worker(&format!("w{i:02}"), if i % 2 == 0 { "even" } else { "odd" });
+        w["status"]["phase"] = json!(if i % 3 == 0 { "Ready" } else { "Pending" });
+        r.create(w, 0).await.unwrap();
+    }
+    let even = Query { labels: LabelSelector::parse("lab-track=even").unwrap(), ..Default::default() };
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    let mut revisions = Vec::new();
+    loop {
+        let page = r.list_page(&even, 5, token.as_deref()).await.unwrap();
+        assert!(page.items.len() <= 5);
+        names.extend(page.items.iter().map(|d| d["metadata"]["name"].as_str().unwrap().to_owned()));
+        revisions.push(page.revision);
+        // A write between pages must not show up in this listing.
+        r.create(worker(&format!("late{}", revisions.len()), "even"), 0).await.unwrap();
+        match page.continue_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(names, (0..23).step_by(2).map(|i| format!("w{i:02}")).collect::<Vec<_>>());
+    assert!(revisions.windows(2).all(|w| w[0] == w[1]));
+
+    let ready = Query { fields: FieldSelector::parse("status.phase=Ready").unwrap(), ..Default::default() };
+    assert_eq!(r.count(&ready).await.unwrap(), 8);
+    assert_eq!(r.count(&ready).await.unwrap() as usize, r.list(&ready).await.unwrap().items.len());
+    assert_eq!(
+        r.count(&Query::default()).await.unwrap() as usize,
+        r.list(&Query::default()).await.unwrap().items.len()
+    );
+    assert!(matches!(r.list_page(&even, 0, None).await, Err(Error::InvalidArgument { .. })));
+    assert!(matches!(r.list_page(&even, 5, Some("garbage")).await, Err(Error::InvalidArgument { .. })));
+}
+
+#[tokio::test]
+async fn a_compacted_continue_token_is_expired() {
+    let r = repo();
+    for i in 0..4 {
+        r.create(worker(&format!("w{i}"), "t"), 0).await.unwrap();
+    }
+    let page = r.list_page(&Query::default(), 2, None).await.unwrap();
+    let token = page.continue_token.unwrap();
+    r.create(worker("after", "t"), 0).await.unwrap();
+    let store = r.client().store().unwrap().clone();
+    store.compact(store.current_revision().await.unwrap()).await.unwrap();
+    assert!(matches!(r.list_page(&Query::default(), 2, Some(&token)).await, Err(Error::Expired { .. })));
 }

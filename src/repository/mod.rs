@@ -13,10 +13,8 @@ use serde_json::Value;
 use crate::client::Client;
 use crate::document::{self, Format};
 use crate::error::{Error, Result};
-use crate::listing;
 use crate::names;
-use crate::selector::LabelSelector;
-use crate::store::{prefix_end, KeyValue, RangeRequest};
+use crate::store::{KeyValue, RangeRequest};
 
 /// How many times an unconditional write retries a compare-and-swap that lost a race.
 const RACE_RETRIES: usize = 32;
@@ -49,22 +47,6 @@ pub enum Removal {
     Deleted,
     /// Finalizers remain: `deletion_timestamp` is set, the resource (returned) stays.
     Finalizing(Value),
-}
-
-/// What to list.
-#[derive(Debug, Clone, Default)]
-pub struct ListQuery {
-    pub namespace: Option<String>,
-    pub labels: LabelSelector,
-}
-
-/// A listing: the matching documents, the revision they were read at, and the keys whose
-/// stored bytes could not be read (reported, never fatal for the listing).
-#[derive(Debug, Default)]
-pub struct Listing {
-    pub items: Vec<Value>,
-    pub revision: i64,
-    pub unreadable: Vec<Error>,
 }
 
 /// The repository engine (no Python in here).
@@ -247,38 +229,6 @@ impl Repository {
         }
         Err(Error::Conflict { key, expected: 0, actual: None })
     }
-
-    /// Every resource matching the query, read at one revision.
-    pub async fn list(&self, query: &ListQuery) -> Result<Listing> {
-        let start = match (&query.namespace, self.config.namespaced) {
-            (Some(ns), true) => {
-                names::validate_namespace(ns)?;
-                format!("{}{ns}/", self.config.prefix)
-            }
-            _ => self.config.prefix.clone(),
-        };
-        let end = prefix_end(start.as_bytes());
-        let mut listing = Listing::default();
-        let store = self.client.store()?;
-        listing.revision = listing::scan(&**store, start.as_bytes(), &end, 0, listing::CHUNK, |kv| {
-            let key = String::from_utf8_lossy(&kv.key);
-            match document::read(&key, &kv.value, kv.mod_revision) {
-                Ok(doc) => {
-                    let ns_ok = query
-                        .namespace
-                        .as_deref()
-                        .is_none_or(|ns| document::meta_str(&doc, "namespace") == Some(ns));
-                    if ns_ok && query.labels.matches(document::labels(&doc)) {
-                        listing.items.push(doc);
-                    }
-                }
-                Err(e) => listing.unreadable.push(e),
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(listing)
-    }
 }
 
 /// Carry the fields the server owns from the stored object into the written one.
@@ -304,5 +254,8 @@ fn merge_managed_fields(doc: &mut Value, stored: &Value) -> Result<()> {
     Ok(())
 }
 
+mod list;
 #[cfg(test)]
 mod tests;
+
+pub use list::{Listing, Page};

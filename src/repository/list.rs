@@ -1,0 +1,172 @@
+//! Lists, pages and counts: every read of many resources goes through a [`Query`] evaluated
+//! in Rust on the decoded documents, at one revision, in bounded chunks.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Repository;
+use crate::document;
+use crate::error::{Error, Result};
+use crate::listing::{self, CHUNK};
+use crate::names;
+use crate::selector::Query;
+use crate::store::{prefix_end, KeyValue, RangeRequest};
+
+/// A listing: the matching documents, the revision they were read at, and the stored
+/// documents that could not be read (reported, never fatal for the listing).
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub items: Vec<Value>,
+    pub revision: i64,
+    pub unreadable: Vec<Error>,
+}
+
+/// One page of a listing; every page of a listing is read at the same revision.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub items: Vec<Value>,
+    pub revision: i64,
+    /// Where the next page starts; `None` on the last page.
+    pub continue_token: Option<String>,
+    pub unreadable: Vec<Error>,
+}
+
+/// What a continue token carries: the snapshot revision and the next key.
+#[derive(Serialize, Deserialize)]
+struct Continue {
+    v: u8,
+    rv: i64,
+    start: String,
+}
+
+fn bad_token(why: &str) -> Error {
+    Error::invalid(format!("invalid continue_token: {why}; start the listing again without one"))
+}
+
+impl Repository {
+    /// The key range a query covers.
+    fn range_of(&self, query: &Query) -> Result<(String, Vec<u8>)> {
+        let start = match (&query.namespace, self.config.namespaced) {
+            (Some(ns), true) => {
+                names::validate_namespace(ns)?;
+                format!("{}{ns}/", self.config.prefix)
+            }
+            (Some(ns), false) => {
+                names::validate_namespace(ns)?;
+                self.config.prefix.clone()
+            }
+            (None, _) => self.config.prefix.clone(),
+        };
+        let end = prefix_end(start.as_bytes());
+        Ok((start, end))
+    }
+
+    /// Decode a stored key-value and keep it if it matches; unreadable ones are collected.
+    fn filter(query: &Query, kv: &KeyValue, unreadable: &mut Vec<Error>) -> Option<Value> {
+        let key = String::from_utf8_lossy(&kv.key);
+        match document::read(&key, &kv.value, kv.mod_revision) {
+            Ok(doc) => query.matches(&doc).then_some(doc),
+            Err(e) => {
+                unreadable.push(e);
+                None
+            }
+        }
+    }
+
+    /// Every resource matching the query, read at one revision.
+    pub async fn list(&self, query: &Query) -> Result<Listing> {
+        let (start, end) = self.range_of(query)?;
+        let store = self.client.store()?;
+        let mut listing = Listing::default();
+        let done = listing::scan(&**store, start.as_bytes(), &end, 0, CHUNK, |kv| {
+            if let Some(doc) = Self::filter(query, &kv, &mut listing.unreadable) {
+                listing.items.push(doc);
+            }
+            Ok(true)
+        })
+        .await?;
+        listing.revision = done.revision;
+        Ok(listing)
+    }
+
+    /// Up to `limit` matching resources, from where `continue_token` says (the start when
+    /// `None`), all pages at the revision of the first. A token whose revision was compacted
+    /// fails with `Expired`.
+    pub async fn list_page(&self, query: &Query, limit: usize, continue_token: Option<&str>) -> Result<Page> {
+        if limit == 0 {
+            return Err(Error::invalid("limit must be at least 1"));
+        }
+        let (start, end) = self.range_of(query)?;
+        let (from, revision) = match continue_token {
+            None => (start.clone().into_bytes(), 0),
+            Some(token) => {
+                let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad_token("not base64"))?;
+                let c: Continue = serde_json::from_slice(&bytes).map_err(|_| bad_token("malformed"))?;
+                if c.v != 1 || c.rv <= 0 || !c.start.starts_with(&start) {
+                    return Err(bad_token("it belongs to another listing"));
+                }
+                (c.start.into_bytes(), c.rv)
+            }
+        };
+        // Unfiltered, a chunk of `limit` keys is exactly a page.
+        let chunk = if query.labels.is_empty() && query.fields.is_empty() && query.namespace.is_none() {
+            (limit as i64).min(CHUNK)
+        } else {
+            CHUNK
+        };
+        let store = self.client.store()?;
+        let mut page = Page::default();
+        let done = listing::scan(&**store, &from, &end, revision, chunk, |kv| {
+            if page.items.len() >= limit {
+                return Ok(false);
+            }
+            if let Some(doc) = Self::filter(query, &kv, &mut page.unreadable) {
+                page.items.push(doc);
+            }
+            Ok(true)
+        })
+        .await?;
+        page.revision = done.revision;
+        page.continue_token = match done.resume {
+            Some(next) => {
+                let start = String::from_utf8(next).map_err(|_| bad_token("a key is not UTF-8"))?;
+                let json = serde_json::to_vec(&Continue { v: 1, rv: done.revision, start })
+                    .map_err(|e| Error::serialization(None, e))?;
+                Some(URL_SAFE_NO_PAD.encode(json))
+            }
+            None => None,
+        };
+        Ok(page)
+    }
+
+    /// How many resources match, without building them for Python; with no filter beyond the
+    /// key range, one count-only request.
+    pub async fn count(&self, query: &Query) -> Result<i64> {
+        let (start, end) = self.range_of(query)?;
+        let store = self.client.store()?;
+        let range_is_exact = query.labels.is_empty()
+            && query.fields.is_empty()
+            && (query.namespace.is_none() || self.config.namespaced);
+        if range_is_exact {
+            let req = RangeRequest {
+                key: start.into_bytes(),
+                range_end: end,
+                count_only: true,
+                ..Default::default()
+            };
+            return Ok(store.range(req).await?.count);
+        }
+        let mut count = 0;
+        let mut unreadable = Vec::new();
+        listing::scan(&**store, start.as_bytes(), &end, 0, CHUNK, |kv| {
+            if Self::filter(query, &kv, &mut unreadable).is_some() {
+                count += 1;
+            }
+            Ok(true)
+        })
+        .await?;
+        Ok(count)
+    }
+}

@@ -1,0 +1,218 @@
+//! The selector grammar, for labels and for fields:
+//!
+//! ```text
+//! selector    := "" | requirement ("," requirement)*
+//! requirement := "!" key | key | key ("=" | "==" | "!=") value | key ("in" | "notin") "(" values ")"
+//! values      := value ("," value)*
+//! ```
+//!
+//! White space is allowed around every token. Label keys and values follow Kubernetes' rules
+//! (`[prefix/]name`, names and values of at most 63 characters); field keys are dotted paths,
+//! field values any characters but white space, `,`, `(` and `)`, which a `\` escapes.
+
+use super::{Op, Requirement};
+use crate::error::{Error, Result};
+use crate::names;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    Labels,
+    Fields,
+}
+
+pub(super) fn parse(text: &str, mode: Mode) -> Result<Vec<Requirement>> {
+    let mut p = Parser { text, pos: 0, mode };
+    let mut requirements = Vec::new();
+    p.skip_ws();
+    if p.at_end() {
+        return Ok(requirements);
+    }
+    loop {
+        requirements.push(p.requirement()?);
+        p.skip_ws();
+        if p.at_end() {
+            return Ok(requirements);
+        }
+        if !p.eat(",") {
+            return p.fail("',' or the end of the selector");
+        }
+    }
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    pos: usize,
+    mode: Mode,
+}
+
+fn is_key_char(c: char, mode: Mode) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(c, '-' | '_' | '.')
+        || (mode == Mode::Labels && c == '/')
+        || (mode == Mode::Fields && c == '/')
+}
+
+/// A Kubernetes label name or value: at most 63 characters, alphanumeric at both ends,
+/// `-`, `_`, `.` between.
+fn valid_label_part(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() <= names::MAX_LABEL
+        && (b.is_empty()
+            || (b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))))
+}
+
+fn valid_label_key(key: &str) -> bool {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    !name.is_empty()
+        && valid_label_part(name)
+        && prefix.is_none_or(|p| !p.is_empty() && names::validate_name(p).is_ok())
+}
+
+impl Parser<'_> {
+    fn fail<T>(&self, expected: &str) -> Result<T> {
+        Err(Error::InvalidSelector {
+            selector: self.text.to_owned(),
+            position: self.pos,
+            expected: expected.to_owned(),
+        })
+    }
+
+    fn rest(&self) -> &str {
+        &self.text[self.pos..]
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.text.len()
+    }
+
+    fn skip_ws(&mut self) {
+        let trimmed = self.rest().trim_start();
+        self.pos = self.text.len() - trimmed.len();
+    }
+
+    fn eat(&mut self, token: &str) -> bool {
+        self.skip_ws();
+        if self.rest().starts_with(token) {
+            self.pos += token.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn key(&mut self) -> Result<String> {
+        self.skip_ws();
+        let start = self.pos;
+        let len = self.rest().find(|c| !is_key_char(c, self.mode)).unwrap_or(self.rest().len());
+        let key = &self.text[start..start + len];
+        let valid = match self.mode {
+            Mode::Labels => valid_label_key(key),
+            Mode::Fields => !key.is_empty() && key.split('.').all(|s| !s.is_empty()),
+        };
+        if !valid {
+            return self.fail(match self.mode {
+                Mode::Labels => "a label key ([prefix/]name: letters, digits, '-', '_', '.', at most 63)",
+                Mode::Fields => "a field path (like status.phase)",
+            });
+        }
+        self.pos += len;
+        Ok(key.to_owned())
+    }
+
+    fn value(&mut self) -> Result<String> {
+        self.skip_ws();
+        let start = self.pos;
+        let mut value = String::new();
+        let mut chars = self.rest().char_indices().peekable();
+        let mut end = self.rest().len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' if self.mode == Mode::Fields => match chars.next() {
+                    Some((_, escaped)) => value.push(escaped),
+                    None => {
+                        self.pos = start + i;
+                        return self.fail("a character after '\\'");
+                    }
+                },
+                ',' | '(' | ')' => {
+                    end = i;
+                    break;
+                }
+                c if c.is_whitespace() => {
+                    end = i;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        if self.mode == Mode::Labels && !valid_label_part(&value) {
+            return self.fail(
+                "a label value (at most 63 letters, digits, '-', '_', '.', alphanumeric at both ends)",
+            );
+        }
+        self.pos = start + end;
+        Ok(value)
+    }
+
+    fn requirement(&mut self) -> Result<Requirement> {
+        if self.eat("!") {
+            let key = self.key()?;
+            return Ok(Requirement::new(key, Op::NotExists));
+        }
+        let key = self.key()?;
+        self.skip_ws();
+        if self.eat("==") || self.eat("=") {
+            let value = self.value()?;
+            return self.end_of_value(Requirement::new(key, Op::Equals(value)));
+        }
+        if self.eat("!=") {
+            let value = self.value()?;
+            return self.end_of_value(Requirement::new(key, Op::NotEquals(value)));
+        }
+        let save = self.pos;
+        let word_len = self.rest().find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(self.rest().len());
+        match &self.rest()[..word_len] {
+            "in" | "notin" => {
+                let negate = word_len == 5;
+                self.pos += word_len;
+                let set = self.set()?;
+                Ok(Requirement::new(key, if negate { Op::NotIn(set) } else { Op::In(set) }))
+            }
+            "" if self.at_end() || self.rest().starts_with(',') => Ok(Requirement::new(key, Op::Exists)),
+            _ => {
+                self.pos = save;
+                self.fail("'=', '==', '!=', 'in', 'notin', ',' or the end of the selector")
+            }
+        }
+    }
+
+    fn end_of_value(&mut self, r: Requirement) -> Result<Requirement> {
+        self.skip_ws();
+        if !(self.at_end() || self.rest().starts_with(',')) {
+            return self.fail("',' or the end of the selector after the value");
+        }
+        Ok(r)
+    }
+
+    fn set(&mut self) -> Result<Vec<String>> {
+        if !self.eat("(") {
+            return self.fail("'(' to open the set of values");
+        }
+        let mut values = Vec::new();
+        loop {
+            values.push(self.value()?);
+            if self.eat(")") {
+                return Ok(values);
+            }
+            if !self.eat(",") {
+                self.skip_ws();
+                return self.fail("',' or ')' in the set of values");
+            }
+        }
+    }
+}
