@@ -25,7 +25,10 @@ from .errors import (
     TooLargeError,
     UnavailableError,
 )
+from .lab_worker_repository import EtcdLabWorkerResourceRepository
+from .lab_workers import LabWorker, LabWorkerPhase, LabWorkerSpec, LabWorkerStatus
 from .repository import ResourcePage, ResourceRepository
+from .typed import from_document
 from .watching import WatchEvent, WatchHandle
 
 # Close every client and let the runtime go quiet before the interpreter finalizes.
@@ -36,6 +39,7 @@ __all__ = [
     "ClosedError",
     "ConflictError",
     "EtcdClient",
+    "EtcdLabWorkerResourceRepository",
     "EtcdResourcesError",
     "EtcdStorageBackend",
     "EtcdTimeoutError",
@@ -43,6 +47,10 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidNameError",
     "InvalidSelectorError",
+    "LabWorker",
+    "LabWorkerPhase",
+    "LabWorkerSpec",
+    "LabWorkerStatus",
     "NotFoundError",
     "PermissionDeniedError",
     "ResourcePage",
@@ -53,4 +61,5 @@ __all__ = [
     "WatchEvent",
     "WatchHandle",
     "__version__",
+    "from_document",
 ]

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from . import _core
 from .errors import ConflictError, NotFoundError
+from .typed import from_document
 from .watching import Callback, WatchHandle
 
 __all__ = ["ResourcePage", "ResourceRepository"]
@@ -71,8 +72,10 @@ class ResourceRepository(Generic[T]):
         namespaced: bool = False,
         format: str = "json",
         default_namespace: str = "default",
+        resource_type: type | None = None,
     ) -> None:
         self._client = client
+        self._resource_type = None if resource_type in (None, dict) else resource_type
         self._core = _core.RepositoryCore(
             client,
             prefix,
@@ -91,9 +94,17 @@ class ResourceRepository(Generic[T]):
 
     # -- mapping between stored documents and the caller's objects ---------------------------
 
+    @property
+    def resource_type(self) -> type | None:
+        """The class reads return (``None``: dicts)."""
+        return self._resource_type
+
     def _from_document(self, doc: Document) -> Any:
-        """Turn a stored document into what reads return (a dict here)."""
-        return doc
+        """Turn a stored document into what reads return: a ``resource_type`` instance, or the
+        dict itself."""
+        if self._resource_type is None:
+            return doc
+        return from_document(self._resource_type, doc)
 
     def _after_write(self, resource: Any, doc: Document) -> Any:
         if isinstance(resource, dict):
@@ -227,8 +238,14 @@ class ResourceRepository(Generic[T]):
         return await self.list_async(label_selector=labels)
 
     def watch_changes(self, callback: Callback, *, start_revision: int = 0) -> WatchHandle:
-        """Call ``callback(event)`` on this event loop for every change under the prefix."""
-        return WatchHandle(lambda: self._core.watch_stream(start_revision), callback, self.prefix)
+        """Call ``callback(event)`` on this event loop for every change under the prefix;
+        ``event.resource`` is the resource as reads return it."""
+        return WatchHandle(
+            lambda: self._core.watch_stream(start_revision),
+            callback,
+            self.prefix,
+            convert=self._from_document,
+        )
 
     # -- helpers -------------------------------------------------------------------------------
 

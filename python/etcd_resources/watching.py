@@ -34,6 +34,10 @@ class WatchEvent:
     """The document before the change, where etcd gives it."""
     revision: int
     """The revision of the change (the new resource_version)."""
+    resource: Any = None
+    """``value`` as the repository's reads return it (a typed object for typed repositories)."""
+    previous_resource: Any = None
+    """``previous``, likewise."""
 
 
 Callback = Callable[[WatchEvent], Awaitable[None] | None]
@@ -48,8 +52,11 @@ class WatchHandle:
         open_stream: Callable[[], Awaitable[_core.WatchStream]],
         callback: Callback,
         description: str,
+        *,
+        convert: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self._description = description
+        self._convert = convert
         self._started = asyncio.get_running_loop().create_future()
         self._stream: _core.WatchStream | None = None
         self._task = asyncio.get_running_loop().create_task(self._run(open_stream, callback))
@@ -67,15 +74,13 @@ class WatchHandle:
         try:
             while (batch := await self._stream.next_batch()) is not None:
                 for kind, name, value, previous, revision in batch:
-                    event = WatchEvent(kind, name, value, previous, revision)  # type: ignore[arg-type]
                     try:
+                        event = self._event(kind, name, value, previous, revision)
                         result = callback(event)
                         if inspect.isawaitable(result):
                             await result
                     except Exception:
-                        log.exception(
-                            "watch callback failed on %s (%s)", event.name, self._description
-                        )
+                        log.exception("watch callback failed on %s (%s)", name, self._description)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -83,6 +88,19 @@ class WatchHandle:
             raise
         finally:
             self._stream.close()
+
+    def _event(
+        self,
+        kind: str,
+        name: str,
+        value: dict[str, Any] | None,
+        previous: dict[str, Any] | None,
+        revision: int,
+    ) -> WatchEvent:
+        convert = self._convert
+        resource = value if convert is None or value is None else convert(value)
+        before = previous if convert is None or previous is None else convert(previous)
+        return WatchEvent(kind, name, value, previous, revision, resource, before)  # type: ignore[arg-type]
 
     async def started(self) -> None:
         """Wait until the watch is established; raises if it could not be."""
