@@ -9,6 +9,7 @@ import atexit
 
 from ._core import EtcdClient, __version__, _shutdown
 from .backend import EtcdStorageBackend
+from .config import EtcdSettings
 from .errors import (
     AlreadyExistsError,
     ClosedError,
@@ -41,6 +42,7 @@ __all__ = [
     "EtcdClient",
     "EtcdLabWorkerResourceRepository",
     "EtcdResourcesError",
+    "EtcdSettings",
     "EtcdStorageBackend",
     "EtcdTimeoutError",
     "ExpiredError",

@@ -8,6 +8,7 @@ the standard one (``ConnectionError``, ``TimeoutError``, ``ValueError``, ``Looku
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 __all__ = [
@@ -34,7 +35,9 @@ class EtcdResourcesError(Exception):
     code: str | None = None
 
     def __init__(self, message: str = "", **fields: Any) -> None:
-        super().__init__(message)
+        # Not super(): a subclass may also derive from an exception whose __init__ takes other
+        # arguments (Neuroglia's ResourceConflictError); its attributes are set as fields.
+        Exception.__init__(self, message)
         self.message = message
         for name, value in fields.items():
             setattr(self, name, value)
@@ -120,3 +123,55 @@ class PermissionDeniedError(EtcdResourcesError, PermissionError):
 
 class ClosedError(EtcdResourcesError, RuntimeError):
     """The client was closed."""
+
+
+# The class the native core raises for each error kind (by name). Integrations may put a
+# subclass in place: `use_neuroglia_conflict_error()` makes conflicts Neuroglia's too.
+_classes: dict[str, type[EtcdResourcesError]] = {
+    cls.__name__: cls
+    for cls in (
+        EtcdResourcesError,
+        NotFoundError,
+        AlreadyExistsError,
+        ConflictError,
+        UnavailableError,
+        EtcdTimeoutError,
+        ExpiredError,
+        InvalidNameError,
+        InvalidSelectorError,
+        InvalidArgumentError,
+        TooLargeError,
+        SerializationError,
+        PermissionDeniedError,
+        ClosedError,
+    )
+}
+
+
+def use_neuroglia_conflict_error() -> type[ConflictError]:
+    """From now on, raise conflicts as a class that is both our :class:`ConflictError` and
+    Neuroglia's ``ResourceConflictError`` (with its ``resource_id``, ``expected_version`` and
+    ``actual_version``). Done on import of ``etcd_resources.neuroglia``, and on import of this
+    package when Neuroglia's resources are already imported."""
+    from neuroglia.data.resources.abstractions import ResourceConflictError
+
+    current = _classes["ConflictError"]
+    if issubclass(current, ResourceConflictError) and issubclass(current, ConflictError):
+        return current
+
+    class NeurogliaConflictError(ConflictError, ResourceConflictError):  # type: ignore[misc]
+        """A conflict, as etcd-resources and as Neuroglia's ``ResourceConflictError``."""
+
+        def __init__(self, message: str = "", **fields: Any) -> None:
+            super().__init__(message, **fields)
+            key = str(fields.get("key", ""))
+            self.resource_id = key.rstrip("/").rsplit("/", 1)[-1]
+
+    NeurogliaConflictError.__module__ = __name__
+    NeurogliaConflictError.__qualname__ = "NeurogliaConflictError"
+    _classes["ConflictError"] = NeurogliaConflictError
+    return NeurogliaConflictError
+
+
+if "neuroglia.data.resources.abstractions" in sys.modules:
+    use_neuroglia_conflict_error()

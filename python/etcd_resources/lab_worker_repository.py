@@ -45,9 +45,15 @@ class EtcdLabWorkerResourceRepository(ResourceRepository[Any]):
         resource_type: type | None = LabWorker,
         format: str = "json",
         namespaced: bool = False,
+        mediator: Any = None,
     ) -> None:
         super().__init__(
-            client, prefix, namespaced=namespaced, format=format, resource_type=resource_type
+            client,
+            prefix,
+            namespaced=namespaced,
+            format=format,
+            resource_type=resource_type,
+            mediator=mediator,
         )
 
     # -- factories (sync, so a dependency-injection factory can call them) ------------------

@@ -9,6 +9,7 @@ spec changes; deletes wait for finalizers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,8 @@ from .typed import from_document
 from .watching import Callback, WatchHandle
 
 __all__ = ["ResourcePage", "ResourceRepository"]
+
+log = logging.getLogger("etcd_resources")
 
 T = TypeVar("T")
 Document = dict[str, Any]
@@ -73,9 +76,12 @@ class ResourceRepository(Generic[T]):
         format: str = "json",
         default_namespace: str = "default",
         resource_type: type | None = None,
+        mediator: Any = None,
     ) -> None:
         self._client = client
         self._resource_type = None if resource_type in (None, dict) else resource_type
+        # Anything with `async publish_async(event)`, e.g. Neuroglia's Mediator.
+        self._mediator = mediator
         self._core = _core.RepositoryCore(
             client,
             prefix,
@@ -137,14 +143,26 @@ class ResourceRepository(Generic[T]):
         return None if doc is None else self._from_document(doc)
 
     async def add_async(self, entity: T) -> T:
-        """Create the resource. Raises ``AlreadyExistsError`` if the name is taken."""
+        """Create the resource. Raises ``AlreadyExistsError`` if the name is taken. Then
+        publishes the entity's pending domain events (with a mediator)."""
+        result = await self._do_add_async(entity)
+        await self._publish_domain_events(entity)
+        return result
+
+    async def _do_add_async(self, entity: T) -> T:
         doc = await self._core.create(entity)
         return self._after_write(entity, doc)  # type: ignore[no-any-return]
 
     async def update_async(self, entity: T) -> T:
         """Replace the resource if its ``metadata.resource_version`` is still the stored one;
         raises ``ConflictError`` if not. Without a resource_version, replaces whatever is
-        stored. ``generation`` goes up by one when ``spec`` changed."""
+        stored. ``generation`` goes up by one when ``spec`` changed. Then publishes the
+        entity's pending domain events (with a mediator)."""
+        result = await self._do_update_async(entity)
+        await self._publish_domain_events(entity)
+        return result
+
+    async def _do_update_async(self, entity: T) -> T:
         doc = await self._core.update(entity)
         return self._after_write(entity, doc)  # type: ignore[no-any-return]
 
@@ -189,7 +207,32 @@ class ResourceRepository(Generic[T]):
     async def remove_async(self, id: str, namespace: str | None = None) -> None:
         """Delete the resource. With finalizers, marks it (``deletion_timestamp``) instead; it
         goes when an update removes the last finalizer. Raises ``NotFoundError`` if absent."""
+        await self._do_remove_async(id, namespace)
+
+    async def _do_remove_async(self, id: str, namespace: str | None = None) -> None:
         await self._core.remove(id, namespace)
+
+    async def _publish_domain_events(self, entity: Any) -> None:
+        """Publish the entity's pending domain events through the mediator, after a write that
+        succeeded (Neuroglia's rule), then clear them. Any entity with
+        ``get_uncommitted_events()`` or ``domain_events`` qualifies, not only aggregates. A
+        failing handler is logged with its event; the write stands."""
+        if self._mediator is None:
+            return
+        if hasattr(entity, "get_uncommitted_events"):
+            events = list(entity.get_uncommitted_events())
+        else:
+            events = list(getattr(entity, "domain_events", None) or [])
+        for event in events:
+            try:
+                await self._mediator.publish_async(event)
+            except Exception:
+                log.exception("publishing %s after a write failed", type(event).__name__)
+        if events:
+            if hasattr(entity, "clear_pending_events"):
+                entity.clear_pending_events()
+            elif isinstance(getattr(entity, "domain_events", None), list):
+                entity.domain_events.clear()
 
     async def list_async(
         self,

@@ -58,7 +58,8 @@ fn fields<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyDict>> {
 }
 
 fn build(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
-    let class = errors_module(py)?.getattr(e.kind())?;
+    // `_classes` maps each kind to the class to raise (integrations may put subclasses there).
+    let class = errors_module(py)?.getattr("_classes")?.get_item(e.kind())?;
     let instance = class.call((e.to_string(),), Some(&fields(py, e)?))?;
     Ok(PyErr::from_value(instance))
 }

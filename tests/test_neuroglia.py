@@ -1,0 +1,168 @@
+"""The Neuroglia drop-in, with the real neuroglia-python package: dependency injection,
+a command handler through the mediator, domain events after writes, conflicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from neuroglia.core import OperationResult
+from neuroglia.data.abstractions import DomainEvent
+from neuroglia.data.infrastructure.abstractions import Repository
+from neuroglia.data.resources.abstractions import ResourceConflictError
+from neuroglia.dependency_injection import ServiceCollection
+from neuroglia.mediation import Command, CommandHandler, Mediator, NotificationHandler
+
+import etcd_resources
+from etcd_resources import ConflictError, EtcdClient, EtcdSettings
+from etcd_resources.neuroglia import EtcdLabWorkerResourceRepository, add_etcd_resources
+
+from . import service_model as svc
+
+
+class LabWorkerCreated(DomainEvent[str]):
+    def __init__(self, aggregate_id: str, name: str) -> None:
+        super().__init__(aggregate_id)
+        self.name = name
+
+
+class EventfulLabWorker(svc.LabWorker):
+    """A worker that records a domain event when created, as an aggregate would."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.domain_events: list[DomainEvent[str]] = []
+
+    @classmethod
+    def new(cls, name: str, track: str) -> EventfulLabWorker:
+        base = svc.new_worker(name, track)
+        worker = cls(base.metadata, base.spec)
+        worker.domain_events.append(LabWorkerCreated(worker.id, name))
+        return worker
+
+
+class CreateLabWorkerCommand(Command[OperationResult[str]]):
+    def __init__(self, name: str, lab_track: str) -> None:
+        self.name = name
+        self.lab_track = lab_track
+
+
+class CreateLabWorkerHandler(CommandHandler[CreateLabWorkerCommand, OperationResult[str]]):
+    def __init__(self, repository: etcd_resources.EtcdLabWorkerResourceRepository) -> None:
+        super().__init__()
+        self.repository = repository
+
+    async def handle_async(self, request: CreateLabWorkerCommand) -> OperationResult[str]:
+        worker = EventfulLabWorker.new(request.name, request.lab_track)
+        await self.repository.add_async(worker)
+        return self.created(worker.metadata.resource_version)
+
+
+PUBLISHED: list[LabWorkerCreated] = []
+
+
+class LabWorkerCreatedHandler(NotificationHandler[LabWorkerCreated]):
+    async def handle_async(self, notification: LabWorkerCreated) -> None:
+        PUBLISHED.append(notification)
+
+
+@pytest.fixture
+def services(
+    store_kind: str, etcd_endpoints: list[str], prefix: str
+) -> Iterator[ServiceCollection]:
+    endpoints = etcd_endpoints if store_kind == "etcd" else ["memory://"]
+    collection = ServiceCollection()
+    add_etcd_resources(
+        collection, EtcdSettings(endpoints=endpoints, prefix=prefix), resource_type=svc.LabWorker
+    )
+    collection.add_singleton(Mediator)
+    collection.add_scoped(CreateLabWorkerHandler)
+    collection.add_transient(NotificationHandler, LabWorkerCreatedHandler)
+    Mediator._handler_registry[CreateLabWorkerCommand] = CreateLabWorkerHandler
+    PUBLISHED.clear()
+    yield collection
+    Mediator._handler_registry.pop(CreateLabWorkerCommand, None)
+
+
+def test_scopes_get_their_own_repository_on_one_client(services: ServiceCollection) -> None:
+    provider = services.build()
+    first = provider.create_scope().get_service_provider()
+    second = provider.create_scope().get_service_provider()
+    a = first.get_required_service(EtcdLabWorkerResourceRepository)
+    b = second.get_required_service(EtcdLabWorkerResourceRepository)
+    assert a is not b
+    assert a.client is b.client is provider.get_required_service(EtcdClient)
+    assert isinstance(a, Repository)
+    assert isinstance(a, etcd_resources.EtcdLabWorkerResourceRepository)
+    plain = first.get_required_service(etcd_resources.EtcdLabWorkerResourceRepository)
+    assert isinstance(plain, EtcdLabWorkerResourceRepository)
+    provider.get_required_service(EtcdClient).close()
+
+
+async def test_a_command_handler_runs_through_the_mediator(services: ServiceCollection) -> None:
+    provider = services.build()
+    mediator = provider.get_required_service(Mediator)
+    result = await mediator.execute_async(CreateLabWorkerCommand("w1", "ccna"))
+    assert result.is_success, result.detail
+    assert result.data  # the new resource_version
+
+    scope = provider.create_scope().get_service_provider()
+    repo = scope.get_required_service(EtcdLabWorkerResourceRepository)
+    stored = await repo.get_async("w1")
+    assert isinstance(stored, svc.LabWorker)
+    assert stored.metadata.resource_version == result.data
+    # The domain event went through the mediator after the write, and was cleared.
+    assert [e.name for e in PUBLISHED] == ["w1"]
+    provider.get_required_service(EtcdClient).close()
+
+
+async def test_no_event_is_published_when_the_write_fails(services: ServiceCollection) -> None:
+    provider = services.build()
+    mediator = provider.get_required_service(Mediator)
+    await mediator.execute_async(CreateLabWorkerCommand("w1", "ccna"))
+    PUBLISHED.clear()
+    with pytest.raises(etcd_resources.AlreadyExistsError):
+        await mediator.execute_async(CreateLabWorkerCommand("w1", "ccna"))
+    assert PUBLISHED == []
+    provider.get_required_service(EtcdClient).close()
+
+
+async def test_conflicts_are_neuroglia_conflicts(client: EtcdClient, prefix: str) -> None:
+    repo = EtcdLabWorkerResourceRepository(client, prefix, resource_type=svc.LabWorker)
+    worker = svc.new_worker("w1")
+    await repo.add_async(worker)
+    stale = await repo.get_async("w1")
+    worker.status.phase = svc.LabWorkerPhase.READY
+    await repo.update_async(worker)
+    stale.status.phase = svc.LabWorkerPhase.FAILED
+    with pytest.raises(ResourceConflictError) as info:
+        await repo.update_async(stale)
+    assert isinstance(info.value, ConflictError)
+    assert info.value.resource_id == "w1"
+    assert info.value.expected_version == stale.metadata.resource_version
+    assert info.value.actual_version == worker.metadata.resource_version
+
+
+@pytest.fixture(scope="session")
+def spans() -> Any:
+    """An in-memory span exporter behind the process's (set once) tracer provider."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
+
+
+async def test_operations_are_traced(client: EtcdClient, prefix: str, spans: Any) -> None:
+    spans.clear()
+    repo = EtcdLabWorkerResourceRepository(client, prefix, resource_type=svc.LabWorker)
+    await repo.add_async(svc.new_worker("w1"))
+    await repo.get_async("w1")
+    names = [s.name for s in spans.get_finished_spans()]
+    assert "Repository.add" in names and "Repository.get" in names
