@@ -28,7 +28,7 @@ release: $(VENV)/.tools
 	maturin develop -q --release --extras test,neuroglia,bench
 
 demo: $(VENV)/.tools
-	maturin develop -q --release
+	maturin develop -q --release --extras neuroglia
 	$(PY) -m etcd_resources.demo $(ARGS)
 
 lint: dev

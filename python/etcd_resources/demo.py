@@ -1,8 +1,13 @@
-"""A tour of etcd-resources: ``python -m etcd_resources.demo`` (embedded store) or
-``python -m etcd_resources.demo --endpoints http://127.0.0.1:2379`` (a real etcd).
+"""A tour of etcd-resources as the Lab Resource Manager uses it.
 
-It creates lab workers on several tracks, watches them change, moves them through their
-phases, queries them, and shows a conflicting update being caught and retried.
+    python -m etcd_resources.demo                                   # the embedded store
+    python -m etcd_resources.demo --endpoints http://127.0.0.1:2379 # a real etcd
+
+The repository is registered through Neuroglia's dependency injection (the client as a
+singleton, the repository as a scoped service); command handlers get it by constructor
+injection and run through the mediator. It creates workers on several lab tracks, moves them
+through their phases while a watch prints every change as it arrives, runs every query, and
+shows a conflicting update being caught and retried.
 """
 
 from __future__ import annotations
@@ -13,28 +18,8 @@ import sys
 import uuid
 from typing import Any
 
-from . import (
-    AlreadyExistsError,
-    ConflictError,
-    EtcdClient,
-    ResourceRepository,
-    WatchEvent,
-)
-
-TRACKS = ["ccna", "ccnp", "devnet"]
-
-
-def worker(name: str, track: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "lab.neuroglia.io/v1",
-        "kind": "LabWorker",
-        "metadata": {"name": name, "namespace": "labs", "labels": {"lab-track": track}},
-        "spec": {"lab_track": track, "aws_config": {"instance_type": "c5.2xlarge"}},
-        "status": {"phase": "Pending"},
-    }
-
-
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+TRACKS = ["ccna", "ccnp", "devnet"]
 
 
 def show(title: str) -> None:
@@ -42,113 +27,179 @@ def show(title: str) -> None:
 
 
 async def run(endpoints: list[str], prefix: str) -> None:
-    async with EtcdClient(endpoints) as client:
-        repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix)
-        where = "the embedded store" if endpoints == ["memory://"] else ", ".join(endpoints)
-        print(f"etcd-resources demo on {where}, keys under {prefix}")
+    try:
+        from neuroglia.dependency_injection import ServiceCollection
+        from neuroglia.mediation import Mediator
 
-        show("Watching every change (events print as they arrive, dimmed)")
-        events: list[WatchEvent] = []
-        caught_up = asyncio.Event()
-        target = [0]
-
-        def on_change(event: WatchEvent) -> None:
-            events.append(event)
-            phase = (event.value or {}).get("status", {}).get("phase", "")
-            line = f"watch: rev {event.revision:>3} {event.type:<6} {event.name} {phase}"
-            print(f"      {DIM}{line}{RESET}")
-            if target[0] and event.revision >= target[0]:
-                caught_up.set()
-
-        watch = repo.watch_changes(on_change)
-        await watch.started()
-
-        show("Creating six lab workers on three tracks")
-        for i in range(6):
-            created = await repo.add_async(worker(f"worker-{i}", TRACKS[i % 3]))
-            meta = created["metadata"]
-            print(
-                f"  + {meta['name']:<9} track={TRACKS[i % 3]:<7} "
-                f"resource_version={meta['resource_version']} uid={meta['uid'][:8]}…"
-            )
-        try:
-            await repo.add_async(worker("worker-0", "ccna"))
-        except AlreadyExistsError as e:
-            print(f"  ! a second create of worker-0 is refused atomically: {e}")
-
-        show("Moving workers through their phases")
-        for name, phases in {
-            "worker-0": ["Provisioning", "Ready"],
-            "worker-1": ["Provisioning", "Ready"],
-            "worker-2": ["Provisioning", "Ready", "Draining"],
-        }.items():
-            for phase in phases:
-                current = await repo.get_async(name)
-                assert current is not None
-                updated = await repo.update_async({**current, "status": {"phase": phase}})
-                print(
-                    f"  ~ {name:<9} -> {phase:<12} resource_version="
-                    f"{updated['metadata']['resource_version']} "
-                    f"generation={updated['metadata']['generation']}"
-                )
-
-        show("Queries (filtered in Rust, one snapshot each)")
-        for selector in ["lab-track=ccna", "lab-track in (ccnp,devnet)", "lab-track!=ccna"]:
-            names = [w["metadata"]["name"] for w in await repo.list_async(label_selector=selector)]
-            print(f"  {selector:<28} {names}")
-        ready = [
-            w["metadata"]["name"]
-            for w in await repo.list_async()
-            if w["status"]["phase"] in ("Ready", "Draining")
-        ]
-        print(f"  {'active (Ready or Draining)':<28} {ready}")
-
-        show("Two writers race on worker-3")
-        snapshot = await repo.get_async("worker-3")
-        assert snapshot is not None
-        await repo.update_async({**snapshot, "status": {"phase": "Ready"}})
-        print("  writer A moved worker-3 to Ready")
-        try:
-            await repo.update_async({**snapshot, "status": {"phase": "Failed"}})
-        except ConflictError as e:
-            print(
-                f"  writer B's stale write is refused: expected version {e.expected_version}, "
-                f"stored {e.actual_version}"
-            )
-
-        def bump_errors(current: dict[str, Any]) -> dict[str, Any]:
-            status = {
-                **current["status"],
-                "error_count": current["status"].get("error_count", 0) + 1,
-            }
-            return {**current, "status": status}
-
-        result = await repo.update_with_retry_async(worker("worker-3", "ccna"), mutate=bump_errors)
-        print(
-            f"  writer B re-read and retried: phase={result['status']['phase']} "
-            f"error_count={result['status']['error_count']}"
+        from ._demo_service import (
+            CreateLabWorker,
+            CreateLabWorkerHandler,
+            MoveToPhase,
+            MoveToPhaseHandler,
+        )
+        from .neuroglia import EtcdLabWorkerResourceRepository, add_etcd_resources
+    except ImportError:
+        sys.exit(
+            "the demo shows the Neuroglia integration: pip install 'etcd-resources[neuroglia]'"
         )
 
-        show("Deleting worker-5")
-        await repo.remove_async("worker-5")
-        print(f"  worker-5 exists: {await repo.contains_async('worker-5')}")
+    from . import ConflictError, EtcdClient, EtcdSettings, LabWorker, LabWorkerPhase, WatchEvent
 
-        show("Waiting for the watch to catch up with the last write")
-        target[0] = await client.current_revision()
-        if not events or events[-1].revision < target[0]:
-            await asyncio.wait_for(caught_up.wait(), 10)
-        watch.cancel()
-        revisions = [e.revision for e in events]
-        assert revisions == sorted(set(revisions)), "events out of order or repeated"
+    # -- registration, as the service's main.py does it ------------------------------------
+
+    services = ServiceCollection()
+    add_etcd_resources(services, EtcdSettings(endpoints=endpoints, prefix=prefix))
+    services.add_singleton(Mediator)
+    services.add_scoped(CreateLabWorkerHandler)
+    services.add_scoped(MoveToPhaseHandler)
+    Mediator._handler_registry[CreateLabWorker] = CreateLabWorkerHandler
+    Mediator._handler_registry[MoveToPhase] = MoveToPhaseHandler
+    provider = services.build()
+    mediator: Any = provider.get_required_service(Mediator)
+    client: EtcdClient = provider.get_required_service(EtcdClient)
+    where = "the embedded store" if endpoints == ["memory://"] else ", ".join(endpoints)
+    print(f"etcd-resources demo on {where}, LabWorkers under {prefix}")
+    print("EtcdClient registered as a singleton, EtcdLabWorkerResourceRepository as scoped")
+
+    def repository() -> EtcdLabWorkerResourceRepository:
+        scope = provider.create_scope().get_service_provider()
+        return scope.get_required_service(EtcdLabWorkerResourceRepository)
+
+    # -- a watch that prints every change as it arrives -------------------------------------
+
+    show("Watching the workers (changes print as they arrive, dimmed)")
+    events: list[WatchEvent] = []
+    caught_up = asyncio.Event()
+    target = [0]
+
+    def on_change(event: WatchEvent) -> None:
+        events.append(event)
+        worker = event.resource or event.previous_resource
+        phase = event.resource.status.phase.value if event.resource else "(deleted)"
+        line = f"watch: rev {event.revision:>3} {event.type:<6} {worker.metadata.name:<9} {phase}"
+        print(f"      {DIM}{line}{RESET}")
+        if target[0] and event.revision >= target[0]:
+            caught_up.set()
+
+    watch = repository().watch_workers(on_change)
+    await watch.started()
+
+    show("Creating workers on three tracks, through the mediator")
+    for i in range(7):
+        result = await mediator.execute_async(CreateLabWorker(f"worker-{i}", TRACKS[i % 3]))
+        worker = result.data
         print(
-            f"  {len(events)} events, revisions {revisions[0]}..{revisions[-1]}, in order, "
-            "none repeated. Done."
+            f"  + {worker.metadata.name:<9} track={worker.spec.lab_track:<7} "
+            f"resource_version={worker.metadata.resource_version}"
         )
+    try:
+        await repository().add_async(LabWorker.create("worker-0", "ccna"))
+    except Exception as e:
+        print(f"  ! a second create of worker-0 is refused atomically: {type(e).__name__}")
+
+    show("Moving workers through their phases")
+    plan = {
+        "worker-0": [LabWorkerPhase.PROVISIONING_EC2, LabWorkerPhase.READY],
+        "worker-1": [LabWorkerPhase.PROVISIONING_EC2, LabWorkerPhase.READY],
+        "worker-2": [
+            LabWorkerPhase.PROVISIONING_EC2,
+            LabWorkerPhase.READY,
+            LabWorkerPhase.DRAINING,
+        ],
+        "worker-3": [LabWorkerPhase.PROVISIONING_EC2, LabWorkerPhase.FAILED],
+        "worker-4": [LabWorkerPhase.PROVISIONING_EC2, LabWorkerPhase.READY, LabWorkerPhase.ACTIVE],
+    }
+    for name, phases in plan.items():
+        for phase in phases:
+            result = await mediator.execute_async(MoveToPhase(name, phase))
+            meta = result.data.metadata
+            print(
+                f"  ~ {name:<9} -> {phase.value:<16} resource_version={meta.resource_version} "
+                f"generation={meta.generation}"
+            )
+
+    show("Queries (evaluated in Rust on the stored documents)")
+    repo = repository()
+
+    def names(workers: list[Any]) -> str:
+        return ", ".join(w.metadata.name for w in workers) or "-"
+
+    queries = {
+        "find_by_lab_track_async('ccna')": repo.find_by_lab_track_async("ccna"),
+        "find_by_phase_async(READY)": repo.find_by_phase_async(LabWorkerPhase.READY),
+        "find_active_workers_async()": repo.find_active_workers_async(),
+        "find_ready_workers_async()": repo.find_ready_workers_async(),
+        "find_draining_workers_async()": repo.find_draining_workers_async(),
+    }
+    for call, query in queries.items():
+        print(f"  {call:<37}{names(await query)}")
+    for phase in (LabWorkerPhase.READY, LabWorkerPhase.PENDING, LabWorkerPhase.FAILED):
+        print(
+            f"  count_by_phase_async({phase.value + ')':<17}"
+            f"{await repo.count_by_phase_async(phase):>3}"
+        )
+    for track in TRACKS:
+        print(
+            f"  count_by_lab_track_async({track + ')':<12}"
+            f"{await repo.count_by_lab_track_async(track):>3}"
+        )
+    mixed = await repo.list_async(
+        label_selector="lab-track in (ccnp,devnet)", field_selector="status.phase!=Pending"
+    )
+    print(f"  lab-track in (ccnp,devnet), not Pending  {names(mixed)}")
+    page = await repo.list_page_async(limit=3)
+    print(
+        f"  first page of 3: {names(page.items)} (read at revision {page.resource_version}, "
+        f"more: {page.continue_token is not None})"
+    )
+
+    show("Two handlers race on worker-5")
+    a, b = repository(), repository()
+    seen_by_a: Any = await a.get_async("worker-5")
+    seen_by_b: Any = await b.get_async("worker-5")
+    seen_by_a.status.phase = LabWorkerPhase.READY
+    await a.update_async(seen_by_a)
+    print(f"  A moved worker-5 to Ready (resource_version {seen_by_a.metadata.resource_version})")
+    seen_by_b.status.error_count += 1
+    try:
+        await b.update_async(seen_by_b)
+    except ConflictError as e:
+        print(
+            f"  B's write from version {e.expected_version} is refused: "
+            f"the stored one is {e.actual_version}"
+        )
+
+    def count_error(current: Any) -> Any:
+        current.status.error_count += 1
+        return current
+
+    retried = await b.update_with_retry_async(seen_by_b, mutate=count_error)
+    print(
+        f"  B re-read and re-applied: phase={retried.status.phase.value}, "
+        f"error_count={retried.status.error_count} (A's change kept)"
+    )
+
+    show("Removing worker-6")
+    await repo.remove_async("worker-6")
+    print(f"  worker-6 exists: {await repo.contains_async('worker-6')}")
+
+    show("The watch catches up with the last write")
+    target[0] = await client.current_revision()
+    if not events or events[-1].revision < target[0]:
+        await asyncio.wait_for(caught_up.wait(), 10)
+    watch.cancel()
+    revisions = [e.revision for e in events]
+    assert revisions == sorted(set(revisions)), "events out of order or repeated"
+    print(
+        f"  {len(events)} events, revisions {revisions[0]}..{revisions[-1]}, in order, "
+        "none repeated, none lost"
+    )
+    client.close()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--endpoints",

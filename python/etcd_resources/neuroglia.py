@@ -21,7 +21,7 @@ add_etcd_resources(builder.services, EtcdSettings.from_app_settings(app_settings
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from neuroglia.data.infrastructure.abstractions import Repository
 from neuroglia.data.infrastructure.tracing_mixin import TracedRepositoryMixin
@@ -47,22 +47,34 @@ NeurogliaConflictError = use_neuroglia_conflict_error()
 T = TypeVar("T")
 
 
-class EtcdResourceRepository(  # type: ignore[misc]
-    TracedRepositoryMixin,
-    repository.ResourceRepository[T],
-    Repository[Any, str],
-    Generic[T],
-):
-    """:class:`etcd_resources.ResourceRepository` as a Neuroglia ``Repository``."""
+if TYPE_CHECKING:
+    # For type checkers, our signatures (TracedRepositoryMixin's are looser, and typed on
+    # Neuroglia's entity types); at run time, the MRO below.
 
+    class EtcdResourceRepository(repository.ResourceRepository[T]):
+        """:class:`etcd_resources.ResourceRepository` as a Neuroglia ``Repository``."""
 
-class EtcdLabWorkerResourceRepository(  # type: ignore[misc]
-    TracedRepositoryMixin,
-    lab_worker_repository.EtcdLabWorkerResourceRepository,
-    Repository[Any, str],
-):
-    """:class:`etcd_resources.EtcdLabWorkerResourceRepository` as a Neuroglia ``Repository``
-    (so also an instance of the plain class)."""
+    class EtcdLabWorkerResourceRepository(lab_worker_repository.EtcdLabWorkerResourceRepository):
+        """:class:`etcd_resources.EtcdLabWorkerResourceRepository` as a Neuroglia
+        ``Repository``."""
+
+else:
+
+    class EtcdResourceRepository(
+        TracedRepositoryMixin,
+        repository.ResourceRepository[T],
+        Repository[Any, str],
+        Generic[T],
+    ):
+        """:class:`etcd_resources.ResourceRepository` as a Neuroglia ``Repository``."""
+
+    class EtcdLabWorkerResourceRepository(
+        TracedRepositoryMixin,
+        lab_worker_repository.EtcdLabWorkerResourceRepository,
+        Repository[Any, str],
+    ):
+        """:class:`etcd_resources.EtcdLabWorkerResourceRepository` as a Neuroglia
+        ``Repository`` (so also an instance of the plain class)."""
 
 
 def _mediator(provider: ServiceProviderBase) -> Any:

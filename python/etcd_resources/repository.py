@@ -188,7 +188,8 @@ class ResourceRepository(Generic[T]):
             try:
                 if mutate is None:
                     return await self.update_async(entity)
-                current = await self.get_async(name, namespace)
+                doc = await self._core.get(name, namespace)
+                current = None if doc is None else self._from_document(doc)
                 if current is None:
                     raise NotFoundError(
                         f"{self._core.key(name, namespace)!r} not found",

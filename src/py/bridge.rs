@@ -9,8 +9,9 @@
 //! - nothing can attach to a finalizing interpreter: at exit there is no tokio thread that
 //!   calls into Python (`pyo3_async_runtimes::future_into_py` completes futures from tokio's
 //!   blocking pool, and crashed 2 exits in 20 here with a watch open; see docs/decisions.md);
-//! - a future that is ready at once (the embedded store, a closed client) is completed before
-//!   `spawn` returns, without leaving the calling thread.
+//! - a future that is ready on its first poll (the embedded store, a closed client) runs on
+//!   the calling thread and completes on the loop's next turn (`call_soon`), without a thread
+//!   hop; the `await` still yields once, so other tasks are not starved.
 //!
 //! Cancelling the asyncio future drops the Rust future (a done-callback signals it).
 
@@ -34,6 +35,7 @@ use crate::error::Result;
 /// Rust tasks spawned and not finished.
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static COMPLETE_SOON: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// `weakref.WeakKeyDictionary` from event loop to its `LoopQueue`.
 static QUEUES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// The queue of the loop used last, with a strong reference to that loop so its address
@@ -148,6 +150,14 @@ fn queue_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Queue
     Ok(queue)
 }
 
+/// Runs on the loop: complete a future (unless cancelled meanwhile).
+#[pyfunction]
+fn _complete_soon(future: &Bound<'_, PyAny>, ok: bool, value: Bound<'_, PyAny>) -> PyResult<()> {
+    let py = future.py();
+    let result = if ok { Ok(value.unbind()) } else { Err(PyErr::from_value(value)) };
+    complete(py, future, result)
+}
+
 /// The done-callback of each pending asyncio future: on cancel, drop the Rust future.
 #[pyclass]
 struct CancelOnDone {
@@ -212,7 +222,15 @@ where
         fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
     };
     if let Poll::Ready(result) = first {
-        complete(py, &future, make_result(result)(py))?;
+        // Complete on the next turn of the loop, not now: an `await` then still yields, so a
+        // tight loop of calls on the embedded store cannot starve the loop's other tasks.
+        let value = match make_result(result)(py) {
+            Ok(value) => (true, value),
+            Err(err) => (false, err.into_value(py).into_any()),
+        };
+        let setter = COMPLETE_SOON
+            .get_or_try_init(py, || wrap_pyfunction!(_complete_soon, py).map(|f| f.into_any().unbind()))?;
+        event_loop.call_method1(pyo3::intern!(py, "call_soon"), (setter, &future, value.0, value.1))?;
         return Ok(future);
     }
 
