@@ -1,5 +1,17 @@
-//! Watching documents under a prefix: the store's raw events decoded into changes, ending
-//! cleanly when the client closes.
+//! Watching documents under a prefix: the store's raw events decoded and classified the
+//! Kubernetes way, resumed after failures without losing or repeating an event.
+//!
+//! - Every change is `Added`, `Modified` or `Deleted`; with a [`Query`], a resource that
+//!   stops matching arrives as `Deleted` and one that starts matching as `Added`. A progress
+//!   notification from etcd arrives as `Bookmark`.
+//! - The stream remembers the revision of the last change it delivered. When the connection
+//!   breaks (etcd restarted, a leader change, a network cut), it reopens the watch from the
+//!   next revision, with exponential backoff and jitter, for as long as the client is open.
+//!   Events at or below the last delivered revision are dropped, so none is repeated.
+//! - A start revision that etcd has compacted is an `Expired` error: relist, then watch from
+//!   the list's revision. It never skips ahead silently.
+
+use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::Value;
@@ -7,12 +19,38 @@ use serde_json::Value;
 use crate::client::Client;
 use crate::document;
 use crate::error::{Error, Result};
-use crate::store::{EventKind, WatchStream};
+use crate::selector::Query;
+use crate::store::{EventKind, WatchEvent, WatchStream};
+
+/// The first pause before reopening a broken watch; doubled up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What a change did, from the watcher's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeType {
+    Added,
+    Modified,
+    Deleted,
+    /// Nothing changed; everything up to `revision` has been delivered.
+    Bookmark,
+}
+
+impl ChangeType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeType::Added => "ADDED",
+            ChangeType::Modified => "MODIFIED",
+            ChangeType::Deleted => "DELETED",
+            ChangeType::Bookmark => "BOOKMARK",
+        }
+    }
+}
 
 /// One change to one document.
 #[derive(Debug, Clone)]
 pub struct Change {
-    pub kind: EventKind,
+    pub kind: ChangeType,
     pub key: String,
     /// The document after the change (`None` for a delete, or when it could not be decoded).
     pub value: Option<Value>,
@@ -24,47 +62,183 @@ pub struct Change {
     pub error: Option<Error>,
 }
 
-/// A stream of batches of changes.
+/// A resumable stream of batches of changes.
 pub struct ChangeStream {
     client: Client,
-    inner: WatchStream,
-    /// The revision of the last change delivered (for resuming).
+    prefix: String,
+    query: Option<Query>,
+    inner: Option<WatchStream>,
+    /// The revision of the last change delivered; the watch resumes after it.
     pub last_revision: i64,
+    /// How many times in a row reopening failed (for the backoff).
+    failures: u32,
+    /// State of the jitter generator.
+    seed: u64,
+    /// How many times the watch was reopened after a failure.
+    pub reconnects: u64,
 }
 
 impl ChangeStream {
-    /// Watch `prefix` from `start_revision` (0: from now on).
-    pub async fn open(client: Client, prefix: &str, start_revision: i64) -> Result<Self> {
-        let inner = client.store()?.watch(prefix.as_bytes().to_vec(), start_revision).await?;
-        Ok(ChangeStream { client, inner, last_revision: start_revision.saturating_sub(1) })
+    /// Watch `prefix` from `start_revision` (0: from now on), keeping only changes that
+    /// matter to `query` (all, when `None`).
+    pub async fn open(
+        client: Client,
+        prefix: &str,
+        start_revision: i64,
+        query: Option<Query>,
+    ) -> Result<Self> {
+        let store = client.store()?;
+        // "Now" as a revision, so that a resume after a failure knows where to start.
+        let start = if start_revision > 0 { start_revision } else { store.current_revision().await? + 1 };
+        let inner = store.watch(prefix.as_bytes().to_vec(), start).await?;
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
+            | 1;
+        Ok(ChangeStream {
+            client,
+            prefix: prefix.to_owned(),
+            query,
+            inner: Some(inner),
+            last_revision: start - 1,
+            failures: 0,
+            seed,
+            reconnects: 0,
+        })
+    }
+
+    fn jitter(&mut self) -> f64 {
+        // xorshift64: enough to spread reconnects of many watchers.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        0.5 + (self.seed % 1000) as f64 / 2000.0
+    }
+
+    fn backoff(&mut self) -> Duration {
+        let exp = FIRST_BACKOFF.saturating_mul(1 << self.failures.min(8)).min(MAX_BACKOFF);
+        self.failures += 1;
+        exp.mul_f64(self.jitter())
+    }
+
+    /// Errors after which the watch is reopened rather than ended.
+    fn resumable(e: &Error) -> bool {
+        matches!(e, Error::Unavailable { .. } | Error::Timeout { .. })
     }
 
     /// The next batch, or `None` once the client is closed.
     pub async fn next_batch(&mut self) -> Result<Option<Vec<Change>>> {
         let shutdown = self.client.shutdown().clone();
-        let batch = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(None),
-            batch = self.inner.next() => batch,
-        };
-        let Some(events) = batch.transpose()? else {
-            return Ok(None);
-        };
-        let mut changes = Vec::with_capacity(events.len());
-        for e in events {
-            let key = String::from_utf8_lossy(&e.kv.key).into_owned();
-            let revision = e.kv.mod_revision;
-            let previous = e.prev.and_then(|p| document::read(&key, &p.value, p.mod_revision).ok());
-            let (value, error) = match e.kind {
-                EventKind::Delete => (None, None),
-                EventKind::Put => match document::read(&key, &e.kv.value, revision) {
-                    Ok(doc) => (Some(doc), None),
-                    Err(err) => (None, Some(err)),
-                },
+        loop {
+            let Some(inner) = self.inner.as_mut() else {
+                let pause = if self.failures == 0 { Duration::ZERO } else { self.backoff() };
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(None),
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                let store = match self.client.store() {
+                    Ok(store) => store,
+                    Err(Error::Closed) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                match store.watch(self.prefix.as_bytes().to_vec(), self.last_revision + 1).await {
+                    Ok(stream) => {
+                        self.inner = Some(stream);
+                        self.reconnects += 1;
+                    }
+                    Err(Error::Closed) => return Ok(None),
+                    Err(e) if Self::resumable(&e) => {
+                        self.failures = self.failures.max(1);
+                    }
+                    Err(e) => return Err(e),
+                }
+                continue;
             };
-            self.last_revision = revision;
-            changes.push(Change { kind: e.kind, key, value, previous, revision, error });
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(None),
+                next = inner.next() => next,
+            };
+            let batch = match next {
+                Some(Ok(batch)) => batch,
+                Some(Err(Error::Closed)) => return Ok(None),
+                Some(Err(e)) if Self::resumable(&e) => {
+                    self.inner = None;
+                    self.failures = self.failures.max(1);
+                    continue;
+                }
+                Some(Err(e)) => return Err(e),
+                None => {
+                    // The store ended the stream (etcd going away): reopen.
+                    self.inner = None;
+                    self.failures = self.failures.max(1);
+                    continue;
+                }
+            };
+            self.failures = 0;
+            if batch.events.is_empty() {
+                if batch.revision > self.last_revision {
+                    self.last_revision = batch.revision;
+                    let bookmark = Change {
+                        kind: ChangeType::Bookmark,
+                        key: String::new(),
+                        value: None,
+                        previous: None,
+                        revision: batch.revision,
+                        error: None,
+                    };
+                    return Ok(Some(vec![bookmark]));
+                }
+                continue;
+            }
+            let mut changes = Vec::with_capacity(batch.events.len());
+            for event in batch.events {
+                let revision = event.kv.mod_revision;
+                if revision <= self.last_revision {
+                    continue; // already delivered before a reconnect
+                }
+                if let Some(change) = self.classify(event) {
+                    changes.push(change);
+                }
+                self.last_revision = revision;
+            }
+            if !changes.is_empty() {
+                return Ok(Some(changes));
+            }
         }
-        Ok(Some(changes))
+    }
+
+    /// Decode an event and decide what it means to this watch (`None`: nothing).
+    fn classify(&self, event: WatchEvent) -> Option<Change> {
+        let key = String::from_utf8_lossy(&event.kv.key).into_owned();
+        let revision = event.kv.mod_revision;
+        let previous = event.prev.as_ref().and_then(|p| document::read(&key, &p.value, p.mod_revision).ok());
+        let (value, error) = match event.kind {
+            EventKind::Delete => (None, None),
+            EventKind::Put => match document::read(&key, &event.kv.value, revision) {
+                Ok(doc) => (Some(doc), None),
+                Err(e) => (None, Some(e)),
+            },
+        };
+        let kind = match &self.query {
+            None => match event.kind {
+                EventKind::Delete => ChangeType::Deleted,
+                EventKind::Put if event.kv.version == 1 => ChangeType::Added,
+                EventKind::Put => ChangeType::Modified,
+            },
+            Some(query) => {
+                let before = previous.as_ref().is_some_and(|d| query.matches(d));
+                let now = value.as_ref().is_some_and(|d| query.matches(d));
+                match (event.kind, before, now) {
+                    (EventKind::Put, true, true) => ChangeType::Modified,
+                    (EventKind::Put, false, true) => ChangeType::Added,
+                    (EventKind::Put, true, false) | (EventKind::Delete, true, _) => ChangeType::Deleted,
+                    // Unreadable bytes are reported whatever the query.
+                    (EventKind::Put, false, false) if error.is_some() => ChangeType::Modified,
+                    (EventKind::Put, false, false) | (EventKind::Delete, false, _) => return None,
+                }
+            }
+        };
+        Some(Change { kind, key, value, previous, revision, error })
     }
 }
 
@@ -72,28 +246,62 @@ impl ChangeStream {
 mod tests {
     use super::*;
     use crate::client::{ClientOptions, MEMORY_ENDPOINT};
+    use crate::selector::FieldSelector;
+
+    fn client() -> Client {
+        Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap()
+    }
+
+    async fn collect(w: &mut ChangeStream, n: usize) -> Vec<Change> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            got.extend(w.next_batch().await.unwrap().unwrap());
+        }
+        got
+    }
 
     #[tokio::test]
     async fn changes_are_decoded_and_closing_ends_the_stream() {
-        let client = Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap();
+        let client = client();
         let store = client.store().unwrap().clone();
-        let mut w = ChangeStream::open(client.clone(), "/p/", 0).await.unwrap();
+        let mut w = ChangeStream::open(client.clone(), "/p/", 0, None).await.unwrap();
         store.put(b"/p/a".to_vec(), br#"{"metadata":{"name":"a"}}"#.to_vec(), 0).await.unwrap();
+        store.put(b"/p/a".to_vec(), br#"{"metadata":{"name":"a"},"x":1}"#.to_vec(), 0).await.unwrap();
         store.put(b"/p/b".to_vec(), b"{bad".to_vec(), 0).await.unwrap();
         store.delete(b"/p/a".to_vec(), None).await.unwrap();
-        let mut got = Vec::new();
-        while got.len() < 3 {
-            got.extend(w.next_batch().await.unwrap().unwrap());
-        }
+        let got = collect(&mut w, 4).await;
+        let kinds: Vec<_> = got.iter().map(|c| c.kind).collect();
+        use ChangeType::*;
+        assert_eq!(kinds, vec![Added, Modified, Added, Deleted]);
         assert_eq!(
             got[0].value.as_ref().unwrap()["metadata"]["resource_version"],
             got[0].revision.to_string()
         );
-        assert!(matches!(got[1].error, Some(Error::Serialization { .. })));
-        assert_eq!(got[2].kind, EventKind::Delete);
-        assert_eq!(got[2].previous.as_ref().unwrap()["metadata"]["name"], "a");
-        assert_eq!(w.last_revision, got[2].revision);
+        assert!(matches!(got[2].error, Some(Error::Serialization { .. })));
+        assert_eq!(got[3].previous.as_ref().unwrap()["x"], 1);
+        assert_eq!(w.last_revision, got[3].revision);
         client.close();
         assert!(w.next_batch().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn selectors_turn_transitions_into_added_and_deleted() {
+        let client = client();
+        let store = client.store().unwrap().clone();
+        let query =
+            Query { fields: FieldSelector::parse("status.phase=Ready").unwrap(), ..Default::default() };
+        let mut w = ChangeStream::open(client.clone(), "/p/", 0, Some(query)).await.unwrap();
+        let put = |phase: &str| {
+            format!(r#"{{"metadata":{{"name":"a"}},"status":{{"phase":"{phase}"}}}}"#).into_bytes()
+        };
+        store.put(b"/p/a".to_vec(), put("Pending"), 0).await.unwrap(); // not matching: nothing
+        store.put(b"/p/a".to_vec(), put("Ready"), 0).await.unwrap(); // starts matching
+        store.put(b"/p/a".to_vec(), put("Ready"), 0).await.unwrap(); // still matching
+        store.put(b"/p/a".to_vec(), put("Draining"), 0).await.unwrap(); // stops matching
+        store.put(b"/p/a".to_vec(), put("Ready"), 0).await.unwrap();
+        store.delete(b"/p/a".to_vec(), None).await.unwrap();
+        let kinds: Vec<_> = collect(&mut w, 5).await.iter().map(|c| c.kind).collect();
+        use ChangeType::*;
+        assert_eq!(kinds, vec![Added, Modified, Deleted, Added, Deleted]);
     }
 }

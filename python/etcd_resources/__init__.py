@@ -30,7 +30,7 @@ from .lab_worker_repository import EtcdLabWorkerResourceRepository
 from .lab_workers import LabWorker, LabWorkerPhase, LabWorkerSpec, LabWorkerStatus
 from .repository import ResourcePage, ResourceRepository
 from .typed import from_document
-from .watching import WatchEvent, WatchHandle
+from .watching import EventType, ResourceEvent, WatchEvent, WatchHandle
 
 # Close every client and let the runtime go quiet before the interpreter finalizes.
 atexit.register(_shutdown)
@@ -45,6 +45,7 @@ __all__ = [
     "EtcdSettings",
     "EtcdStorageBackend",
     "EtcdTimeoutError",
+    "EventType",
     "ExpiredError",
     "InvalidArgumentError",
     "InvalidNameError",
@@ -55,6 +56,7 @@ __all__ = [
     "LabWorkerStatus",
     "NotFoundError",
     "PermissionDeniedError",
+    "ResourceEvent",
     "ResourcePage",
     "ResourceRepository",
     "SerializationError",

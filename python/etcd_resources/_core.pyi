@@ -114,7 +114,13 @@ class RepositoryCore:
         label_selector: _SelectorArg = None,
         field_selector: _SelectorArg = None,
     ) -> int: ...
-    async def watch_stream(self, start_revision: int = 0) -> WatchStream: ...
+    async def watch_stream(
+        self,
+        start_revision: int = 0,
+        namespace: str | None = None,
+        label_selector: _SelectorArg = None,
+        field_selector: _SelectorArg = None,
+    ) -> WatchStream: ...
 
 _RawChange = tuple[str, str, _Json | None, _Json | None, int]
 

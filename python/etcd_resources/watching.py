@@ -11,11 +11,12 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal
 
 from . import _core
 
-__all__ = ["WatchEvent", "WatchHandle"]
+__all__ = ["EventType", "ResourceEvent", "WatchEvent", "WatchHandle"]
 
 log = logging.getLogger("etcd_resources")
 
@@ -41,6 +42,30 @@ class WatchEvent:
 
 
 Callback = Callable[[WatchEvent], Awaitable[None] | None]
+
+
+class EventType(StrEnum):
+    """What happened to a resource, as Kubernetes watches say it."""
+
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+    BOOKMARK = "BOOKMARK"
+    """No change: everything up to ``resource_version`` has been delivered."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceEvent:
+    """One event of ``repository.watch()``."""
+
+    type: EventType
+    resource: Any
+    """The resource (typed as reads return it); for ``DELETED``, its last known state; ``None``
+    for a ``BOOKMARK``."""
+    previous: Any
+    """The resource before the change, where etcd gives it."""
+    resource_version: str
+    """The revision of the event: resume a watch after it with ``resource_version=``."""
 
 
 class WatchHandle:
@@ -74,6 +99,8 @@ class WatchHandle:
         try:
             while (batch := await self._stream.next_batch()) is not None:
                 for kind, name, value, previous, revision in batch:
+                    if kind == "BOOKMARK":
+                        continue
                     try:
                         event = self._event(kind, name, value, previous, revision)
                         result = callback(event)
@@ -100,7 +127,9 @@ class WatchHandle:
         convert = self._convert
         resource = value if convert is None or value is None else convert(value)
         before = previous if convert is None or previous is None else convert(previous)
-        return WatchEvent(kind, name, value, previous, revision, resource, before)  # type: ignore[arg-type]
+        # The seed API's two kinds: a put (created or updated) or a delete.
+        put_or_delete = "delete" if kind == "DELETED" else "put"
+        return WatchEvent(put_or_delete, name, value, previous, revision, resource, before)  # type: ignore[arg-type]
 
     async def started(self) -> None:
         """Wait until the watch is established; raises if it could not be."""

@@ -120,6 +120,7 @@ impl PyKvBackend {
             prefix,
             start_revision,
             self.backend.prefix().len(),
+            None,
         )
     }
 

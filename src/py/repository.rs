@@ -178,12 +178,22 @@ impl PyRepositoryCore {
         spawn(py, async move { repo.count(&query).await })
     }
 
-    /// Open a watch on this repository's resources from `start_revision` (0: now).
-    #[pyo3(signature = (start_revision=0))]
-    fn watch_stream<'py>(&self, py: Python<'py>, start_revision: i64) -> PyResult<Bound<'py, PyAny>> {
+    /// Open a watch on this repository's resources from `start_revision` (0: now), keeping
+    /// the changes that matter to the selectors. Resolves to a `WatchStream`.
+    #[pyo3(signature = (start_revision=0, namespace=None, label_selector=None, field_selector=None))]
+    fn watch_stream<'py>(
+        &self,
+        py: Python<'py>,
+        start_revision: i64,
+        namespace: Option<String>,
+        label_selector: Option<&Bound<'py, PyAny>>,
+        field_selector: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let query = query(namespace, label_selector, field_selector)?;
+        let query = (!query.is_unfiltered()).then_some(query);
         let prefix = self.repo.config().prefix.clone();
         let len = prefix.len();
-        PyWatchStream::open(py, self.repo.client().clone(), prefix, start_revision, len)
+        PyWatchStream::open(py, self.repo.client().clone(), prefix, start_revision, len, query)
     }
 
     fn __repr__(&self) -> String {

@@ -12,14 +12,17 @@ use tokio_util::sync::CancellationToken;
 use crate::client::Client;
 use crate::py::args::report_unreadable;
 use crate::py::convert::to_python;
-use crate::store::EventKind;
+use crate::selector::Query;
 use crate::watch::{Change, ChangeStream};
 
 /// An open watch on a prefix. `next_batch()` returns the next list of
-/// `(type, name, value, previous, revision)` tuples, or `None` once the watch has ended.
+/// `(type, name, value, previous, revision)` tuples (type: `ADDED`, `MODIFIED`, `DELETED`,
+/// `BOOKMARK`), or `None` once the watch has ended. It resumes by itself after connection
+/// failures (see `watch.rs`).
 #[pyclass(frozen, name = "WatchStream", module = "etcd_resources._core")]
 pub struct PyWatchStream {
-    stream: Arc<Mutex<ChangeStream>>,
+    /// `None` once closed: dropping the `ChangeStream` ends the etcd watch.
+    stream: Arc<Mutex<Option<ChangeStream>>>,
     prefix: String,
     /// Length of the part of each key that is not the name.
     name_start: usize,
@@ -35,12 +38,28 @@ impl PyWatchStream {
         prefix: String,
         start_revision: i64,
         name_start: usize,
+        query: Option<Query>,
     ) -> PyResult<Bound<'_, PyAny>> {
         spawn(py, async move {
-            let stream = ChangeStream::open(client, &prefix, start_revision).await?;
+            let stream = ChangeStream::open(client, &prefix, start_revision, query).await?;
             let stop = CancellationToken::new();
-            Ok(PyWatchStream { stream: Arc::new(Mutex::new(stream)), prefix, name_start, stop })
+            Ok(PyWatchStream { stream: Arc::new(Mutex::new(Some(stream))), prefix, name_start, stop })
         })
+    }
+}
+
+/// Holds the stream during a `next_batch`; when that call ends (returns, fails, or is
+/// cancelled from Python) after `close()`, the stream is dropped with it.
+struct DropWhenStopped<'a> {
+    guard: tokio::sync::MutexGuard<'a, Option<ChangeStream>>,
+    stop: CancellationToken,
+}
+
+impl Drop for DropWhenStopped<'_> {
+    fn drop(&mut self) {
+        if self.stop.is_cancelled() {
+            self.guard.take();
+        }
     }
 }
 
@@ -62,10 +81,7 @@ impl<'py> IntoPyObject<'py> for Batch {
                 unreadable.push(e);
                 continue;
             }
-            let kind = match c.kind {
-                EventKind::Put => "put",
-                EventKind::Delete => "delete",
-            };
+            let kind = c.kind.name();
             let name = c.key.get(self.prefix_len..).unwrap_or(&c.key);
             let value = c.value.as_ref().map(|v| to_python(py, v)).transpose()?;
             let previous = c.previous.as_ref().map(|v| to_python(py, v)).transpose()?;
@@ -94,7 +110,8 @@ impl PyWatchStream {
         let stop = self.stop.clone();
         let prefix_len = self.name_start;
         spawn(py, async move {
-            let mut stream = stream.lock().await;
+            let mut guard = DropWhenStopped { guard: stream.lock().await, stop: stop.clone() };
+            let Some(stream) = guard.guard.as_mut() else { return Ok(None) };
             let batch = tokio::select! {
                 _ = stop.cancelled() => None,
                 batch = stream.next_batch() => batch?,
@@ -103,9 +120,14 @@ impl PyWatchStream {
         })
     }
 
-    /// Stop the watch; a pending `next_batch()` returns `None`.
+    /// Stop the watch and end the etcd watch; a pending `next_batch()` returns `None`.
     fn close(&self) {
         self.stop.cancel();
+        // Free now if no `next_batch` holds the stream; otherwise that call frees it as it
+        // ends (however it ends: see `DropWhenStopped`).
+        if let Ok(mut stream) = self.stream.try_lock() {
+            stream.take();
+        }
     }
 
     fn __repr__(&self) -> String {

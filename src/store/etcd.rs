@@ -5,6 +5,7 @@
 //! concurrent calls run concurrently on the one HTTP/2 connection pool; nothing serialises
 //! them. Every call runs under the request timeout.
 
+use std::error::Error as _;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -19,7 +20,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::WatchStream;
-use super::{prefix_end, EventKind, KeyValue, RangeRequest, RangeResponse, Store, WatchEvent};
+use super::{prefix_end, EventKind, KeyValue, RangeRequest, RangeResponse, Store, WatchBatch, WatchEvent};
 use crate::error::{Error, Result};
 
 /// How to reach etcd.
@@ -246,7 +247,8 @@ impl Store for EtcdStore {
     }
 
     async fn watch(&self, prefix: Vec<u8>, start_revision: i64) -> Result<WatchStream> {
-        let mut options = WatchOptions::new().with_range(prefix_end(&prefix)).with_prev_key();
+        let mut options =
+            WatchOptions::new().with_range(prefix_end(&prefix)).with_prev_key().with_progress_notify();
         if start_revision > 0 {
             options = options.with_start_revision(start_revision);
         }
@@ -263,17 +265,19 @@ impl Store for EtcdStore {
                                     compacted: resp.compact_revision(),
                                 }
                             } else {
-                                Error::Etcd {
-                                    message: format!("watch canceled: {}", resp.cancel_reason()),
+                                // "no leader", or the server shutting down: resumable.
+                                Error::Unavailable {
+                                    message: format!("watch canceled by etcd: {}", resp.cancel_reason()),
                                     code: None,
                                 }
                             };
                             return Some((Err(err), None));
                         }
-                        if resp.events().is_empty() {
-                            continue; // created, or a progress notification
+                        let revision = resp.header().map_or(0, |h| h.revision());
+                        if resp.created() && resp.events().is_empty() {
+                            continue;
                         }
-                        let batch = resp
+                        let events = resp
                             .events()
                             .iter()
                             .filter_map(|e| {
@@ -284,7 +288,8 @@ impl Store for EtcdStore {
                                 Some(WatchEvent { kind, kv: to_kv(e.kv()?), prev: e.prev_kv().map(to_kv) })
                             })
                             .collect();
-                        return Some((Ok(batch), Some(stream)));
+                        // No events: a progress notification (everything up to `revision` sent).
+                        return Some((Ok(WatchBatch { events, revision }), Some(stream)));
                     }
                     Ok(None) => {
                         let err = Error::Unavailable {
@@ -378,6 +383,11 @@ fn map_status(status: &tonic::Status) -> Error {
             Error::InvalidArgument { message: format!("etcd refused the request: {message}") }
         }
         Code::NotFound => Error::NotFound { key: message },
+        // A broken connection under a stream ("h2 protocol error: error reading a body from
+        // connection") comes as Unknown with the transport error as its source.
+        Code::Unknown if status.source().is_some() || message.starts_with("h2 protocol error") => {
+            Error::Unavailable { message, code }
+        }
         Code::Ok
         | Code::Unknown
         | Code::AlreadyExists

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::{in_range, prefix_end, EventKind, KeyValue, RangeRequest, RangeResponse, Store};
-use super::{WatchEvent, WatchStream};
+use super::{WatchBatch, WatchEvent, WatchStream};
 use crate::error::{Error, Result};
 
 /// How often the lease reaper looks for expired leases.
@@ -44,7 +44,7 @@ struct Lease {
 struct Watcher {
     start: Vec<u8>,
     end: Vec<u8>,
-    tx: mpsc::UnboundedSender<Result<Vec<WatchEvent>>>,
+    tx: mpsc::UnboundedSender<Result<WatchBatch>>,
 }
 
 #[derive(Default)]
@@ -180,7 +180,7 @@ impl State {
         self.watchers.retain(|w| {
             let mine: Vec<_> =
                 events.iter().filter(|e| in_range(&e.kv.key, &w.start, &w.end)).cloned().collect();
-            mine.is_empty() || w.tx.send(Ok(mine)).is_ok()
+            mine.is_empty() || w.tx.send(Ok(WatchBatch { events: mine, revision: rev })).is_ok()
         });
         self.watchers.retain(|w| !w.tx.is_closed());
         self.history.insert(rev, events);
@@ -318,12 +318,12 @@ impl Store for MemoryStore {
         let end = prefix_end(&prefix);
         let (tx, rx) = mpsc::unbounded_channel();
         if start_revision > 0 {
-            for events in state.history.range(start_revision..).map(|(_, e)| e) {
+            for (rev, events) in state.history.range(start_revision..) {
                 let mine: Vec<_> =
                     events.iter().filter(|e| in_range(&e.kv.key, &prefix, &end)).cloned().collect();
                 if !mine.is_empty() {
                     // The receiver is alive: we hold it.
-                    let _ = tx.send(Ok(mine));
+                    let _ = tx.send(Ok(WatchBatch { events: mine, revision: *rev }));
                 }
             }
         }

@@ -81,8 +81,17 @@ pub struct WatchEvent {
     pub prev: Option<KeyValue>,
 }
 
-/// Events in revision order, batched as the store delivers them. An `Err` ends the stream.
-pub type WatchStream = BoxStream<'static, Result<Vec<WatchEvent>>>;
+/// Events in revision order as the store delivers them. `revision` is the store's revision
+/// when the batch was sent: every change up to it has been delivered (a batch with no events
+/// is a progress notification).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WatchBatch {
+    pub events: Vec<WatchEvent>,
+    pub revision: i64,
+}
+
+/// A stream of batches. An `Err` ends the stream.
+pub type WatchStream = BoxStream<'static, Result<WatchBatch>>;
 
 /// A key-value store with etcd's semantics: revisions, transactions, watch, leases.
 #[async_trait]
