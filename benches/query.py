@@ -14,14 +14,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from typing import Any
 
 from common import PHASES, lab_worker, median_time, sync_median_time
 
-from etcd_resources import EtcdClient, EtcdStorageBackend, ResourceRepository
+from etcd_resources import (
+    EtcdClient,
+    EtcdLabWorkerResourceRepository,
+    EtcdStorageBackend,
+    ResourceRepository,
+)
 
 N = 10_000
+CACHE_NOTE = ""
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 READY = sum(1 for i in range(N) if PHASES[i % len(PHASES)] == "Ready")
 
 
@@ -65,11 +79,46 @@ async def measure(endpoints: list[str], rounds: int = 5) -> list[tuple[str, floa
 
         find = await median_time(engine_find, rounds)
         count = await median_time(engine_count, rounds)
+
+        rss_before = rss_bytes()
+        cached = EtcdLabWorkerResourceRepository(client, prefix, resource_type=dict, cache=True)
+        await cached.count_async()  # list + watch: the cache is warm
+        per_resource = (rss_bytes() - rss_before) / N
+
+        async def cache_find() -> None:
+            assert len(await cached.find_by_phase_async("Ready")) == READY
+
+        async def cache_count() -> None:
+            assert await cached.count_by_phase_async("Ready") == READY
+
+        async def cache_count_stale_ok() -> None:
+            assert (
+                await cached.count_async(field_selector={"status.phase": "Ready"}, consistent=False)
+                == READY
+            )
+
+        cache_rounds = rounds * 20
+        c_find = await median_time(cache_find, cache_rounds)
+        c_count = await median_time(cache_count, cache_rounds)
+        c_count_fast = await median_time(cache_count_stale_ok, cache_rounds * 10)
         ours_old = await median_time(ours_old_algorithm, 1)
 
         host, port = endpoints[0].removeprefix("http://").rsplit(":", 1)
         old = old_repository(host, int(port), prefix)
         old_find = sync_median_time(lambda: old(), 1, warm_up=False)  # ~1 min a run
+    global CACHE_NOTE
+    rows = [
+        ("find_by_phase_async (dicts), consistent", c_find * 1e3, "ms", find / c_find),
+        ("count_by_phase_async, consistent", c_count * 1e6, "us", count / c_count),
+        ("count_async, consistent=False", c_count_fast * 1e6, "us", count / c_count_fast),
+    ]
+    CACHE_NOTE = "\n".join(
+        [
+            f"informer cache of {N} resources: {per_resource / 1024:.1f} KiB of RSS per resource",
+            f"{'from the cache':<40}{'time':>12}{'vs etcd':>10}",
+            *(f"{name:<40}{t:>9.2f} {unit}{ratio:>9.0f}x" for name, t, unit, ratio in rows),
+        ]
+    )
     return [
         ("find Ready (list + filter)", find, old_find),
         ("count Ready", count, old_find),
@@ -84,7 +133,7 @@ def report(rows: list[tuple[str, float, float]]) -> str:
     ]
     for name, ours, old in rows:
         lines.append(f"{name:<30}{ours * 1000:>11.1f} ms{old * 1000:>13.1f} ms{old / ours:>9.1f}x")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + CACHE_NOTE
 
 
 def run(endpoints: list[str]) -> str:

@@ -112,6 +112,11 @@ impl Client {
         Ok(&self.inner.store)
     }
 
+    /// An identity of this client (all its clones), for per-client registries.
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     pub fn endpoints(&self) -> &[String] {
         &self.inner.endpoints
     }

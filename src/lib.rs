@@ -7,6 +7,7 @@ pub mod backend;
 pub mod client;
 pub mod document;
 pub mod error;
+pub mod informer;
 pub mod listing;
 pub mod names;
 pub mod repository;

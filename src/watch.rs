@@ -156,7 +156,7 @@ impl ChangeStream {
             };
             let next = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(None),
-                next = inner.next() => next,
+                next = inner.batches.next() => next,
             };
             let batch = match next {
                 Some(Ok(batch)) => batch,
@@ -205,6 +205,12 @@ impl ChangeStream {
                 return Ok(Some(changes));
             }
         }
+    }
+
+    /// Ask etcd for a progress report: a `Bookmark` at its current revision once every change
+    /// up to it has been delivered. Does nothing while the watch is reconnecting.
+    pub fn progress_requester(&self) -> Option<std::sync::Arc<dyn crate::store::ProgressRequester>> {
+        self.inner.as_ref().map(|w| w.progress.clone())
     }
 
     /// Decode an event and decide what it means to this watch (`None`: nothing).

@@ -80,6 +80,7 @@ class RepositoryCore:
         namespaced: bool = False,
         format: str = "json",
         default_namespace: str = "default",
+        cache_fields: builtins.list[str] | None = None,
     ) -> Self: ...
     @property
     def prefix(self) -> str: ...
@@ -93,11 +94,15 @@ class RepositoryCore:
     async def create(self, resource: Any, *, lease: int = 0) -> _Json: ...
     async def update(self, resource: Any) -> _Json: ...
     async def remove(self, name: str, namespace: str | None = None) -> _Json | None: ...
+    @property
+    def cached(self) -> bool: ...
     async def list(
         self,
         namespace: str | None = None,
         label_selector: _SelectorArg = None,
         field_selector: _SelectorArg = None,
+        *,
+        consistent: bool = True,
     ) -> list[_Json]: ...
     async def list_page(
         self,
@@ -113,6 +118,8 @@ class RepositoryCore:
         namespace: str | None = None,
         label_selector: _SelectorArg = None,
         field_selector: _SelectorArg = None,
+        *,
+        consistent: bool = True,
     ) -> int: ...
     async def watch_stream(
         self,

@@ -22,6 +22,7 @@ __all__ = ["DEFAULT_PREFIX", "EtcdLabWorkerResourceRepository"]
 DEFAULT_PREFIX = "/lab-workers/"
 LAB_TRACK_LABEL = "lab-track"
 ACTIVE_PHASES = (LabWorkerPhase.READY, LabWorkerPhase.DRAINING)
+CACHE_FIELDS = ["status.phase"]
 
 
 def _phase_text(phase: Enum | str) -> str:
@@ -46,7 +47,10 @@ class EtcdLabWorkerResourceRepository(ResourceRepository[Any]):
         format: str = "json",
         namespaced: bool = False,
         mediator: Any = None,
+        cache: bool = False,
     ) -> None:
+        """``cache=True`` answers the queries from the shared informer cache, indexed on
+        ``status.phase`` and on labels (``lab-track``)."""
         super().__init__(
             client,
             prefix,
@@ -54,6 +58,7 @@ class EtcdLabWorkerResourceRepository(ResourceRepository[Any]):
             format=format,
             resource_type=resource_type,
             mediator=mediator,
+            cache=CACHE_FIELDS if cache else False,
         )
 
     # -- factories (sync, so a dependency-injection factory can call them) ------------------

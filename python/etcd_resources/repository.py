@@ -10,7 +10,7 @@ spec changes; deletes wait for finalizers.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -61,6 +61,10 @@ def _name_of(resource: Any) -> str:
 class ResourceRepository(Generic[T]):
     """Resources under one key prefix.
 
+    ``cache=True`` (or a list of field paths to index, e.g. ``["status.phase"]``) answers lists
+    and counts from an informer cache shared by every repository of the client on the same
+    prefix: a list + watch held in Rust, every label indexed.
+
     Resources are dicts in the ``Resource.to_dict()`` shape, or objects with ``to_dict()``
     (a Neuroglia ``Resource``). Writes return the stored state: a dict for a dict, the same
     object (with ``metadata.resource_version``, ``generation`` and ``uid`` updated) for an
@@ -77,6 +81,7 @@ class ResourceRepository(Generic[T]):
         default_namespace: str = "default",
         resource_type: type | None = None,
         mediator: Any = None,
+        cache: bool | Sequence[str] = False,
     ) -> None:
         self._client = client
         self._resource_type = None if resource_type in (None, dict) else resource_type
@@ -88,6 +93,7 @@ class ResourceRepository(Generic[T]):
             namespaced=namespaced,
             format=format,
             default_namespace=default_namespace,
+            cache_fields=None if cache is False else ([] if cache is True else list(cache)),
         )
 
     @property
@@ -240,12 +246,20 @@ class ResourceRepository(Generic[T]):
         namespace: str | None = None,
         label_selector: Selector = None,
         field_selector: Selector = None,
+        *,
+        consistent: bool = True,
     ) -> list[Any]:
         """Every resource, optionally in one namespace, matching a label selector and a field
         selector (a dict means equality on each key; a string is Kubernetes' grammar, e.g.
         ``"lab-track in (ccna,ccnp)"`` or ``"status.phase=Ready"``). One snapshot, filtered in
-        Rust; only matches become Python objects."""
-        docs = await self._core.list(namespace, label_selector, field_selector)
+        Rust; only matches become Python objects.
+
+        With ``cache=``, answered from the shared informer cache: by default after it has
+        applied etcd's current revision (a read after a write sees the write);
+        ``consistent=False`` answers at once, possibly a little behind."""
+        docs = await self._core.list(
+            namespace, label_selector, field_selector, consistent=consistent
+        )
         return [self._from_document(d) for d in docs]
 
     async def list_page_async(
@@ -271,9 +285,14 @@ class ResourceRepository(Generic[T]):
         namespace: str | None = None,
         label_selector: Selector = None,
         field_selector: Selector = None,
+        *,
+        consistent: bool = True,
     ) -> int:
-        """How many resources match; no Python object is built for them."""
-        return await self._core.count(namespace, label_selector, field_selector)
+        """How many resources match; no Python object is built for them. With ``cache=``, an
+        indexed equality is a single lookup (see ``list_async`` for ``consistent``)."""
+        return await self._core.count(
+            namespace, label_selector, field_selector, consistent=consistent
+        )
 
     async def get_by_namespace_async(self, namespace: str) -> list[Any]:
         return await self.list_async(namespace=namespace)

@@ -267,3 +267,21 @@ impl<'py> IntoPyObject<'py> for JsonList {
         Ok(list.into_any())
     }
 }
+
+/// Documents shared with the informer cache, built into Python dicts without copying them in
+/// Rust first.
+pub struct SharedJsonList(pub Vec<std::sync::Arc<Value>>);
+
+impl<'py> IntoPyObject<'py> for SharedJsonList {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        let list = PyList::empty(py);
+        for v in &self.0 {
+            list.append(to_python(py, v)?)?;
+        }
+        Ok(list.into_any())
+    }
+}

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::document::Format;
 use crate::py::args::{query, Listed, Paged};
 use crate::py::client::PyClient;
-use crate::py::convert::{to_value, Json, MaybeJson};
+use crate::py::convert::{to_value, Json, MaybeJson, SharedJsonList};
 use crate::py::watch::PyWatchStream;
 use crate::repository::{Removal, Repository, RepositoryConfig};
 
@@ -34,19 +34,21 @@ pub struct PyRepositoryCore {
 #[pymethods]
 impl PyRepositoryCore {
     #[new]
-    #[pyo3(signature = (client, prefix, *, namespaced=false, format="json", default_namespace="default"))]
+    #[pyo3(signature = (client, prefix, *, namespaced=false, format="json", default_namespace="default", cache_fields=None))]
     fn new(
         client: &PyClient,
         prefix: String,
         namespaced: bool,
         format: &str,
         default_namespace: &str,
+        cache_fields: Option<Vec<String>>,
     ) -> PyResult<Self> {
         let config = RepositoryConfig {
             prefix,
             namespaced,
             format: Format::parse(format)?,
             default_namespace: default_namespace.to_owned(),
+            cache_fields,
         };
         Ok(PyRepositoryCore { repo: Repository::new(client.client.clone(), config)? })
     }
@@ -129,21 +131,32 @@ impl PyRepositoryCore {
         })
     }
 
-    /// Every matching resource, from one snapshot. Resolves to a list of dicts.
-    #[pyo3(signature = (namespace=None, label_selector=None, field_selector=None))]
+    /// Every matching resource, from one snapshot (from the informer cache when there is one;
+    /// `consistent=False` skips waiting for it to be current). Resolves to a list of dicts.
+    #[pyo3(signature = (namespace=None, label_selector=None, field_selector=None, *, consistent=true))]
     fn list<'py>(
         &self,
         py: Python<'py>,
         namespace: Option<String>,
         label_selector: Option<&Bound<'py, PyAny>>,
         field_selector: Option<&Bound<'py, PyAny>>,
+        consistent: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let query = query(namespace, label_selector, field_selector)?;
         spawn(py, async move {
+            if let Some(cached) = repo.list_cached(&query, consistent).await? {
+                return Ok(Either::Cached(SharedJsonList(cached)));
+            }
             let listing = repo.list(&query).await?;
-            Ok(Listed { items: listing.items, unreadable: listing.unreadable })
+            Ok(Either::Read(Listed { items: listing.items, unreadable: listing.unreadable }))
         })
+    }
+
+    /// Whether lists and counts come from an informer cache.
+    #[getter]
+    fn cached(&self) -> bool {
+        self.repo.config().cache_fields.is_some()
     }
 
     /// One page of at most `limit` matching resources. Resolves to
@@ -165,17 +178,23 @@ impl PyRepositoryCore {
     }
 
     /// How many resources match; builds no Python objects. Resolves to an int.
-    #[pyo3(signature = (namespace=None, label_selector=None, field_selector=None))]
+    #[pyo3(signature = (namespace=None, label_selector=None, field_selector=None, *, consistent=true))]
     fn count<'py>(
         &self,
         py: Python<'py>,
         namespace: Option<String>,
         label_selector: Option<&Bound<'py, PyAny>>,
         field_selector: Option<&Bound<'py, PyAny>>,
+        consistent: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let query = query(namespace, label_selector, field_selector)?;
-        spawn(py, async move { repo.count(&query).await })
+        spawn(py, async move {
+            match repo.count_cached(&query, consistent).await? {
+                Some(count) => Ok(count),
+                None => repo.count(&query).await,
+            }
+        })
     }
 
     /// Open a watch on this repository's resources from `start_revision` (0: now), keeping
@@ -204,5 +223,28 @@ impl PyRepositoryCore {
             c.namespaced,
             c.format.name()
         )
+    }
+}
+
+/// One of two results, converted as whichever it is.
+enum Either<A, B> {
+    Cached(A),
+    Read(B),
+}
+
+impl<'py, A, B> IntoPyObject<'py> for Either<A, B>
+where
+    A: IntoPyObject<'py, Target = PyAny, Output = Bound<'py, PyAny>, Error = PyErr>,
+    B: IntoPyObject<'py, Target = PyAny, Output = Bound<'py, PyAny>, Error = PyErr>,
+{
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        match self {
+            Either::Cached(a) => a.into_pyobject(py),
+            Either::Read(b) => b.into_pyobject(py),
+        }
     }
 }

@@ -33,6 +33,9 @@ pub struct Page {
     pub unreadable: Vec<Error>,
 }
 
+/// Documents read from the informer cache (shared, not copied).
+pub type Cached = Vec<std::sync::Arc<Value>>;
+
 /// What a continue token carries: the snapshot revision and the next key.
 #[derive(Serialize, Deserialize)]
 struct Continue {
@@ -139,6 +142,27 @@ impl Repository {
             None => None,
         };
         Ok(page)
+    }
+
+    /// Matching resources from the informer cache; `consistent` first waits until the cache
+    /// has applied etcd's current revision. `None` when this repository has no cache.
+    pub async fn list_cached(&self, query: &Query, consistent: bool) -> Result<Option<Cached>> {
+        let Some(informer) = self.informer().await? else { return Ok(None) };
+        self.range_of(query)?; // validates the namespace
+        if consistent || informer.revision() == 0 {
+            informer.wait_fresh().await?;
+        }
+        Ok(Some(informer.list(query)))
+    }
+
+    /// How many resources match, from the informer cache (see `list_cached`).
+    pub async fn count_cached(&self, query: &Query, consistent: bool) -> Result<Option<i64>> {
+        let Some(informer) = self.informer().await? else { return Ok(None) };
+        self.range_of(query)?;
+        if consistent || informer.revision() == 0 {
+            informer.wait_fresh().await?;
+        }
+        Ok(Some(informer.count(query) as i64))
     }
 
     /// How many resources match, without building them for Python; with no filter beyond the

@@ -10,9 +10,12 @@
 
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use crate::client::Client;
 use crate::document::{self, Format};
 use crate::error::{Error, Result};
+use crate::informer::Informer;
 use crate::names;
 use crate::store::{KeyValue, RangeRequest};
 
@@ -27,6 +30,9 @@ pub struct RepositoryConfig {
     pub format: Format,
     /// Namespace of resources that name none, in a namespaced repository.
     pub default_namespace: String,
+    /// Answer lists and counts from a shared informer cache indexing these field paths
+    /// (`None`: read etcd every time).
+    pub cache_fields: Option<Vec<String>>,
 }
 
 impl RepositoryConfig {
@@ -36,6 +42,7 @@ impl RepositoryConfig {
             namespaced: false,
             format: Format::Json,
             default_namespace: "default".into(),
+            cache_fields: None,
         }
     }
 }
@@ -54,6 +61,8 @@ pub enum Removal {
 pub struct Repository {
     client: Client,
     config: RepositoryConfig,
+    /// The shared informer, started by the first cached read.
+    informer: Arc<tokio::sync::OnceCell<Informer>>,
 }
 
 impl Repository {
@@ -62,7 +71,17 @@ impl Repository {
             return Err(Error::invalid("the key prefix must not be empty"));
         }
         names::validate_namespace(&config.default_namespace)?;
-        Ok(Repository { client, config })
+        Ok(Repository { client, config, informer: Arc::default() })
+    }
+
+    /// The informer cache, when this repository reads from one (started on first use).
+    pub async fn informer(&self) -> Result<Option<&Informer>> {
+        let Some(fields) = &self.config.cache_fields else { return Ok(None) };
+        let informer = self
+            .informer
+            .get_or_try_init(|| async { Informer::shared(&self.client, &self.config.prefix, fields) })
+            .await?;
+        Ok(Some(informer))
     }
 
     pub fn config(&self) -> &RepositoryConfig {
@@ -258,4 +277,4 @@ mod list;
 #[cfg(test)]
 mod tests;
 
-pub use list::{Listing, Page};
+pub use list::{Cached, Listing, Page};

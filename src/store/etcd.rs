@@ -8,6 +8,7 @@
 use std::error::Error as _;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,7 +21,10 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::WatchStream;
-use super::{prefix_end, EventKind, KeyValue, RangeRequest, RangeResponse, Store, WatchBatch, WatchEvent};
+use super::{
+    prefix_end, EventKind, KeyValue, ProgressRequester, RangeRequest, RangeResponse, Store, WatchBatch,
+    WatchEvent,
+};
 use crate::error::{Error, Result};
 
 /// How to reach etcd.
@@ -160,6 +164,18 @@ fn put_options(lease: i64) -> Option<PutOptions> {
     (lease != 0).then(|| PutOptions::new().with_lease(lease))
 }
 
+/// Progress requests go on the watch's own request stream.
+struct EtcdProgress {
+    sender: tokio::sync::Mutex<etcd_client::WatchRequestSender>,
+}
+
+#[async_trait]
+impl ProgressRequester for EtcdProgress {
+    async fn request_progress(&self) -> Result<()> {
+        self.sender.lock().await.request_progress().await.map_err(map_error)
+    }
+}
+
 #[async_trait]
 impl Store for EtcdStore {
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
@@ -253,7 +269,9 @@ impl Store for EtcdStore {
             options = options.with_start_revision(start_revision);
         }
         let stream = self.call("watch", |mut c| async move { c.watch(prefix, Some(options)).await }).await?;
-        let events = futures::stream::unfold(Some(stream), move |state| async move {
+        let (sender, responses) = stream.split();
+        let progress = Arc::new(EtcdProgress { sender: tokio::sync::Mutex::new(sender) });
+        let events = futures::stream::unfold(Some(responses), move |state| async move {
             let mut stream = state?;
             loop {
                 match stream.message().await {
@@ -302,7 +320,7 @@ impl Store for EtcdStore {
                 }
             }
         });
-        Ok(events.boxed())
+        Ok(WatchStream { batches: events.boxed(), progress })
     }
 
     async fn lease_grant(&self, ttl: i64) -> Result<i64> {

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::{in_range, prefix_end, EventKind, KeyValue, RangeRequest, RangeResponse, Store};
-use super::{WatchBatch, WatchEvent, WatchStream};
+use super::{ProgressRequester, WatchBatch, WatchEvent, WatchStream};
 use crate::error::{Error, Result};
 
 /// How often the lease reaper looks for expired leases.
@@ -221,6 +221,24 @@ impl State {
     }
 }
 
+/// Progress for a watch on the embedded store: sent under the store's lock, after every
+/// event committed so far.
+struct MemoryProgress {
+    state: Weak<Mutex<State>>,
+    tx: mpsc::UnboundedSender<Result<WatchBatch>>,
+}
+
+#[async_trait]
+impl ProgressRequester for MemoryProgress {
+    async fn request_progress(&self) -> Result<()> {
+        let Some(state) = self.state.upgrade() else { return Err(Error::Closed) };
+        let state = state.lock().unwrap_or_else(|p| p.into_inner());
+        // A closed receiver means the watch is gone: nothing to report to.
+        let _ = self.tx.send(Ok(WatchBatch { events: Vec::new(), revision: state.revision }));
+        Ok(())
+    }
+}
+
 /// The version of a key visible at revision `at`, if the key existed then.
 fn visible_at<'a>(
     at: i64,
@@ -327,8 +345,9 @@ impl Store for MemoryStore {
                 }
             }
         }
+        let progress = Arc::new(MemoryProgress { state: Arc::downgrade(&self.state), tx: tx.clone() });
         state.watchers.push(Watcher { start: prefix, end, tx });
-        Ok(UnboundedReceiverStream::new(rx).boxed())
+        Ok(WatchStream { batches: UnboundedReceiverStream::new(rx).boxed(), progress })
     }
 
     async fn lease_grant(&self, ttl: i64) -> Result<i64> {

@@ -90,8 +90,18 @@ pub struct WatchBatch {
     pub revision: i64,
 }
 
-/// A stream of batches. An `Err` ends the stream.
-pub type WatchStream = BoxStream<'static, Result<WatchBatch>>;
+/// Asks a watch to report its progress: a batch with no events at the store's current
+/// revision, once every event up to it has been sent.
+#[async_trait]
+pub trait ProgressRequester: Send + Sync {
+    async fn request_progress(&self) -> Result<()>;
+}
+
+/// An open watch: the batches (an `Err` ends them) and a way to ask for progress.
+pub struct WatchStream {
+    pub batches: BoxStream<'static, Result<WatchBatch>>,
+    pub progress: Arc<dyn ProgressRequester>,
+}
 
 /// A key-value store with etcd's semantics: revisions, transactions, watch, leases.
 #[async_trait]

@@ -84,7 +84,7 @@ async fn watch_replays_history_then_follows() {
 
     let mut got = Vec::new();
     while got.len() < 3 {
-        got.extend(w.next().await.unwrap().unwrap().events);
+        got.extend(w.batches.next().await.unwrap().unwrap().events);
     }
     let kinds: Vec<_> = got.iter().map(|e| e.kind).collect();
     assert_eq!(kinds, vec![EventKind::Put, EventKind::Put, EventKind::Delete]);
@@ -117,7 +117,7 @@ async fn leases_expire_and_take_their_keys() {
     s.lock().leases.get_mut(&id).unwrap().deadline = Instant::now();
     assert!(s.range(RangeRequest::key(b"eph")).await.unwrap().kvs.is_empty());
     assert_eq!(s.range(RangeRequest::key(b"kept")).await.unwrap().kvs.len(), 1);
-    let events = w.next().await.unwrap().unwrap().events;
+    let events = w.batches.next().await.unwrap().unwrap().events;
     assert_eq!(events[0].kind, EventKind::Delete);
     assert!(matches!(s.lease_keep_alive(id).await, Err(Error::NotFound { .. })));
     assert!(matches!(s.put(b("x"), b("1"), id).await, Err(Error::NotFound { .. })));

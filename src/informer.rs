@@ -1,0 +1,415 @@
+//! The informer cache: every document under a prefix held in memory, kept current by a
+//! watch, with indexes, so that queries cost microseconds instead of a read of every document.
+//!
+//! - One informer per (client, prefix, indexed fields), shared by every repository that asks
+//!   for it (the scoped repositories of many requests share one); it stops when the last
+//!   handle is dropped or the client closes.
+//! - It lists the prefix at one revision, then watches from the next one (a [`ChangeStream`],
+//!   which resumes after failures); if etcd compacted past it, it lists again.
+//! - Every label is indexed, and the configured field paths (`status.phase`): an equality or
+//!   set requirement on them narrows the candidates before the full query runs.
+//! - Reads are consistent by default: [`Informer::wait_fresh`] learns etcd's current revision
+//!   and waits until the cache has applied it (asking the watch for a progress report, since
+//!   the last write may have been under another prefix). So a read after a write sees it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::Client;
+use crate::document;
+use crate::error::{Error, Result};
+use crate::listing::{self, CHUNK};
+use crate::selector::{lookup, Op, Query};
+use crate::store::{prefix_end, ProgressRequester};
+use crate::watch::{ChangeStream, ChangeType};
+
+/// How long a consistent read waits for one progress report before asking again.
+const PROGRESS_RETRY: Duration = Duration::from_millis(100);
+
+type Index = HashMap<String, HashMap<String, BTreeSet<String>>>;
+
+#[derive(Default)]
+struct State {
+    docs: BTreeMap<String, Arc<Value>>,
+    labels: Index,
+    fields: Index,
+}
+
+fn scalar(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Bool(b)) => b.to_string(),
+        // Absent, null, objects: the empty string, as field selectors compare them.
+        _ => String::new(),
+    }
+}
+
+impl State {
+    fn index(&mut self, key: &str, doc: &Value, paths: &[String], add: bool) {
+        let apply = |index: &mut Index, name: &str, value: String| {
+            let by_value = index.entry(name.to_owned()).or_default();
+            if add {
+                by_value.entry(value).or_default().insert(key.to_owned());
+            } else if let Some(keys) = by_value.get_mut(&value) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    by_value.remove(&value);
+                }
+            }
+        };
+        if let Some(labels) = document::labels(doc) {
+            for (name, value) in labels {
+                apply(&mut self.labels, name, scalar(Some(value)));
+            }
+        }
+        for path in paths {
+            apply(&mut self.fields, path, scalar(lookup(doc, path)));
+        }
+    }
+
+    fn put(&mut self, key: String, doc: Value, paths: &[String]) {
+        if let Some(old) = self.docs.remove(&key) {
+            self.index(&key, &old, paths, false);
+        }
+        self.index(&key, &doc, paths, true);
+        self.docs.insert(key, Arc::new(doc));
+    }
+
+    fn delete(&mut self, key: &str, paths: &[String]) {
+        if let Some(old) = self.docs.remove(key) {
+            self.index(key, &old, paths, false);
+        }
+    }
+
+    /// Keys an indexed requirement allows (`None`: the requirement is not indexed).
+    fn allowed(index: &Index, name: &str, op: &Op) -> Option<BTreeSet<String>> {
+        let by_value = index.get(name);
+        let keys_of = |v: &String| by_value.and_then(|m| m.get(v)).cloned().unwrap_or_default();
+        match op {
+            Op::Equals(v) => Some(keys_of(v)),
+            Op::In(vs) => Some(vs.iter().flat_map(keys_of).collect()),
+            Op::NotEquals(_) | Op::NotIn(_) | Op::Exists | Op::NotExists => None,
+        }
+    }
+
+    /// The keys the indexes allow for `query` (`None`: no indexed requirement, all keys).
+    fn candidates(&self, query: &Query, paths: &[String]) -> Option<BTreeSet<String>> {
+        let mut result: Option<BTreeSet<String>> = None;
+        let mut narrow = |set: BTreeSet<String>| {
+            result = Some(match result.take() {
+                None => set,
+                Some(r) => r.intersection(&set).cloned().collect(),
+            });
+        };
+        for r in &query.labels.requirements {
+            if let Some(set) = Self::allowed(&self.labels, &r.key, &r.op) {
+                narrow(set);
+            }
+        }
+        for r in &query.fields.requirements {
+            if paths.contains(&r.key) {
+                if let Some(set) = Self::allowed(&self.fields, &r.key, &r.op) {
+                    narrow(set);
+                }
+            }
+        }
+        result
+    }
+}
+
+struct Shared {
+    client: Client,
+    prefix: String,
+    paths: Vec<String>,
+    state: RwLock<State>,
+    /// The revision the cache reflects (0 until the first list is in).
+    applied: watch::Sender<i64>,
+    /// Why the cache stopped, if it did.
+    failure: Mutex<Option<Error>>,
+    progress: Mutex<Option<Arc<dyn ProgressRequester>>>,
+    stop: CancellationToken,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A handle on a shared informer cache.
+#[derive(Clone)]
+pub struct Informer {
+    shared: Arc<Shared>,
+}
+
+/// Informers alive, by (client, prefix, paths).
+type Registry = Mutex<HashMap<(usize, String, Vec<String>), Weak<Shared>>>;
+static REGISTRY: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(Registry::default);
+
+impl Informer {
+    /// The informer of `prefix` on `client` with `paths` indexed: the running one, or a new
+    /// one (which starts listing and watching on the current tokio runtime).
+    pub fn shared(client: &Client, prefix: &str, paths: &[String]) -> Result<Informer> {
+        let mut paths = paths.to_vec();
+        paths.sort();
+        paths.dedup();
+        let key = (client.id(), prefix.to_owned(), paths.clone());
+        let mut registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+        registry.retain(|_, weak| weak.strong_count() > 0);
+        if let Some(shared) = registry.get(&key).and_then(Weak::upgrade) {
+            return Ok(Informer { shared });
+        }
+        client.store()?; // a closed client starts nothing
+        let shared = Arc::new(Shared {
+            client: client.clone(),
+            prefix: prefix.to_owned(),
+            paths,
+            state: RwLock::new(State::default()),
+            applied: watch::channel(0).0,
+            failure: Mutex::new(None),
+            progress: Mutex::new(None),
+            stop: CancellationToken::new(),
+        });
+        registry.insert(key, Arc::downgrade(&shared));
+        tokio::spawn(run(Arc::downgrade(&shared), shared.stop.clone()));
+        Ok(Informer { shared })
+    }
+
+    /// The revision the cache reflects.
+    pub fn revision(&self) -> i64 {
+        *self.shared.applied.borrow()
+    }
+
+    /// How many documents are cached.
+    pub fn len(&self) -> usize {
+        self.read().docs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.shared.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn failed(&self) -> Result<()> {
+        match self.shared.failure.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Wait until the cache has applied etcd's current revision (a consistent read), up to
+    /// the client's request timeout.
+    pub async fn wait_fresh(&self) -> Result<()> {
+        let shared = &self.shared;
+        let target = shared.client.store()?.current_revision().await?;
+        let timeout = shared.client.options().timeout;
+        let deadline = Instant::now() + timeout;
+        let mut applied = shared.applied.subscribe();
+        loop {
+            self.failed()?;
+            if *applied.borrow_and_update() >= target {
+                return Ok(());
+            }
+            let requester = shared.progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(requester) = requester {
+                // A failed request is retried below; the watch may be reconnecting.
+                let _ = requester.request_progress().await;
+            }
+            let wait = PROGRESS_RETRY.min(deadline.saturating_duration_since(Instant::now()));
+            let _ = tokio::time::timeout(wait, applied.wait_for(|r| *r >= target)).await;
+            if Instant::now() >= deadline && *applied.borrow() < target {
+                return Err(Error::Timeout {
+                    operation: "consistent read from the cache".into(),
+                    seconds: timeout.as_secs_f64(),
+                });
+            }
+        }
+    }
+
+    /// The cached documents matching `query`, in key order.
+    pub fn list(&self, query: &Query) -> Vec<Arc<Value>> {
+        let state = self.read();
+        match state.candidates(query, &self.shared.paths) {
+            Some(keys) => {
+                keys.iter().filter_map(|k| state.docs.get(k)).filter(|d| query.matches(d)).cloned().collect()
+            }
+            None => state.docs.values().filter(|d| query.matches(d)).cloned().collect(),
+        }
+    }
+
+    /// How many cached documents match `query`; an indexed equality alone is one lookup.
+    pub fn count(&self, query: &Query) -> usize {
+        let state = self.read();
+        let only_indexed = query.namespace.is_none()
+            && query.labels.requirements.iter().all(|r| matches!(r.op, Op::Equals(_) | Op::In(_)))
+            && query
+                .fields
+                .requirements
+                .iter()
+                .all(|r| matches!(r.op, Op::Equals(_) | Op::In(_)) && self.shared.paths.contains(&r.key));
+        match state.candidates(query, &self.shared.paths) {
+            Some(keys) if only_indexed => keys.len(),
+            Some(keys) => keys.iter().filter_map(|k| state.docs.get(k)).filter(|d| query.matches(d)).count(),
+            None => state.docs.values().filter(|d| query.matches(d)).count(),
+        }
+    }
+}
+
+/// List, then watch, applying every change; list again when etcd compacted past the watch.
+async fn run(weak: Weak<Shared>, stop: CancellationToken) {
+    loop {
+        let Some(shared) = weak.upgrade() else { return };
+        let listed = tokio::select! {
+            _ = stop.cancelled() => return,
+            listed = list(&shared) => listed,
+        };
+        let revision = match listed {
+            Ok(revision) => revision,
+            Err(Error::Closed) => return,
+            Err(e) => {
+                *shared.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                return;
+            }
+        };
+        let client = shared.client.clone();
+        let prefix = shared.prefix.clone();
+        drop(shared);
+        let mut stream = match ChangeStream::open(client, &prefix, revision + 1, None).await {
+            Ok(stream) => stream,
+            Err(Error::Closed) => return,
+            Err(Error::Expired { .. }) => continue,
+            Err(e) => {
+                if let Some(shared) = weak.upgrade() {
+                    *shared.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                }
+                return;
+            }
+        };
+        loop {
+            if let Some(shared) = weak.upgrade() {
+                *shared.progress.lock().unwrap_or_else(|p| p.into_inner()) = stream.progress_requester();
+            }
+            let next = tokio::select! {
+                _ = stop.cancelled() => return,
+                next = stream.next_batch() => next,
+            };
+            let changes = match next {
+                Ok(Some(changes)) => changes,
+                Ok(None) => return,
+                Err(Error::Expired { .. }) => break, // list again
+                Err(e) => {
+                    if let Some(shared) = weak.upgrade() {
+                        *shared.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    }
+                    return;
+                }
+            };
+            let Some(shared) = weak.upgrade() else { return };
+            let mut last = *shared.applied.borrow();
+            {
+                let mut state = shared.state.write().unwrap_or_else(|p| p.into_inner());
+                for change in changes {
+                    match (change.kind, change.value) {
+                        (ChangeType::Added | ChangeType::Modified, Some(doc)) => {
+                            state.put(change.key, doc, &shared.paths)
+                        }
+                        (ChangeType::Added | ChangeType::Modified, None) | (ChangeType::Deleted, _) => {
+                            state.delete(&change.key, &shared.paths)
+                        }
+                        (ChangeType::Bookmark, _) => {}
+                    }
+                    last = last.max(change.revision);
+                }
+            }
+            shared.applied.send_replace(last);
+        }
+    }
+}
+
+/// Load every document under the prefix at one revision into a fresh state.
+async fn list(shared: &Shared) -> Result<i64> {
+    let store = shared.client.store()?;
+    let mut state = State::default();
+    let end = prefix_end(shared.prefix.as_bytes());
+    let done = listing::scan(&**store, shared.prefix.as_bytes(), &end, 0, CHUNK, |kv| {
+        let key = String::from_utf8_lossy(&kv.key).into_owned();
+        // Unreadable documents are left out of the cache, as lists leave them out.
+        if let Ok(doc) = document::read(&key, &kv.value, kv.mod_revision) {
+            state.put(key, doc, &shared.paths);
+        }
+        Ok(true)
+    })
+    .await?;
+    *shared.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+    shared.applied.send_replace(done.revision);
+    Ok(done.revision)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::client::{ClientOptions, MEMORY_ENDPOINT};
+    use crate::repository::{Repository, RepositoryConfig};
+    use crate::selector::{FieldSelector, LabelSelector};
+
+    fn worker(name: &str, track: &str, phase: &str) -> Value {
+        json!({"metadata": {"name": name, "labels": {"lab-track": track}}, "spec": {}, "status": {"phase": phase}})
+    }
+
+    #[tokio::test]
+    async fn answers_from_indexes_and_reads_its_writes() {
+        let client = Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap();
+        let repo = Repository::new(client.clone(), RepositoryConfig::new("/w/")).unwrap();
+        for i in 0..20 {
+            repo.create(
+                worker(
+                    &format!("w{i:02}"),
+                    if i % 2 == 0 { "a" } else { "b" },
+                    if i % 4 == 0 { "Ready" } else { "Pending" },
+                ),
+                0,
+            )
+            .await
+            .unwrap();
+        }
+        let paths = vec!["status.phase".to_owned()];
+        let informer = Informer::shared(&client, "/w/", &paths).unwrap();
+        informer.wait_fresh().await.unwrap();
+        assert_eq!(informer.len(), 20);
+        let ready =
+            Query { fields: FieldSelector::parse("status.phase=Ready").unwrap(), ..Default::default() };
+        assert_eq!(informer.count(&ready), 5);
+        let both = Query { labels: LabelSelector::parse("lab-track=b").unwrap(), ..ready.clone() };
+        assert_eq!(informer.count(&both), 0);
+
+        // A write, then a consistent read: the cache has it.
+        let doc = repo.get("w01", None).await.unwrap().unwrap();
+        let mut updated = doc.clone();
+        updated["status"]["phase"] = json!("Ready");
+        repo.update(updated).await.unwrap();
+        informer.wait_fresh().await.unwrap();
+        assert_eq!(informer.count(&ready), 6);
+        assert_eq!(informer.count(&both), 1);
+        repo.remove("w00", None).await.unwrap();
+        // A write under another prefix moves etcd's revision: progress reports cover it.
+        client.store().unwrap().put(b"/elsewhere".to_vec(), b"{}".to_vec(), 0).await.unwrap();
+        informer.wait_fresh().await.unwrap();
+        assert_eq!(informer.count(&ready), 5);
+        assert_eq!(informer.list(&ready).len(), 5);
+
+        // Shared: the same prefix and paths give the same cache.
+        let again = Informer::shared(&client, "/w/", &paths).unwrap();
+        assert!(Arc::ptr_eq(&again.shared, &informer.shared));
+    }
+}

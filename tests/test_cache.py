@@ -1,0 +1,72 @@
+"""The informer cache: same answers as etcd, reads after writes see the writes, one cache per
+client and prefix however many repositories use it."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+from etcd_resources import EtcdClient, EtcdLabWorkerResourceRepository, LabWorker, LabWorkerPhase
+
+from .test_watch import etcd_watchers, wait_for
+
+PHASES = [LabWorkerPhase.PENDING, LabWorkerPhase.READY, LabWorkerPhase.DRAINING]
+
+
+async def fill(repo: EtcdLabWorkerResourceRepository, n: int) -> None:
+    for i in range(n):
+        w = LabWorker.create(f"w{i:03}", ["ccna", "ccnp"][i % 2])
+        w.status.phase = PHASES[i % 3]
+        await repo.add_async(w)
+
+
+def names(workers: list[LabWorker]) -> list[str]:
+    return [w.metadata.name for w in workers]
+
+
+async def test_the_cache_answers_like_etcd(client: EtcdClient, prefix: str) -> None:
+    direct = EtcdLabWorkerResourceRepository(client, prefix)
+    cached = EtcdLabWorkerResourceRepository(client, prefix, cache=True)
+    await fill(direct, 30)
+    for phase in PHASES + [LabWorkerPhase.FAILED]:
+        assert names(await cached.find_by_phase_async(phase)) == names(
+            await direct.find_by_phase_async(phase)
+        )
+        assert await cached.count_by_phase_async(phase) == await direct.count_by_phase_async(phase)
+    assert names(await cached.find_active_workers_async()) == names(
+        await direct.find_active_workers_async()
+    )
+    assert await cached.count_by_lab_track_async("ccnp") == 15
+    mixed = {"label_selector": "lab-track!=ccna", "field_selector": "status.phase notin (Ready)"}
+    assert names(await cached.list_async(**mixed)) == names(await direct.list_async(**mixed))
+    stale_ok = await cached.list_async(consistent=False)
+    assert len(stale_ok) == 30
+
+
+async def test_reads_after_writes_see_the_writes(client: EtcdClient, prefix: str) -> None:
+    repo = EtcdLabWorkerResourceRepository(client, prefix, cache=True)
+    assert await repo.count_by_phase_async(LabWorkerPhase.READY) == 0
+    for i in range(25):
+        w = await repo.add_async(LabWorker.create(f"w{i:02}", "ccna"))
+        assert await repo.count_async() == i + 1
+        w.status.phase = LabWorkerPhase.READY
+        await repo.update_async(w)
+        assert await repo.count_by_phase_async(LabWorkerPhase.READY) == i + 1
+    await repo.remove_async("w00")
+    assert "w00" not in names(await repo.find_ready_workers_async())
+    # A write under another prefix moves etcd's revision; the cache still answers at once.
+    await client.put_raw(prefix.rstrip("/") + "-other/x", b"{}")
+    assert await repo.count_by_phase_async(LabWorkerPhase.READY) == 24
+
+
+async def test_one_cache_per_client_and_prefix(etcd_endpoints: list[str], prefix: str) -> None:
+    client = EtcdClient(etcd_endpoints)
+    before = etcd_watchers(etcd_endpoints[0])
+    scoped = [EtcdLabWorkerResourceRepository(client, prefix, cache=True) for _ in range(20)]
+    counts = await asyncio.gather(*(r.count_async() for r in scoped))
+    assert counts == [0] * 20
+    assert etcd_watchers(etcd_endpoints[0]) == before + 1
+    del scoped, counts
+    gc.collect()
+    await wait_for(lambda: etcd_watchers(etcd_endpoints[0]) == before)
+    client.close()
