@@ -28,7 +28,7 @@ async def test_the_cache_answers_like_etcd(client: EtcdClient, prefix: str) -> N
     direct = EtcdLabWorkerResourceRepository(client, prefix)
     cached = EtcdLabWorkerResourceRepository(client, prefix, cache=True)
     await fill(direct, 30)
-    for phase in PHASES + [LabWorkerPhase.FAILED]:
+    for phase in [*PHASES, LabWorkerPhase.FAILED]:
         assert names(await cached.find_by_phase_async(phase)) == names(
             await direct.find_by_phase_async(phase)
         )
