@@ -88,38 +88,38 @@ impl State {
     }
 
     /// Keys an indexed requirement allows (`None`: the requirement is not indexed).
-    fn allowed(index: &Index, name: &str, op: &Op) -> Option<BTreeSet<String>> {
+    fn allowed<'a>(index: &'a Index, name: &str, op: &Op) -> Option<BTreeSet<&'a String>> {
         let by_value = index.get(name);
-        let keys_of = |v: &String| by_value.and_then(|m| m.get(v)).cloned().unwrap_or_default();
+        let keys_of = |v: &String| by_value.and_then(|m| m.get(v)).into_iter().flatten();
         match op {
-            Op::Equals(v) => Some(keys_of(v)),
+            Op::Equals(v) => Some(keys_of(v).collect()),
             Op::In(vs) => Some(vs.iter().flat_map(keys_of).collect()),
             Op::NotEquals(_) | Op::NotIn(_) | Op::Exists | Op::NotExists => None,
         }
     }
 
     /// The keys the indexes allow for `query` (`None`: no indexed requirement, all keys).
-    fn candidates(&self, query: &Query, paths: &[String]) -> Option<BTreeSet<String>> {
-        let mut result: Option<BTreeSet<String>> = None;
-        let mut narrow = |set: BTreeSet<String>| {
-            result = Some(match result.take() {
-                None => set,
-                Some(r) => r.intersection(&set).cloned().collect(),
-            });
+    fn candidates<'a>(&'a self, query: &Query, paths: &[String]) -> Option<BTreeSet<&'a String>> {
+        let labels =
+            query.labels.requirements.iter().filter_map(|r| Self::allowed(&self.labels, &r.key, &r.op));
+        let fields = query
+            .fields
+            .requirements
+            .iter()
+            .filter(|r| paths.contains(&r.key))
+            .filter_map(|r| Self::allowed(&self.fields, &r.key, &r.op));
+        labels.chain(fields).reduce(|a, b| a.intersection(&b).copied().collect())
+    }
+
+    /// The size of the one indexed equality a query is made of, without building a set.
+    fn single_equality(&self, query: &Query, paths: &[String]) -> Option<usize> {
+        let (index, r) = match (&query.labels.requirements[..], &query.fields.requirements[..]) {
+            ([r], []) => (&self.labels, r),
+            ([], [r]) if paths.contains(&r.key) => (&self.fields, r),
+            _ => return None,
         };
-        for r in &query.labels.requirements {
-            if let Some(set) = Self::allowed(&self.labels, &r.key, &r.op) {
-                narrow(set);
-            }
-        }
-        for r in &query.fields.requirements {
-            if paths.contains(&r.key) {
-                if let Some(set) = Self::allowed(&self.fields, &r.key, &r.op) {
-                    narrow(set);
-                }
-            }
-        }
-        result
+        let Op::Equals(v) = &r.op else { return None };
+        Some(index.get(&r.key).and_then(|m| m.get(v)).map_or(0, BTreeSet::len))
     }
 }
 
@@ -239,9 +239,12 @@ impl Informer {
     pub fn list(&self, query: &Query) -> Vec<Arc<Value>> {
         let state = self.read();
         match state.candidates(query, &self.shared.paths) {
-            Some(keys) => {
-                keys.iter().filter_map(|k| state.docs.get(k)).filter(|d| query.matches(d)).cloned().collect()
-            }
+            Some(keys) => keys
+                .into_iter()
+                .filter_map(|k| state.docs.get(k))
+                .filter(|d| query.matches(d))
+                .cloned()
+                .collect(),
             None => state.docs.values().filter(|d| query.matches(d)).cloned().collect(),
         }
     }
@@ -249,6 +252,11 @@ impl Informer {
     /// How many cached documents match `query`; an indexed equality alone is one lookup.
     pub fn count(&self, query: &Query) -> usize {
         let state = self.read();
+        if query.namespace.is_none() {
+            if let Some(n) = state.single_equality(query, &self.shared.paths) {
+                return n;
+            }
+        }
         let only_indexed = query.namespace.is_none()
             && query.labels.requirements.iter().all(|r| matches!(r.op, Op::Equals(_) | Op::In(_)))
             && query
@@ -258,7 +266,9 @@ impl Informer {
                 .all(|r| matches!(r.op, Op::Equals(_) | Op::In(_)) && self.shared.paths.contains(&r.key));
         match state.candidates(query, &self.shared.paths) {
             Some(keys) if only_indexed => keys.len(),
-            Some(keys) => keys.iter().filter_map(|k| state.docs.get(k)).filter(|d| query.matches(d)).count(),
+            Some(keys) => {
+                keys.into_iter().filter_map(|k| state.docs.get(k)).filter(|d| query.matches(d)).count()
+            }
             None => state.docs.values().filter(|d| query.matches(d)).count(),
         }
     }

@@ -166,3 +166,76 @@ async def test_operations_are_traced(client: EtcdClient, prefix: str, spans: Any
     await repo.get_async("w1")
     names = [s.name for s in spans.get_finished_spans()]
     assert "Repository.add" in names and "Repository.get" in names
+
+
+class DictStorage:
+    """Bookmark storage as Neuroglia's watcher uses it (async get/set)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    async def get(self, key: str) -> Any:
+        return self.values.get(key)
+
+    async def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
+async def test_the_event_driven_watcher(client: EtcdClient, prefix: str) -> None:
+    import asyncio
+
+    from neuroglia.data.resources.watcher import ResourceChangeEvent, ResourceChangeType
+
+    from etcd_resources.neuroglia import EtcdResourceWatcher
+
+    repo = EtcdLabWorkerResourceRepository(client, prefix, resource_type=svc.LabWorker)
+    await repo.add_async(svc.new_worker("before"))
+    storage = DictStorage()
+    seen: list[tuple[ResourceChangeType, str]] = []
+    enough = asyncio.Event()
+
+    first = asyncio.Event()
+
+    def on_change(change: ResourceChangeEvent[Any, Any]) -> None:
+        seen.append((change.change_type, change.resource.metadata.name))
+        first.set()
+        if len(seen) == 5:
+            enough.set()
+
+    watcher = EtcdResourceWatcher(repo, bookmark_storage=storage, bookmark_key="workers")
+    watcher.add_change_handler(on_change)
+    running = asyncio.ensure_future(watcher.watch())
+    await asyncio.wait_for(first.wait(), 10)  # the initial list is in: the watch is running
+    w = await repo.add_async(svc.new_worker("w1"))
+    w.status.phase = svc.LabWorkerPhase.READY
+    w = await repo.update_async(w)  # status only
+    w.spec.lab_track = "ccnp"
+    w = await repo.update_async(w)  # spec: generation 2
+    await repo.remove_async("w1")
+    await asyncio.wait_for(enough.wait(), 10)
+    await watcher.stop_watching()
+    await asyncio.gather(running, return_exceptions=True)
+    assert seen == [
+        (ResourceChangeType.CREATED, "before"),
+        (ResourceChangeType.CREATED, "w1"),
+        (ResourceChangeType.STATUS_UPDATED, "w1"),
+        (ResourceChangeType.UPDATED, "w1"),
+        (ResourceChangeType.DELETED, "w1"),
+    ]
+    assert int(storage.values["workers"]) == watcher.revision
+
+    # Restarted from its bookmark: only what happened since.
+    seen.clear()
+    await repo.add_async(svc.new_worker("w2"))
+    again = EtcdResourceWatcher(repo, bookmark_storage=storage, bookmark_key="workers")
+    again.add_change_handler(
+        lambda change: (
+            seen.append((change.change_type, change.resource.metadata.name)) or enough.set()
+        )
+    )
+    enough.clear()
+    running = asyncio.ensure_future(again.watch())
+    await asyncio.wait_for(enough.wait(), 10)
+    await again.stop_watching()
+    await asyncio.gather(running, return_exceptions=True)
+    assert seen == [(ResourceChangeType.CREATED, "w2")]

@@ -33,10 +33,12 @@ from ._core import EtcdClient
 from .config import EtcdSettings
 from .errors import use_neuroglia_conflict_error
 from .lab_workers import LabWorker
+from .neuroglia_watcher import EtcdResourceWatcher
 
 __all__ = [
     "EtcdLabWorkerResourceRepository",
     "EtcdResourceRepository",
+    "EtcdResourceWatcher",
     "NeurogliaConflictError",
     "add_etcd_resources",
     "add_resource_repository",
