@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import concurrency
 import query
+import watch
 
 from etcd_resources.testing import EtcdServer
 
@@ -34,6 +35,8 @@ def main() -> None:
         print(concurrency.run(endpoints))
         print()
         print(query.run(endpoints))
+        print()
+        print(watch.run(endpoints))
     finally:
         if server is not None:
             server.close()
