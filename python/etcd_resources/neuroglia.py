@@ -33,9 +33,11 @@ from ._core import EtcdClient
 from .config import EtcdSettings
 from .errors import use_neuroglia_conflict_error
 from .lab_workers import LabWorker
+from .neuroglia_coordination import EtcdCoordinationBackend
 from .neuroglia_watcher import EtcdResourceWatcher
 
 __all__ = [
+    "EtcdCoordinationBackend",
     "EtcdLabWorkerResourceRepository",
     "EtcdResourceRepository",
     "EtcdResourceWatcher",

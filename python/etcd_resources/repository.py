@@ -148,15 +148,29 @@ class ResourceRepository(Generic[T]):
         doc = await self._core.get(id, namespace)
         return None if doc is None else self._from_document(doc)
 
-    async def add_async(self, entity: T) -> T:
+    async def add_async(
+        self, entity: T, *, ttl: int | None = None, lease: _core.Lease | None = None
+    ) -> T:
         """Create the resource. Raises ``AlreadyExistsError`` if the name is taken. Then
-        publishes the entity's pending domain events (with a mediator)."""
-        result = await self._do_add_async(entity)
+        publishes the entity's pending domain events (with a mediator).
+
+        ``ttl=seconds`` attaches a new etcd lease: the resource disappears when it expires.
+        ``lease=`` attaches an existing one, e.g. ``await client.grant_lease(30)``, which Rust
+        keeps alive until ``lease.cancel()`` or ``await lease.revoke()`` (several resources may
+        share it). Updates keep the lease."""
+        result = await self._do_add_async(entity, ttl=ttl, lease=lease)
         await self._publish_domain_events(entity)
         return result
 
-    async def _do_add_async(self, entity: T) -> T:
-        doc = await self._core.create(entity)
+    async def _do_add_async(
+        self, entity: T, *, ttl: int | None = None, lease: _core.Lease | None = None
+    ) -> T:
+        lease_id = 0
+        if lease is not None:
+            lease_id = lease.id
+        elif ttl is not None:
+            lease_id = (await self._client.grant_lease(ttl, keep_alive=False)).id
+        doc = await self._core.create(entity, lease=lease_id)
         return self._after_write(entity, doc)  # type: ignore[no-any-return]
 
     async def update_async(self, entity: T) -> T:

@@ -9,6 +9,8 @@ use pyo3::types::PyString;
 
 use crate::client::{Client, ClientOptions, DEFAULT_MAX_DOCUMENT_BYTES, MEMORY_ENDPOINT};
 use crate::error::Error;
+use crate::lease::Lease;
+use crate::py::lease::PyLease;
 use crate::py::ready::Ready;
 
 // The Python signature spells the default out; keep it equal to the core's.
@@ -135,6 +137,65 @@ impl PyClient {
             let resp = client.store()?.range(crate::store::RangeRequest::key(&key)).await?;
             Ok(resp.kvs.into_iter().next().map(|kv| PyBytesOut(kv.value)))
         })
+    }
+
+    /// Grant a lease of `ttl` seconds, renewed in the background (in Rust) when
+    /// `keep_alive`. Returns an awaitable of a `Lease`.
+    #[pyo3(signature = (ttl, *, keep_alive=true))]
+    fn grant_lease<'py>(&self, py: Python<'py>, ttl: i64, keep_alive: bool) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn(py, async move { Ok(PyLease { lease: Lease::grant(&client, ttl, keep_alive).await? }) })
+    }
+
+    /// Renew lease `id` once; resolves to the TTL left (`NotFoundError` when it is gone).
+    fn keep_alive_once<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn(py, async move { client.store()?.lease_keep_alive(id).await })
+    }
+
+    /// Revoke lease `id`, deleting its keys. Returns an awaitable.
+    fn revoke_lease<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn(py, async move { client.store()?.lease_revoke(id).await })
+    }
+
+    /// The key's `(value, mod_revision, lease)`, or `None`. Returns an awaitable.
+    fn get_kv<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        let key = key_bytes(key)?;
+        spawn(py, async move {
+            let resp = client.store()?.range(crate::store::RangeRequest::key(&key)).await?;
+            Ok(resp.kvs.into_iter().next().map(|kv| (PyBytesOut(kv.value), kv.mod_revision, kv.lease)))
+        })
+    }
+
+    /// Write only if the key is absent (one transaction); resolves to the revision,
+    /// `AlreadyExistsError` otherwise.
+    #[pyo3(signature = (key, value, *, lease=0))]
+    fn create_raw<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        value: Vec<u8>,
+        lease: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        let key = key_bytes(key)?;
+        spawn(py, async move { client.store()?.create(key, value, lease).await })
+    }
+
+    /// Delete a key, only if its mod_revision is `expected` when given (`ConflictError`
+    /// otherwise); resolves to whether it existed.
+    #[pyo3(signature = (key, *, expected=None))]
+    fn delete_raw<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        expected: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        let key = key_bytes(key)?;
+        spawn(py, async move { Ok(client.store()?.delete(key, expected).await?.is_some()) })
     }
 
     /// Close the client: later calls raise `ClosedError`, open watches end. Closes at once

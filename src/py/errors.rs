@@ -64,14 +64,17 @@ fn build(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
     Ok(PyErr::from_value(instance))
 }
 
+/// The Python exception for an error.
+pub fn exception(py: Python<'_>, e: &Error) -> PyErr {
+    build(py, e).unwrap_or_else(|cause| {
+        let err = PyRuntimeError::new_err(format!("{e} (and its exception could not be built)"));
+        err.set_cause(py, Some(cause));
+        err
+    })
+}
+
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
-        Python::attach(|py| {
-            build(py, &e).unwrap_or_else(|cause| {
-                let err = PyRuntimeError::new_err(format!("{e} (and its exception could not be built)"));
-                err.set_cause(py, Some(cause));
-                err
-            })
-        })
+        Python::attach(|py| exception(py, &e))
     }
 }

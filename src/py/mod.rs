@@ -7,6 +7,7 @@ mod bridge;
 mod client;
 mod convert;
 mod errors;
+mod lease;
 mod ready;
 mod repository;
 mod watch;
@@ -33,6 +34,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<repository::PyRepositoryCore>()?;
     m.add_class::<watch::PyWatchStream>()?;
     m.add_class::<ready::Ready>()?;
+    m.add_class::<lease::PyLease>()?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -335,7 +335,11 @@ impl Store for EtcdStore {
                 keeper.keep_alive().await?;
                 stream.message().await
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => Error::NotFound { key: format!("lease {id:x}") },
+                other => other,
+            })?;
         match resp {
             Some(r) if r.ttl() > 0 => Ok(r.ttl()),
             _ => Err(Error::NotFound { key: format!("lease {id:x}") }),
@@ -377,6 +381,8 @@ pub(crate) fn map_error(e: etcd_client::Error) -> Error {
         E::InvalidMetadataValue(m) => Error::invalid(format!("invalid metadata value: {m}")),
         E::Utf8Error(u) => Error::serialization(None, u),
         E::WatchError(m) => Error::Unavailable { message: format!("watch: {m}"), code: None },
+        // etcd-client reports a lease etcd no longer knows as "lease not found".
+        E::LeaseKeepAliveError(m) if m.contains("not found") => Error::NotFound { key: "lease".into() },
         E::LeaseKeepAliveError(m) => {
             Error::Unavailable { message: format!("lease keep-alive: {m}"), code: None }
         }

@@ -1,0 +1,142 @@
+//! Leases with a keep-alive run in Rust.
+//!
+//! [`Lease::grant`] asks etcd for a lease of `ttl` seconds; with `keep_alive`, a task renews it
+//! every third of its TTL until [`Lease::cancel`] or [`Lease::revoke`]. The task outlives
+//! connection failures (it retries quickly and keeps renewing once etcd answers again); a lease
+//! etcd no longer knows (revoked by someone, or expired during an outage longer than its TTL) is
+//! reported as lost, never renewed in silence: [`Lease::lost`] resolves with the reason.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+/// The first pause before retrying a renewal that failed on a connection error.
+const RETRY: Duration = Duration::from_millis(200);
+
+struct State {
+    /// Stops the keep-alive task.
+    stop: CancellationToken,
+    /// Cancelled when the lease is lost.
+    lost: CancellationToken,
+    reason: Mutex<Option<Error>>,
+}
+
+/// A granted lease.
+#[derive(Clone)]
+pub struct Lease {
+    pub id: i64,
+    pub ttl: i64,
+    client: Client,
+    state: Arc<State>,
+}
+
+impl Lease {
+    /// Grant a lease of `ttl` seconds, kept alive in the background when `keep_alive`.
+    pub async fn grant(client: &Client, ttl: i64, keep_alive: bool) -> Result<Lease> {
+        if ttl <= 0 {
+            return Err(Error::invalid(format!("a lease TTL is a positive number of seconds, got {ttl}")));
+        }
+        let id = client.store()?.lease_grant(ttl).await?;
+        let state = Arc::new(State {
+            stop: CancellationToken::new(),
+            lost: CancellationToken::new(),
+            reason: Mutex::new(None),
+        });
+        let lease = Lease { id, ttl, client: client.clone(), state };
+        if keep_alive {
+            tokio::spawn(lease.clone().keep_alive());
+        }
+        Ok(lease)
+    }
+
+    fn lose(&self, reason: Error) {
+        *self.state.reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        self.state.lost.cancel();
+    }
+
+    async fn keep_alive(self) {
+        let period = Duration::from_secs_f64((self.ttl as f64 / 3.0).max(0.5));
+        let shutdown = self.client.shutdown().clone();
+        let mut last_renewal = Instant::now();
+        let mut pause = period;
+        loop {
+            tokio::select! {
+                _ = self.state.stop.cancelled() => return,
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            let store = match self.client.store() {
+                Ok(store) => store,
+                Err(_) => return,
+            };
+            match store.lease_keep_alive(self.id).await {
+                Ok(_) => {
+                    last_renewal = Instant::now();
+                    pause = period;
+                }
+                Err(Error::NotFound { .. }) => {
+                    let message = format!(
+                        "lease {:x} is gone (revoked, or expired {:.1}s after its last renewal)",
+                        self.id,
+                        last_renewal.elapsed().as_secs_f64()
+                    );
+                    return self.lose(Error::NotFound { key: message });
+                }
+                Err(Error::Closed) => return,
+                Err(Error::Unavailable { .. } | Error::Timeout { .. }) => {
+                    // Keep trying: etcd may be back before the TTL runs out.
+                    pause = RETRY.min(period);
+                }
+                Err(e) => return self.lose(e),
+            }
+        }
+    }
+
+    /// Stop renewing; the lease then expires after its TTL.
+    pub fn cancel(&self) {
+        self.state.stop.cancel();
+    }
+
+    /// Stop renewing and revoke the lease now (its keys are deleted).
+    pub async fn revoke(&self) -> Result<()> {
+        self.state.stop.cancel();
+        match self.client.store()?.lease_revoke(self.id).await {
+            Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the lease was lost.
+    pub fn is_lost(&self) -> bool {
+        self.state.lost.is_cancelled()
+    }
+
+    /// Wait until the lease is lost; the reason.
+    pub async fn lost(&self) -> Error {
+        self.state.lost.cancelled().await;
+        self.state.reason.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or(Error::Closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{ClientOptions, MEMORY_ENDPOINT};
+
+    #[tokio::test]
+    async fn a_revoked_lease_is_reported_lost() {
+        let client = Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap();
+        let lease = Lease::grant(&client, 1, true).await.unwrap();
+        client.store().unwrap().put(b"k".to_vec(), b"v".to_vec(), lease.id).await.unwrap();
+        // Someone else revokes it: the keeper finds out at its next renewal.
+        client.store().unwrap().lease_revoke(lease.id).await.unwrap();
+        let reason = tokio::time::timeout(Duration::from_secs(5), lease.lost()).await.unwrap();
+        assert!(matches!(reason, Error::NotFound { .. }), "{reason:?}");
+        assert!(lease.is_lost());
+        assert!(Lease::grant(&client, 0, false).await.is_err());
+    }
+}
