@@ -91,6 +91,8 @@ class EtcdLabWorkerResourceRepository(ResourceRepository[Any]):
 
     async def find_by_lab_track_async(self, lab_track: str) -> list[Any]:
         """Workers labelled ``lab-track=<lab_track>``."""
+        if not isinstance(lab_track, str):
+            raise TypeError(f"a lab track is a str, not {type(lab_track).__name__}")
         return await self.list_async(label_selector={LAB_TRACK_LABEL: lab_track})
 
     async def find_by_phase_async(self, phase: LabWorkerPhase | Enum | str) -> list[Any]:
@@ -122,6 +124,8 @@ class EtcdLabWorkerResourceRepository(ResourceRepository[Any]):
 
     async def count_by_lab_track_async(self, lab_track: str) -> int:
         """How many workers are on ``lab_track``; builds no Python objects."""
+        if not isinstance(lab_track, str):
+            raise TypeError(f"a lab track is a str, not {type(lab_track).__name__}")
         return await self.count_async(label_selector={LAB_TRACK_LABEL: lab_track})
 
     def watch_workers(

@@ -1,5 +1,6 @@
 //! Arguments shared by several methods: selectors, and the report of unreadable documents.
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
@@ -24,7 +25,7 @@ fn selector_arg(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Selector
     }
     let Ok(d) = obj.cast::<PyDict>() else {
         let ty = obj.get_type().name()?;
-        return Err(Error::invalid(format!("a {what} selector is a dict or a string, not {ty}")).into());
+        return Err(PyTypeError::new_err(format!("a {what} selector is a dict or a string, not {ty}")));
     };
     let mut pairs = Vec::with_capacity(d.len());
     for (k, v) in d.iter() {

@@ -1,5 +1,6 @@
 //! `KvBackend`: the native half of `EtcdStorageBackend` (the seed repository's backend API).
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
 use crate::py::bridge::spawn;
@@ -62,6 +63,9 @@ impl PyKvBackend {
     ) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
         let value = to_value(value)?;
+        if !value.is_object() {
+            return Err(PyTypeError::new_err("the value is a dict (or an object with attributes)"));
+        }
         spawn(py, async move { b.set(&name, &value).await })
     }
 

@@ -251,10 +251,10 @@ impl<'py> IntoPyObject<'py> for MaybeJson {
     }
 }
 
-/// A list of JSON values.
-pub struct JsonList(pub Vec<Value>);
+/// A list of JSON values, owned (`Value`) or shared with the informer cache (`Arc<Value>`).
+pub struct JsonList<T>(pub Vec<T>);
 
-impl<'py> IntoPyObject<'py> for JsonList {
+impl<'py, T: std::borrow::Borrow<Value>> IntoPyObject<'py> for JsonList<T> {
     type Target = PyAny;
     type Output = Bound<'py, PyAny>;
     type Error = PyErr;
@@ -262,25 +262,7 @@ impl<'py> IntoPyObject<'py> for JsonList {
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
         let list = PyList::empty(py);
         for v in &self.0 {
-            list.append(to_python(py, v)?)?;
-        }
-        Ok(list.into_any())
-    }
-}
-
-/// Documents shared with the informer cache, built into Python dicts without copying them in
-/// Rust first.
-pub struct SharedJsonList(pub Vec<std::sync::Arc<Value>>);
-
-impl<'py> IntoPyObject<'py> for SharedJsonList {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        let list = PyList::empty(py);
-        for v in &self.0 {
-            list.append(to_python(py, v)?)?;
+            list.append(to_python(py, v.borrow())?)?;
         }
         Ok(list.into_any())
     }

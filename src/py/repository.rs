@@ -1,6 +1,7 @@
 //! `RepositoryCore`: the native half of the resource repositories (Python wraps it with
 //! Neuroglia's method names and the mapping to resource classes).
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
 use crate::py::bridge::spawn;
@@ -10,18 +11,24 @@ use serde_json::Value;
 use crate::document::Format;
 use crate::py::args::{query, Listed, Paged};
 use crate::py::client::PyClient;
-use crate::py::convert::{to_value, Json, MaybeJson, SharedJsonList};
+use crate::py::convert::{to_value, Json, JsonList, MaybeJson};
 use crate::py::watch::PyWatchStream;
 use crate::repository::{Removal, Repository, RepositoryConfig};
 
-/// A resource as a JSON document: a dict as it is, an object through its `to_dict()`.
+/// A resource as a JSON document: a dict as it is, an object through its `to_dict()` (or its
+/// attributes). Anything that is not an object once converted is a `TypeError`.
 fn resource_value(resource: &Bound<'_, PyAny>) -> PyResult<Value> {
-    if !resource.is_instance_of::<PyDict>() {
-        if let Ok(to_dict) = resource.getattr("to_dict") {
-            return to_value(&to_dict.call0()?);
-        }
+    let value = match resource.getattr("to_dict") {
+        Ok(to_dict) if !resource.is_instance_of::<PyDict>() => to_value(&to_dict.call0()?)?,
+        _ => to_value(resource)?,
+    };
+    if !value.is_object() {
+        let ty = resource.get_type().name()?;
+        return Err(PyTypeError::new_err(format!(
+            "a resource is a dict or an object with to_dict(), not {ty}"
+        )));
     }
-    to_value(resource)
+    Ok(value)
 }
 
 /// Resources under one prefix with Kubernetes semantics. Every I/O method returns an
@@ -146,7 +153,7 @@ impl PyRepositoryCore {
         let query = query(namespace, label_selector, field_selector)?;
         spawn(py, async move {
             if let Some(cached) = repo.list_cached(&query, consistent).await? {
-                return Ok(Either::Cached(SharedJsonList(cached)));
+                return Ok(Either::Cached(JsonList(cached)));
             }
             let listing = repo.list(&query).await?;
             Ok(Either::Read(Listed { items: listing.items, unreadable: listing.unreadable }))
