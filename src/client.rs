@@ -34,6 +34,12 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     pub credentials: Option<(String, String)>,
     pub max_document_bytes: usize,
+    /// Extra attempts of a read that could not reach etcd.
+    pub retries: u32,
+    /// Calls in a row that fail to reach etcd before calls fail fast (0: never).
+    pub breaker_threshold: u32,
+    /// How long calls fail fast before one probes etcd again.
+    pub breaker_reset: Duration,
 }
 
 impl Default for ClientOptions {
@@ -43,6 +49,9 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(5),
             credentials: None,
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+            retries: 2,
+            breaker_threshold: 5,
+            breaker_reset: Duration::from_secs(2),
         }
     }
 }
@@ -97,6 +106,9 @@ impl Client {
                 timeout: options.timeout,
                 connect_timeout: options.connect_timeout,
                 credentials: options.credentials.clone(),
+                retries: options.retries,
+                breaker_threshold: options.breaker_threshold,
+                breaker_reset: options.breaker_reset,
             };
             Arc::new(EtcdStore::new(config, shutdown.clone()))
         };

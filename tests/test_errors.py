@@ -174,3 +174,42 @@ async def test_malformed_selectors_point_at_the_position(
     assert "expected" in str(info.value)
     with pytest.raises(TypeError):
         await repo.list_async(label_selector=42)  # type: ignore[arg-type]
+
+
+async def test_the_circuit_breaker_fails_fast_and_recovers(tmp_path: Any) -> None:
+    with EtcdServer(data_dir=tmp_path / "etcd") as server:
+        client = EtcdClient(server.endpoints, timeout=2.0, breaker_threshold=3, breaker_reset=0.5)
+        repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, "/cb/")
+        await repo.add_async(worker("w1"))
+        server.stop()
+        for _ in range(3):
+            with pytest.raises(UnavailableError) as info:
+                await repo.get_async("w1")
+            assert info.value.code != "CircuitOpen"
+        started = time.monotonic()
+        with pytest.raises(UnavailableError) as info:
+            await repo.get_async("w1")
+        assert info.value.code == "CircuitOpen"
+        assert time.monotonic() - started < 0.05, "an open circuit does not wait"
+        server.start()
+        # The reset interval is the behaviour under test: after it, one call probes etcd.
+        await asyncio.sleep(0.6)
+        stored = await repo.get_async("w1")
+        assert stored is not None
+        assert await repo.contains_async("w1")
+        client.close()
+
+
+async def test_reads_are_retried_through_a_short_outage(tmp_path: Any) -> None:
+    with EtcdServer(data_dir=tmp_path / "etcd") as server:
+        client = EtcdClient(server.endpoints, timeout=10.0, retries=50)
+        repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, "/rt/")
+        await repo.add_async(worker("w1"))
+        server.stop()
+        read = asyncio.ensure_future(repo.get_async("w1"))
+        await asyncio.sleep(0.2)  # the read is failing and retrying while etcd is down
+        assert not read.done()
+        await asyncio.to_thread(server.start)
+        stored = await asyncio.wait_for(read, 10)
+        assert stored is not None and stored["metadata"]["name"] == "w1"
+        client.close()

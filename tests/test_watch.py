@@ -154,7 +154,8 @@ async def test_leaving_the_loop_stops_the_etcd_watch(
 async def test_an_etcd_restart_loses_and_repeats_nothing(tmp_path: Path) -> None:
     server = EtcdServer(data_dir=tmp_path / "etcd").start()
     try:
-        client = EtcdClient(server.endpoints, timeout=1.0)
+        # No circuit breaker: the writer must reach etcd as soon as it is back.
+        client = EtcdClient(server.endpoints, timeout=1.0, breaker_threshold=0)
         repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, "/restart/")
         start = await client.current_revision()
         received: list[int] = []

@@ -34,6 +34,9 @@ class EtcdClient:
         username: str | None = None,
         password: str | None = None,
         max_document_bytes: int = 1572864,
+        retries: int = 2,
+        breaker_threshold: int = 5,
+        breaker_reset: float = 2.0,
     ) -> Self: ...
     @property
     def endpoints(self) -> list[str]: ...

@@ -56,7 +56,8 @@ pub struct PyClient {
 #[pymethods]
 impl PyClient {
     #[new]
-    #[pyo3(signature = (endpoints=None, *, timeout=5.0, connect_timeout=None, username=None, password=None, max_document_bytes=1_572_864))]
+    #[pyo3(signature = (endpoints=None, *, timeout=5.0, connect_timeout=None, username=None, password=None, max_document_bytes=1_572_864, retries=2, breaker_threshold=5, breaker_reset=2.0))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         endpoints: Option<&Bound<'_, PyAny>>,
         timeout: f64,
@@ -64,6 +65,9 @@ impl PyClient {
         username: Option<String>,
         password: Option<String>,
         max_document_bytes: usize,
+        retries: u32,
+        breaker_threshold: u32,
+        breaker_reset: f64,
     ) -> PyResult<Self> {
         let endpoints: Vec<String> = match endpoints {
             None => vec![MEMORY_ENDPOINT.to_owned()],
@@ -82,6 +86,9 @@ impl PyClient {
             connect_timeout: seconds("connect_timeout", connect_timeout.unwrap_or(timeout))?,
             credentials,
             max_document_bytes,
+            retries,
+            breaker_threshold,
+            breaker_reset: seconds("breaker_reset", breaker_reset)?,
         };
         Ok(PyClient { client: Client::new(endpoints, options)? })
     }

@@ -20,6 +20,7 @@ use futures::StreamExt;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
+use super::breaker::{self, Breaker};
 use super::WatchStream;
 use super::{
     prefix_end, EventKind, KeyValue, ProgressRequester, RangeRequest, RangeResponse, Store, WatchBatch,
@@ -38,6 +39,12 @@ pub struct EtcdConfig {
     pub connect_timeout: Duration,
     /// Username and password for etcd's auth.
     pub credentials: Option<(String, String)>,
+    /// Extra attempts of a read that could not reach etcd (within the request timeout).
+    pub retries: u32,
+    /// Calls in a row that fail to reach etcd before calls fail fast (0: never).
+    pub breaker_threshold: u32,
+    /// How long calls fail fast before one probes etcd again.
+    pub breaker_reset: Duration,
 }
 
 impl std::fmt::Debug for EtcdConfig {
@@ -61,12 +68,14 @@ pub struct EtcdStore {
     answered: AtomicBool,
     /// Cancelled when the client closes: calls in flight end with `Closed`.
     closed: CancellationToken,
+    breaker: Breaker,
 }
 
 impl EtcdStore {
     /// A store for `config`; connects on first use.
     pub fn new(config: EtcdConfig, closed: CancellationToken) -> Self {
-        EtcdStore { config, client: OnceCell::new(), answered: AtomicBool::new(false), closed }
+        let breaker = Breaker::new(config.breaker_threshold, config.breaker_reset);
+        EtcdStore { config, client: OnceCell::new(), answered: AtomicBool::new(false), closed, breaker }
     }
 
     async fn client(&self) -> Result<Client> {
@@ -104,11 +113,60 @@ impl EtcdStore {
         F: FnOnce(Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
+        self.breaker.admit().map_err(|e| self.with_endpoints(e))?;
+        let result = self.attempt(operation, self.config.timeout, f).await;
+        self.breaker.record(result.as_ref().map(|_| ()));
+        result
+    }
+
+    /// A read: retried with backoff and jitter when etcd could not be reached, within the
+    /// request timeout. (Writes are not retried: one that timed out may have been applied.)
+    async fn read<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        self.breaker.admit().map_err(|e| self.with_endpoints(e))?;
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let mut pause = Duration::from_millis(50);
+        let mut attempt = 0;
+        let result = loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.attempt(operation, left.max(Duration::from_millis(1)), &f).await {
+                Err(e) if breaker::unreachable(&e) && attempt < self.config.retries => {
+                    attempt += 1;
+                    let nanos = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.subsec_nanos());
+                    let wait = pause.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0);
+                    if tokio::time::Instant::now() + wait >= deadline {
+                        break Err(e);
+                    }
+                    tokio::select! {
+                        _ = self.closed.cancelled() => break Err(Error::Closed),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    pause *= 2;
+                }
+                other => break other,
+            }
+        };
+        // The breaker counts calls, not attempts.
+        self.breaker.record(result.as_ref().map(|_| ()));
+        result
+    }
+
+    /// One attempt, under `timeout`.
+    async fn attempt<T, F, Fut>(&self, operation: &'static str, timeout: Duration, f: F) -> Result<T>
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
         let client = tokio::select! {
             _ = self.closed.cancelled() => return Err(Error::Closed),
             client = self.client() => client?,
         };
-        let call = tokio::time::timeout(self.config.timeout, f(client));
+        let call = tokio::time::timeout(timeout, f(client));
         let outcome = tokio::select! {
             _ = self.closed.cancelled() => return Err(Error::Closed),
             outcome = call => outcome,
@@ -123,17 +181,20 @@ impl EtcdStore {
                 message: format!("no answer within {:?}", self.config.timeout),
                 code: None,
             },
-            Err(_) => {
-                Error::Timeout { operation: operation.to_owned(), seconds: self.config.timeout.as_secs_f64() }
-            }
+            Err(_) => Error::Timeout { operation: operation.to_owned(), seconds: timeout.as_secs_f64() },
         };
-        Err(match result {
+        Err(self.with_endpoints(result))
+    }
+
+    /// Name the endpoints in an `Unavailable` error.
+    fn with_endpoints(&self, e: Error) -> Error {
+        match e {
             Error::Unavailable { message, code } => Error::Unavailable {
                 message: format!("{message} (endpoints {:?})", self.config.endpoints),
                 code,
             },
             other => other,
-        })
+        }
     }
 
     /// The key's mod_revision from the `else` branch of a failed transaction.
@@ -196,12 +257,14 @@ impl Store for EtcdStore {
             options = options.with_count_only();
         }
         let key = req.key.clone();
-        let resp = self.call("range", |mut c| async move { c.get(key, Some(options)).await }).await.map_err(
-            |e| match e {
-                Error::Expired { compacted, .. } => Error::Expired { requested: req.revision, compacted },
-                other => other,
-            },
-        )?;
+        let read = |mut c: Client| {
+            let (key, options) = (key.clone(), options.clone());
+            async move { c.get(key, Some(options)).await }
+        };
+        let resp = self.read("range", read).await.map_err(|e| match e {
+            Error::Expired { compacted, .. } => Error::Expired { requested: req.revision, compacted },
+            other => other,
+        })?;
         Ok(RangeResponse {
             kvs: resp.kvs().iter().map(to_kv).collect(),
             count: resp.count(),
@@ -354,7 +417,7 @@ impl Store for EtcdStore {
     async fn current_revision(&self) -> Result<i64> {
         // A count-only read of one key is the cheapest request that returns a header.
         let resp = self
-            .call("current_revision", |mut c| async move {
+            .read("current_revision", |mut c| async move {
                 c.get(vec![0u8], Some(GetOptions::new().with_count_only())).await
             })
             .await?;

@@ -3,6 +3,7 @@
 //! embedded MVCC map used by `memory://`, the demo and unit tests. The same conformance tests run
 //! against both.
 
+pub mod breaker;
 pub mod etcd;
 pub mod memory;
 
