@@ -20,9 +20,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-__all__ = ["EtcdServer", "EtcdServerError", "find_etcd_binary", "free_port"]
+__all__ = ["EtcdCluster", "EtcdServer", "EtcdServerError", "find_etcd_binary", "free_port"]
 
 
 class EtcdServerError(RuntimeError):
@@ -73,11 +73,15 @@ class EtcdServer:
         name: str = "etcd-resources-test",
         extra_args: tuple[str, ...] = (),
         keep_data: bool = False,
+        client_port: int | None = None,
+        peer_port: int | None = None,
+        initial_cluster: str | None = None,
     ) -> None:
         self.binary = binary or find_etcd_binary()
         self.name = name
-        self.client_port = free_port()
-        self.peer_port = free_port()
+        self.client_port = client_port or free_port()
+        self.peer_port = peer_port or free_port()
+        self.initial_cluster = initial_cluster
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="etcd-resources-"))
         self.extra_args = extra_args
@@ -121,37 +125,55 @@ class EtcdServer:
             "--initial-advertise-peer-urls",
             peer,
             "--initial-cluster",
-            f"{self.name}={peer}",
+            self.initial_cluster or f"{self.name}={peer}",
             "--initial-cluster-state",
             "new",
+            "--initial-cluster-token",
+            "etcd-resources-test",
             "--log-level",
             "warn",
             *self.extra_args,
         ]
 
-    def start(self, timeout: float = 30.0) -> Self:
-        """Start the server and wait until ``/health`` answers true."""
+    def launch(self) -> None:
+        """Start the process without waiting (cluster members wait for each other)."""
         if self.running:
-            return self
+            return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        try:
+        with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 self._command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
-        finally:
-            log.close()
+
+    def wait_healthy(self, timeout: float = 30.0) -> Self:
+        """Wait until ``/health`` answers true."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
+            if self._process is not None and self._process.poll() is not None:
                 raise EtcdServerError(
                     f"etcd exited with status {self._process.returncode}: {self._log_tail()}"
                 )
             if self.healthy():
                 return self
             time.sleep(0.05)  # polling a starting process, not synchronising tests
-        self.stop()
         raise EtcdServerError(f"etcd was not healthy within {timeout}s: {self._log_tail()}")
+
+    def member_status(self) -> dict[str, Any]:
+        """etcd's maintenance status of this member (its id and its leader's)."""
+        request = urllib.request.Request(f"{self.endpoint}/v3/maintenance/status", data=b"{}")
+        with urllib.request.urlopen(request, timeout=2) as resp:
+            return dict(json.load(resp))
+
+    def start(self, timeout: float = 30.0) -> Self:
+        """Start the server and wait until ``/health`` answers true."""
+        if self.running:
+            return self
+        self.launch()
+        try:
+            return self.wait_healthy(timeout)
+        except EtcdServerError:
+            self.stop()
+            raise
 
     def healthy(self) -> bool:
         """Whether the server answers its health check."""
@@ -210,3 +232,58 @@ class EtcdServer:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"EtcdServer({self.endpoint}, {state})"
+
+
+class EtcdCluster:
+    """Several etcd members on loopback forming one cluster (three by default), for failover
+    tests. ``leader()`` names the current leader; members can be killed and started again."""
+
+    def __init__(self, size: int = 3, *, data_dir: str | Path | None = None) -> None:
+        base = Path(data_dir or tempfile.mkdtemp(prefix="etcd-resources-cluster-"))
+        ports = [(free_port(), free_port()) for _ in range(size)]
+        initial = ",".join(f"m{i}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(ports))
+        self.members = [
+            EtcdServer(
+                name=f"m{i}",
+                data_dir=base / f"m{i}",
+                client_port=client,
+                peer_port=peer,
+                initial_cluster=initial,
+            )
+            for i, (client, peer) in enumerate(ports)
+        ]
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.endpoint for m in self.members]
+
+    def start(self, timeout: float = 60.0) -> Self:
+        for member in self.members:
+            member.launch()
+        for member in self.members:
+            member.wait_healthy(timeout)
+        return self
+
+    def leader(self) -> EtcdServer:
+        """The member that is the Raft leader now."""
+        for member in self.members:
+            if not member.running:
+                continue
+            try:
+                status = member.member_status()
+            except (OSError, ValueError):
+                continue
+            header = status.get("header", {})
+            if str(status.get("leader")) == str(header.get("member_id")):
+                return member
+        raise EtcdServerError("no member is the leader")
+
+    def close(self) -> None:
+        for member in self.members:
+            member.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
