@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::events::{self, Level};
 
 /// The first pause before retrying a renewal that failed on a connection error.
 const RETRY: Duration = Duration::from_millis(200);
@@ -54,6 +55,7 @@ impl Lease {
     }
 
     fn lose(&self, reason: Error) {
+        events::emit(Level::Warning, format!("lease {:x} lost: {reason}", self.id));
         *self.state.reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
         self.state.lost.cancel();
     }

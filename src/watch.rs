@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::client::Client;
 use crate::document;
 use crate::error::{Error, Result};
+use crate::events::{self, Level};
 use crate::selector::Query;
 use crate::store::{EventKind, WatchEvent, WatchStream};
 
@@ -145,6 +146,13 @@ impl ChangeStream {
                     Ok(stream) => {
                         self.inner = Some(stream);
                         self.reconnects += 1;
+                        events::emit(
+                            Level::Info,
+                            format!(
+                                "watch on {:?} resumed after revision {}",
+                                self.prefix, self.last_revision
+                            ),
+                        );
                     }
                     Err(Error::Closed) => return Ok(None),
                     Err(e) if Self::resumable(&e) => {
@@ -162,6 +170,13 @@ impl ChangeStream {
                 Some(Ok(batch)) => batch,
                 Some(Err(Error::Closed)) => return Ok(None),
                 Some(Err(e)) if Self::resumable(&e) => {
+                    events::emit(
+                        Level::Warning,
+                        format!(
+                            "watch on {:?} broke ({e}); resuming after revision {}",
+                            self.prefix, self.last_revision
+                        ),
+                    );
                     self.inner = None;
                     self.failures = self.failures.max(1);
                     continue;

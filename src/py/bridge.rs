@@ -74,6 +74,11 @@ impl Queue {
     /// From any thread: queue a result and wake the loop if it is not already woken.
     fn push(&self, completion: Completion) {
         self.items().push_back(completion);
+        self.wake();
+    }
+
+    /// From any thread: make the loop run its reader (to deliver results, or log records).
+    fn wake(&self) {
         if !self.notified.swap(true, Ordering::AcqRel) {
             // A full socket buffer means wake-ups are already pending: nothing is lost.
             let _ = (&self.wake_tx).write(&[1]);
@@ -105,7 +110,17 @@ impl LoopQueue {
         for c in batch {
             complete(py, c.future.bind(py), (c.make)(py))?;
         }
-        Ok(())
+        crate::py::logs::flush(py)
+    }
+}
+
+/// Wake the event loop used last, so it logs the core's queued records (called by
+/// `crate::events` from any thread; touches no Python).
+pub fn wake_last_loop() {
+    if let Ok(last) = LAST.try_lock() {
+        if let Some((_, queue)) = last.as_ref() {
+            queue.wake();
+        }
     }
 }
 

@@ -205,6 +205,28 @@ impl PyClient {
         spawn(py, async move { Ok(client.store()?.delete(key, expected).await?.is_some()) })
     }
 
+    /// Counts, errors and latencies of the calls made to etcd, per operation:
+    /// `{op: {"count", "errors", "seconds_total", "seconds_max", "buckets": {le: n}}}`
+    /// (`le` the bucket's upper bound in seconds). Empty for the embedded store.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let out = pyo3::types::PyDict::new(py);
+        let Some(metrics) = self.client.store()?.metrics() else { return Ok(out) };
+        for (name, op) in metrics.snapshot() {
+            let d = pyo3::types::PyDict::new(py);
+            d.set_item("count", op.count)?;
+            d.set_item("errors", op.errors)?;
+            d.set_item("seconds_total", op.seconds_total)?;
+            d.set_item("seconds_max", op.seconds_max)?;
+            let buckets = pyo3::types::PyDict::new(py);
+            for (le, n) in op.buckets {
+                buckets.set_item(le, n)?;
+            }
+            d.set_item("buckets", buckets)?;
+            out.set_item(name, d)?;
+        }
+        Ok(out)
+    }
+
     /// Close the client: later calls raise `ClosedError`, open watches end. Closes at once
     /// and returns a completed awaitable (so `await client.close()` and a bare
     /// `client.close()` both work); closing twice is harmless.

@@ -8,6 +8,7 @@ mod client;
 mod convert;
 mod errors;
 mod lease;
+mod logs;
 mod ready;
 mod repository;
 mod watch;
@@ -36,6 +37,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ready::Ready>()?;
     m.add_class::<lease::PyLease>()?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(logs::flush_logs, m)?)?;
+    crate::events::set_notifier(Box::new(bridge::wake_last_loop));
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::events::{self, Level};
 
 pub struct Breaker {
     threshold: u32,
@@ -73,13 +74,22 @@ impl Breaker {
             Err(e) if unreachable(e) => {
                 let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
                 if failures >= self.threshold || probing {
-                    *self.open_until.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(Instant::now() + self.reset);
+                    let mut open_until = self.open_until.lock().unwrap_or_else(|p| p.into_inner());
+                    if open_until.is_none() {
+                        let reset = self.reset;
+                        events::emit(
+                            Level::Warning,
+                            format!("etcd unreachable for {failures} calls in a row ({e}): calls fail fast for {reset:?}"),
+                        );
+                    }
+                    *open_until = Some(Instant::now() + self.reset);
                 }
             }
             _ => {
                 self.failures.store(0, Ordering::Release);
-                *self.open_until.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                if self.open_until.lock().unwrap_or_else(|p| p.into_inner()).take().is_some() {
+                    events::emit(Level::Info, "etcd reachable again: the circuit is closed");
+                }
             }
         }
     }

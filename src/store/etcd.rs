@@ -27,6 +27,7 @@ use super::{
     WatchEvent,
 };
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 
 /// How to reach etcd.
 #[derive(Clone)]
@@ -69,13 +70,21 @@ pub struct EtcdStore {
     /// Cancelled when the client closes: calls in flight end with `Closed`.
     closed: CancellationToken,
     breaker: Breaker,
+    metrics: Metrics,
 }
 
 impl EtcdStore {
     /// A store for `config`; connects on first use.
     pub fn new(config: EtcdConfig, closed: CancellationToken) -> Self {
         let breaker = Breaker::new(config.breaker_threshold, config.breaker_reset);
-        EtcdStore { config, client: OnceCell::new(), answered: AtomicBool::new(false), closed, breaker }
+        EtcdStore {
+            config,
+            client: OnceCell::new(),
+            answered: AtomicBool::new(false),
+            closed,
+            breaker,
+            metrics: Metrics::default(),
+        }
     }
 
     async fn client(&self) -> Result<Client> {
@@ -114,7 +123,9 @@ impl EtcdStore {
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
         self.breaker.admit().map_err(|e| self.with_endpoints(e))?;
+        let started = std::time::Instant::now();
         let result = self.attempt(operation, self.config.timeout, f).await;
+        self.metrics.record(operation, started.elapsed(), result.is_ok());
         self.breaker.record(result.as_ref().map(|_| ()));
         result
     }
@@ -127,6 +138,7 @@ impl EtcdStore {
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
         self.breaker.admit().map_err(|e| self.with_endpoints(e))?;
+        let started = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + self.config.timeout;
         let mut pause = Duration::from_millis(50);
         let mut attempt = 0;
@@ -151,7 +163,8 @@ impl EtcdStore {
                 other => break other,
             }
         };
-        // The breaker counts calls, not attempts.
+        // The breaker and the metrics count calls, not attempts.
+        self.metrics.record(operation, started.elapsed(), result.is_ok());
         self.breaker.record(result.as_ref().map(|_| ()));
         result
     }
@@ -427,6 +440,10 @@ impl Store for EtcdStore {
     async fn compact(&self, revision: i64) -> Result<()> {
         self.call("compact", |mut c| async move { c.compact(revision, None).await }).await?;
         Ok(())
+    }
+
+    fn metrics(&self) -> Option<Metrics> {
+        Some(self.metrics.clone())
     }
 }
 

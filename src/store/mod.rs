@@ -143,6 +143,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forget history before `revision`.
     async fn compact(&self, revision: i64) -> Result<()>;
+
+    /// Per-operation statistics of calls to a server (`None` for the embedded store).
+    fn metrics(&self) -> Option<crate::metrics::Metrics> {
+        None
+    }
 }
 
 /// A shared store.
