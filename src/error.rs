@@ -29,7 +29,7 @@ pub enum Error {
     #[error("etcd unavailable: {message}")]
     Unavailable { message: String, code: Option<String> },
     /// The call did not complete within its deadline.
-    #[error("{operation} timed out after {seconds}s")]
+    #[error("etcd did not answer {operation} within {seconds}s")]
     Timeout { operation: String, seconds: f64 },
     /// The revision asked for was compacted: relist, then watch from the new revision.
     #[error("revision {requested} was compacted (compact revision {compacted}); relist and watch again")]

@@ -98,7 +98,8 @@ impl EtcdStore {
                     .with_keep_alive_while_idle(true)
                     .with_require_leader(true);
                 if let Some((user, password)) = &self.config.credentials {
-                    options = options.with_user(user.clone(), password.clone());
+                    // Expired auth tokens are refreshed (and the call retried) transparently.
+                    options = options.with_user(user.clone(), password.clone()).with_auto_token_refresh(true);
                 }
                 let connect = Client::connect(&self.config.endpoints, Some(options));
                 match tokio::time::timeout(self.config.connect_timeout, connect).await {
@@ -483,6 +484,15 @@ fn map_status(status: &tonic::Status) -> Error {
         Code::DeadlineExceeded => Error::Timeout { operation: message, seconds: 0.0 },
         Code::PermissionDenied | Code::Unauthenticated => Error::PermissionDenied { message, code },
         Code::OutOfRange if message.contains("compacted") => Error::Expired { requested: 0, compacted: 0 },
+        // etcd answers these auth failures as InvalidArgument or FailedPrecondition.
+        Code::InvalidArgument | Code::FailedPrecondition
+            if message.contains("authentication failed")
+                || message.contains("user name is empty")
+                || message.contains("permission denied")
+                || message.contains("invalid auth token") =>
+        {
+            Error::PermissionDenied { message, code }
+        }
         Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
             Error::InvalidArgument { message: format!("etcd refused the request: {message}") }
         }
