@@ -78,3 +78,33 @@ async def test_many_tasks_share_one_client_with_watch_open(client: EtcdClient, p
     await asyncio.wait_for(done.wait(), 10)
     handle.cancel()
     assert seen == sorted(seen) and len(set(seen)) == 50
+
+
+def test_event_loops_in_several_threads_share_a_client(
+    etcd_endpoints: list[str], prefix: str
+) -> None:
+    import threading
+
+    client = EtcdClient(etcd_endpoints)
+    errors: list[BaseException] = []
+
+    def run(thread: int) -> None:
+        async def work() -> None:
+            repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix)
+            for i in range(40):
+                await repo.add_async(worker(f"t{thread}-{i}"))
+                assert await repo.get_async(f"t{thread}-{i}") is not None
+
+        try:
+            asyncio.run(work())
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a thread is stuck"
+    assert errors == []
+    client.close()

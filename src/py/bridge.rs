@@ -138,10 +138,14 @@ fn complete(py: Python<'_>, future: &Bound<'_, PyAny>, result: PyResult<Py<PyAny
 
 /// The queue of `event_loop`, registering its reader on first use.
 fn queue_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Queue>> {
-    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((cached_loop, queue)) = last.as_ref() {
-        if cached_loop.bind(py).is(event_loop) {
-            return Ok(queue.clone());
+    // The lock is never held across a call into Python: Python may switch threads there, and
+    // another thread waiting for this lock while holding the GIL would deadlock us.
+    {
+        let last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((cached_loop, queue)) = last.as_ref() {
+            if cached_loop.bind(py).is(event_loop) {
+                return Ok(queue.clone());
+            }
         }
     }
     let queues = QUEUES.get_or_try_init(py, || {
@@ -161,7 +165,9 @@ fn queue_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Queue
             queue
         }
     };
-    *last = Some((event_loop.clone().unbind(), queue.clone()));
+    let previous =
+        LAST.lock().unwrap_or_else(|p| p.into_inner()).replace((event_loop.clone().unbind(), queue.clone()));
+    drop(previous); // the old loop's reference goes outside the lock
     Ok(queue)
 }
 
