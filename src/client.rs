@@ -28,11 +28,12 @@ pub const MEMORY_ENDPOINT: &str = "memory://";
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 1536 * 1024;
 
 /// Options of a client; the defaults suit a local etcd.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientOptions {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub credentials: Option<(String, String)>,
+    pub tls: Option<crate::store::etcd::TlsConfig>,
     pub max_document_bytes: usize,
     /// Extra attempts of a read that could not reach etcd.
     pub retries: u32,
@@ -42,12 +43,29 @@ pub struct ClientOptions {
     pub breaker_reset: Duration,
 }
 
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password or the TLS key.
+        f.debug_struct("ClientOptions")
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("user", &self.credentials.as_ref().map(|c| &c.0))
+            .field("tls", &self.tls.is_some())
+            .field("max_document_bytes", &self.max_document_bytes)
+            .field("retries", &self.retries)
+            .field("breaker_threshold", &self.breaker_threshold)
+            .field("breaker_reset", &self.breaker_reset)
+            .finish()
+    }
+}
+
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             credentials: None,
+            tls: None,
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
             retries: 2,
             breaker_threshold: 5,
@@ -106,6 +124,7 @@ impl Client {
                 timeout: options.timeout,
                 connect_timeout: options.connect_timeout,
                 credentials: options.credentials.clone(),
+                tls: options.tls.clone(),
                 retries: options.retries,
                 breaker_threshold: options.breaker_threshold,
                 breaker_reset: options.breaker_reset,

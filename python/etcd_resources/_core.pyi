@@ -2,6 +2,7 @@
 future), not a coroutine: they start work as soon as they are called."""
 
 import builtins
+import os
 from collections.abc import Generator, Mapping
 from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar, final
@@ -39,6 +40,10 @@ class EtcdClient:
         retries: int = 2,
         breaker_threshold: int = 5,
         breaker_reset: float = 2.0,
+        ca_cert: str | os.PathLike[str] | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
+        tls_domain: str | None = None,
     ) -> Self: ...
     @property
     def endpoints(self) -> list[str]: ...

@@ -13,16 +13,26 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["EtcdCluster", "EtcdServer", "EtcdServerError", "find_etcd_binary", "free_port"]
+__all__ = [
+    "EtcdCluster",
+    "EtcdServer",
+    "EtcdServerError",
+    "TlsFiles",
+    "find_etcd_binary",
+    "free_port",
+    "make_test_certificates",
+]
 
 
 class EtcdServerError(RuntimeError):
@@ -60,6 +70,94 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a throwaway CA, a server certificate for 127.0.0.1/localhost and a client
+    certificate, all signed by that CA."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_test_certificates(directory: str | Path) -> TlsFiles:
+    """Make a CA, a server and a client certificate in ``directory`` (needs ``cryptography``,
+    in the ``test`` extra)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    def write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("etcd-resources test CA"))
+        .issuer_name(name("etcd-resources test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    def issue(common: str, usage: x509.ObjectIdentifier, path: str) -> tuple[Path, Path]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(common))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+        )
+        cert = builder.sign(ca_key, hashes.SHA256())
+        cert_path, key_path = out / f"{path}.pem", out / f"{path}-key.pem"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        write_key(key, key_path)
+        return cert_path, key_path
+
+    ca_path = out / "ca.pem"
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    server_cert, server_key = issue("localhost", ExtendedKeyUsageOID.SERVER_AUTH, "server")
+    client_cert, client_key = issue(
+        "etcd-resources-client", ExtendedKeyUsageOID.CLIENT_AUTH, "client"
+    )
+    return TlsFiles(ca_path, server_cert, server_key, client_cert, client_key)
+
+
 class EtcdServer:
     """One etcd member on loopback. ``start()`` waits until it is healthy; ``stop()`` ends it
     and (unless ``keep_data``) removes its data directory; ``restart()`` keeps the data and
@@ -76,7 +174,11 @@ class EtcdServer:
         client_port: int | None = None,
         peer_port: int | None = None,
         initial_cluster: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
+        """With ``tls``, clients must connect over TLS with a client certificate signed by the
+        same CA (``--client-cert-auth``)."""
+        self.tls = tls
         self.binary = binary or find_etcd_binary()
         self.name = name
         self.client_port = client_port or free_port()
@@ -90,7 +192,8 @@ class EtcdServer:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def endpoints(self) -> list[str]:
@@ -132,8 +235,26 @@ class EtcdServer:
             "etcd-resources-test",
             "--log-level",
             "warn",
+            *self._tls_args(),
             *self.extra_args,
         ]
+
+    def _tls_args(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return [
+            "--cert-file", str(self.tls.server_cert),
+            "--key-file", str(self.tls.server_key),
+            "--trusted-ca-file", str(self.tls.ca),
+            "--client-cert-auth",
+        ]  # fmt: skip
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        context = ssl.create_default_context(cafile=str(self.tls.ca))
+        context.load_cert_chain(str(self.tls.client_cert), str(self.tls.client_key))
+        return context
 
     def launch(self) -> None:
         """Start the process without waiting (cluster members wait for each other)."""
@@ -178,7 +299,8 @@ class EtcdServer:
     def healthy(self) -> bool:
         """Whether the server answers its health check."""
         try:
-            with urllib.request.urlopen(f"{self.endpoint}/health", timeout=1) as resp:
+            url = f"{self.endpoint}/health"
+            with urllib.request.urlopen(url, timeout=1, context=self._ssl_context()) as resp:
                 return bool(json.load(resp).get("health") == "true")
         except (OSError, ValueError, urllib.error.URLError):
             return False

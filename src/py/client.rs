@@ -56,7 +56,7 @@ pub struct PyClient {
 #[pymethods]
 impl PyClient {
     #[new]
-    #[pyo3(signature = (endpoints=None, *, timeout=5.0, connect_timeout=None, username=None, password=None, max_document_bytes=1_572_864, retries=2, breaker_threshold=5, breaker_reset=2.0))]
+    #[pyo3(signature = (endpoints=None, *, timeout=5.0, connect_timeout=None, username=None, password=None, max_document_bytes=1_572_864, retries=2, breaker_threshold=5, breaker_reset=2.0, ca_cert=None, client_cert=None, client_key=None, tls_domain=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         endpoints: Option<&Bound<'_, PyAny>>,
@@ -68,7 +68,31 @@ impl PyClient {
         retries: u32,
         breaker_threshold: u32,
         breaker_reset: f64,
+        ca_cert: Option<std::path::PathBuf>,
+        client_cert: Option<std::path::PathBuf>,
+        client_key: Option<std::path::PathBuf>,
+        tls_domain: Option<String>,
     ) -> PyResult<Self> {
+        let read = |what: &str, path: Option<std::path::PathBuf>| -> PyResult<Option<Vec<u8>>> {
+            path.map(|p| {
+                std::fs::read(&p)
+                    .map_err(|e| Error::invalid(format!("cannot read {what} {}: {e}", p.display())).into())
+            })
+            .transpose()
+        };
+        if client_cert.is_some() != client_key.is_some() {
+            return Err(Error::invalid("give both client_cert and client_key, or neither").into());
+        }
+        let tls = if ca_cert.is_some() || client_cert.is_some() || tls_domain.is_some() {
+            Some(crate::store::etcd::TlsConfig {
+                ca: read("ca_cert", ca_cert)?,
+                client_cert: read("client_cert", client_cert)?,
+                client_key: read("client_key", client_key)?,
+                domain: tls_domain,
+            })
+        } else {
+            None
+        };
         let endpoints: Vec<String> = match endpoints {
             None => vec![MEMORY_ENDPOINT.to_owned()],
             Some(e) if e.is_instance_of::<PyString>() => vec![e.extract()?],
@@ -85,6 +109,7 @@ impl PyClient {
             timeout: seconds("timeout", timeout)?,
             connect_timeout: seconds("connect_timeout", connect_timeout.unwrap_or(timeout))?,
             credentials,
+            tls,
             max_document_bytes,
             retries,
             breaker_threshold,

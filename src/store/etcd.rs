@@ -40,6 +40,8 @@ pub struct EtcdConfig {
     pub connect_timeout: Duration,
     /// Username and password for etcd's auth.
     pub credentials: Option<(String, String)>,
+    /// TLS: the CA that signed etcd's certificate, and a client certificate and key (PEM).
+    pub tls: Option<TlsConfig>,
     /// Extra attempts of a read that could not reach etcd (within the request timeout).
     pub retries: u32,
     /// Calls in a row that fail to reach etcd before calls fail fast (0: never).
@@ -56,7 +58,34 @@ impl std::fmt::Debug for EtcdConfig {
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("user", &self.credentials.as_ref().map(|c| &c.0))
+            .field("tls", &self.tls.is_some())
             .finish()
+    }
+}
+
+/// PEM material for TLS to etcd.
+#[derive(Clone, Default)]
+pub struct TlsConfig {
+    pub ca: Option<Vec<u8>>,
+    pub client_cert: Option<Vec<u8>>,
+    pub client_key: Option<Vec<u8>>,
+    /// The name to check etcd's certificate against (default: the endpoint's host).
+    pub domain: Option<String>,
+}
+
+impl TlsConfig {
+    fn options(&self) -> etcd_client::TlsOptions {
+        let mut tls = etcd_client::TlsOptions::new();
+        if let Some(ca) = &self.ca {
+            tls = tls.ca_certificate(etcd_client::Certificate::from_pem(ca));
+        }
+        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+            tls = tls.identity(etcd_client::Identity::from_pem(cert, key));
+        }
+        if let Some(domain) = &self.domain {
+            tls = tls.domain_name(domain.clone());
+        }
+        tls
     }
 }
 
@@ -97,6 +126,9 @@ impl EtcdStore {
                     .with_keep_alive(Duration::from_secs(10), self.config.timeout)
                     .with_keep_alive_while_idle(true)
                     .with_require_leader(true);
+                if let Some(tls) = &self.config.tls {
+                    options = options.with_tls(tls.options());
+                }
                 if let Some((user, password)) = &self.config.credentials {
                     // Expired auth tokens are refreshed (and the call retried) transparently.
                     options = options.with_user(user.clone(), password.clone()).with_auto_token_refresh(true);
