@@ -200,3 +200,23 @@ async def test_killing_the_leader_hands_over_within_the_lease(
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+async def test_a_keep_alive_survives_an_etcd_restart(tmp_path: Any) -> None:
+    from etcd_resources.testing import EtcdServer
+
+    ttl = 4
+    with EtcdServer(data_dir=tmp_path / "etcd") as server:
+        client = EtcdClient(server.endpoints, timeout=1.0, breaker_threshold=0)
+        repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, "/keep/")
+        lease = await client.grant_lease(ttl)
+        await repo.add_async(worker("held"), lease=lease)
+        server.stop()  # renewals fail while etcd is down...
+        await asyncio.to_thread(server.start)  # ...and resume once it is back
+        # Outliving two TTLs after the restart is the behaviour under test.
+        await asyncio.sleep(ttl * 2)
+        assert not lease.lost
+        assert await repo.contains_async("held")
+        await lease.revoke()
+        assert not await repo.contains_async("held")
+        client.close()

@@ -239,3 +239,19 @@ async def test_the_event_driven_watcher(client: EtcdClient, prefix: str) -> None
     await again.stop_watching()
     await asyncio.gather(running, return_exceptions=True)
     assert seen == [(ResourceChangeType.CREATED, "w2")]
+
+
+async def test_plain_repositories_are_traced_too(
+    client: EtcdClient, prefix: str, spans: Any
+) -> None:
+    from etcd_resources import ResourceRepository
+
+    spans.clear()
+    repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix)
+    await repo.add_async({"metadata": {"name": "w1"}, "spec": {}})
+    await repo.get_async("w1")
+    await repo.count_async()
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    assert {"etcd_resources.create", "etcd_resources.get", "etcd_resources.count"} <= set(finished)
+    assert finished["etcd_resources.get"].attributes["etcd_resources.name"] == "w1"
+    assert finished["etcd_resources.get"].attributes["etcd_resources.prefix"] == prefix

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from . import _core
 from .errors import ConflictError, NotFoundError
+from .tracing import traced
 from .typed import from_document
 from .watching import Callback, EventType, ResourceEvent, WatchHandle
 
@@ -139,10 +140,12 @@ class ResourceRepository(Generic[T]):
 
     # -- Neuroglia's repository methods -------------------------------------------------------
 
+    @traced("contains")
     async def contains_async(self, id: str, namespace: str | None = None) -> bool:
         """Whether a resource named ``id`` exists."""
         return await self._core.contains(id, namespace)
 
+    @traced("get")
     async def get_async(self, id: str, namespace: str | None = None) -> Any | None:
         """The resource named ``id``, or ``None`` when there is none (failures raise)."""
         doc = await self._core.get(id, namespace)
@@ -162,6 +165,7 @@ class ResourceRepository(Generic[T]):
         await self._publish_domain_events(entity)
         return result
 
+    @traced("create")
     async def _do_add_async(
         self, entity: T, *, ttl: int | None = None, lease: _core.Lease | None = None
     ) -> T:
@@ -182,6 +186,7 @@ class ResourceRepository(Generic[T]):
         await self._publish_domain_events(entity)
         return result
 
+    @traced("update")
     async def _do_update_async(self, entity: T) -> T:
         doc = await self._core.update(entity)
         return self._after_write(entity, doc)  # type: ignore[no-any-return]
@@ -230,6 +235,7 @@ class ResourceRepository(Generic[T]):
         goes when an update removes the last finalizer. Raises ``NotFoundError`` if absent."""
         await self._do_remove_async(id, namespace)
 
+    @traced("delete")
     async def _do_remove_async(self, id: str, namespace: str | None = None) -> None:
         await self._core.remove(id, namespace)
 
@@ -255,6 +261,7 @@ class ResourceRepository(Generic[T]):
             elif isinstance(getattr(entity, "domain_events", None), list):
                 entity.domain_events.clear()
 
+    @traced("list")
     async def list_async(
         self,
         namespace: str | None = None,
@@ -276,6 +283,7 @@ class ResourceRepository(Generic[T]):
         )
         return [self._from_document(d) for d in docs]
 
+    @traced("list_page")
     async def list_page_async(
         self,
         namespace: str | None = None,
@@ -294,6 +302,7 @@ class ResourceRepository(Generic[T]):
         )
         return ResourcePage([self._from_document(d) for d in items], version, token)
 
+    @traced("count")
     async def count_async(
         self,
         namespace: str | None = None,
