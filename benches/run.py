@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import ceiling
 import concurrency
 import query
 import watch
@@ -37,6 +38,8 @@ def main() -> None:
         print(query.run(endpoints))
         print()
         print(watch.run(endpoints))
+        print()
+        print(ceiling.run(endpoints))
     finally:
         if server is not None:
             server.close()
