@@ -9,7 +9,7 @@ use crate::document::{self, Format};
 use crate::error::{Error, Result};
 use crate::listing;
 use crate::names;
-use crate::selector::LabelSelector;
+use crate::selector::{LabelSelector, Query};
 use crate::store::{prefix_end, RangeRequest};
 
 /// Documents by name under one prefix.
@@ -94,9 +94,8 @@ impl Backend {
         let end = prefix_end(start.as_bytes());
         let store = self.client.store()?;
         let mut names = Vec::new();
-        let mut req =
+        let req =
             RangeRequest { key: start.into_bytes(), range_end: end, keys_only: true, ..Default::default() };
-        req.limit = 0;
         for kv in store.range(req).await?.kvs {
             if let Some(name) = self.name_of(&kv.key) {
                 names.push(name.to_owned());
@@ -111,13 +110,9 @@ impl Backend {
         let end = prefix_end(self.prefix.as_bytes());
         let store = self.client.store()?;
         let (mut items, mut unreadable) = (Vec::new(), Vec::new());
+        let query = Query { labels: selector.clone(), ..Default::default() };
         listing::scan(&**store, self.prefix.as_bytes(), &end, 0, listing::CHUNK, |kv| {
-            let key = String::from_utf8_lossy(&kv.key);
-            match document::read(&key, &kv.value, kv.mod_revision) {
-                Ok(doc) if selector.matches(document::labels(&doc)) => items.push(doc),
-                Ok(_) => {}
-                Err(e) => unreadable.push(e),
-            }
+            items.extend(listing::read_matching(&query, &kv, &mut unreadable));
             Ok(true)
         })
         .await?;

@@ -4,11 +4,28 @@
 //! later chunk is read at that same revision, starting after the last key seen. Memory held at
 //! once is one chunk plus what the caller keeps.
 
-use crate::error::Result;
+use serde_json::Value;
+
+use crate::document;
+use crate::error::{Error, Result};
+use crate::selector::Query;
 use crate::store::{KeyValue, RangeRequest, Store};
 
 /// Keys fetched per request.
 pub const CHUNK: i64 = 500;
+
+/// Decode a stored key-value and keep it if it matches `query`; bytes that cannot be read
+/// are collected in `unreadable` (reported, never fatal for a listing).
+pub fn read_matching(query: &Query, kv: &KeyValue, unreadable: &mut Vec<Error>) -> Option<Value> {
+    let key = String::from_utf8_lossy(&kv.key);
+    match document::read(&key, &kv.value, kv.mod_revision) {
+        Ok(doc) => query.matches(&doc).then_some(doc),
+        Err(e) => {
+            unreadable.push(e);
+            None
+        }
+    }
+}
 
 /// Where a scan ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

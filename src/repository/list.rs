@@ -7,12 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Repository;
-use crate::document;
 use crate::error::{Error, Result};
 use crate::listing::{self, CHUNK};
 use crate::names;
 use crate::selector::Query;
-use crate::store::{prefix_end, KeyValue, RangeRequest};
+use crate::store::{prefix_end, RangeRequest};
 
 /// A listing: the matching documents, the revision they were read at, and the stored
 /// documents that could not be read (reported, never fatal for the listing).
@@ -66,25 +65,13 @@ impl Repository {
         Ok((start, end))
     }
 
-    /// Decode a stored key-value and keep it if it matches; unreadable ones are collected.
-    fn filter(query: &Query, kv: &KeyValue, unreadable: &mut Vec<Error>) -> Option<Value> {
-        let key = String::from_utf8_lossy(&kv.key);
-        match document::read(&key, &kv.value, kv.mod_revision) {
-            Ok(doc) => query.matches(&doc).then_some(doc),
-            Err(e) => {
-                unreadable.push(e);
-                None
-            }
-        }
-    }
-
     /// Every resource matching the query, read at one revision.
     pub async fn list(&self, query: &Query) -> Result<Listing> {
         let (start, end) = self.range_of(query)?;
         let store = self.client.store()?;
         let mut listing = Listing::default();
         let done = listing::scan(&**store, start.as_bytes(), &end, 0, CHUNK, |kv| {
-            if let Some(doc) = Self::filter(query, &kv, &mut listing.unreadable) {
+            if let Some(doc) = listing::read_matching(query, &kv, &mut listing.unreadable) {
                 listing.items.push(doc);
             }
             Ok(true)
@@ -125,7 +112,7 @@ impl Repository {
             if page.items.len() >= limit {
                 return Ok(false);
             }
-            if let Some(doc) = Self::filter(query, &kv, &mut page.unreadable) {
+            if let Some(doc) = listing::read_matching(query, &kv, &mut page.unreadable) {
                 page.items.push(doc);
             }
             Ok(true)
@@ -185,7 +172,7 @@ impl Repository {
         let mut count = 0;
         let mut unreadable = Vec::new();
         listing::scan(&**store, start.as_bytes(), &end, 0, CHUNK, |kv| {
-            if Self::filter(query, &kv, &mut unreadable).is_some() {
+            if listing::read_matching(query, &kv, &mut unreadable).is_some() {
                 count += 1;
             }
             Ok(true)

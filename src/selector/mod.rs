@@ -100,8 +100,7 @@ impl LabelSelector {
 
     /// Whether a document's `metadata.labels` satisfy every requirement.
     pub fn matches_document(&self, doc: &Value) -> bool {
-        self.is_empty()
-            || self.matches(doc.get("metadata").and_then(|m| m.get("labels")).and_then(Value::as_object))
+        self.is_empty() || self.matches(crate::document::labels(doc))
     }
 }
 
