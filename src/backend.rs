@@ -9,8 +9,9 @@ use crate::document::{self, Format};
 use crate::error::{Error, Result};
 use crate::listing;
 use crate::names;
+use crate::projection::Projection;
 use crate::selector::{LabelSelector, Query};
-use crate::store::{prefix_end, RangeRequest};
+use crate::store::{prefix_end, KeyValue, RangeRequest};
 
 /// Documents by name under one prefix.
 #[derive(Clone)]
@@ -66,9 +67,14 @@ impl Backend {
     }
 
     pub async fn get(&self, name: &str) -> Result<Option<Value>> {
+        self.get_stored(name).await?.as_ref().map(document::read_kv).transpose()
+    }
+
+    /// The stored key-value of `name` (decoded by the caller).
+    pub async fn get_stored(&self, name: &str) -> Result<Option<KeyValue>> {
         let key = self.key(name)?;
         let resp = self.client.store()?.range(RangeRequest::key(key.as_bytes())).await?;
-        resp.kvs.first().map(|kv| document::read(&key, &kv.value, kv.mod_revision)).transpose()
+        Ok(resp.kvs.into_iter().next())
     }
 
     /// Write unconditionally; returns the new revision.
@@ -104,15 +110,18 @@ impl Backend {
         Ok(names)
     }
 
-    /// Documents whose labels match, read at one revision in bounded chunks; keys whose
-    /// bytes cannot be read are returned apart.
-    pub async fn list(&self, selector: &LabelSelector) -> Result<(Vec<Value>, Vec<Error>)> {
+    /// Documents whose labels match (as stored, decoded by the caller), read at one revision
+    /// in bounded chunks; keys whose bytes cannot be read are returned apart.
+    pub async fn list(&self, selector: &LabelSelector) -> Result<(Vec<KeyValue>, Vec<Error>)> {
         let end = prefix_end(self.prefix.as_bytes());
         let store = self.client.store()?;
         let (mut items, mut unreadable) = (Vec::new(), Vec::new());
         let query = Query { labels: selector.clone(), ..Default::default() };
+        let projection = Projection::of(&query);
         listing::scan(&**store, self.prefix.as_bytes(), &end, 0, listing::CHUNK, |kv| {
-            items.extend(listing::read_matching(&query, &kv, &mut unreadable));
+            if listing::matches(&query, projection.as_ref(), &kv, &mut unreadable) {
+                items.push(kv);
+            }
             Ok(true)
         })
         .await?;

@@ -62,7 +62,7 @@ pub fn encode(key: &str, doc: &Value, format: Format) -> Result<Vec<u8>> {
 }
 
 /// `resourceVersion` -> `resource_version`.
-fn snake_case(key: &str) -> String {
+pub fn snake_case(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 4);
     for c in key.chars() {
         if c.is_ascii_uppercase() {
@@ -152,6 +152,11 @@ pub fn read(key: &str, bytes: &[u8], mod_revision: i64) -> Result<Value> {
     normalize(&mut doc);
     set_resource_version(&mut doc, mod_revision);
     Ok(doc)
+}
+
+/// [`read`] for a key-value from the store.
+pub fn read_kv(kv: &crate::store::KeyValue) -> Result<Value> {
+    read(&String::from_utf8_lossy(&kv.key), &kv.value, kv.mod_revision)
 }
 
 /// The current time as ISO 8601 text in UTC, the way Python's `isoformat()` writes it.

@@ -4,25 +4,35 @@
 //! later chunk is read at that same revision, starting after the last key seen. Memory held at
 //! once is one chunk plus what the caller keeps.
 
-use serde_json::Value;
-
-use crate::document;
 use crate::error::{Error, Result};
+use crate::projection::Projection;
 use crate::selector::Query;
 use crate::store::{KeyValue, RangeRequest, Store};
 
 /// Keys fetched per request.
 pub const CHUNK: i64 = 500;
 
-/// Decode a stored key-value and keep it if it matches `query`; bytes that cannot be read
-/// are collected in `unreadable` (reported, never fatal for a listing).
-pub fn read_matching(query: &Query, kv: &KeyValue, unreadable: &mut Vec<Error>) -> Option<Value> {
+/// Keys fetched per request by a streamed listing: smaller, so its consumer starts sooner and
+/// works while the rest is read.
+pub const LIST_CHUNK: i64 = 250;
+
+/// Whether a stored key-value matches `query`, reading only the parts of it `projection`
+/// keeps (nothing when `None`, which [`Projection::of`] gives unfiltered queries). Bytes that
+/// cannot be read do not match and are collected in `unreadable` (reported, never fatal for a
+/// listing); unread documents are checked when the caller decodes them.
+pub fn matches(
+    query: &Query,
+    projection: Option<&Projection>,
+    kv: &KeyValue,
+    unreadable: &mut Vec<Error>,
+) -> bool {
+    let Some(projection) = projection else { return true };
     let key = String::from_utf8_lossy(&kv.key);
-    match document::read(&key, &kv.value, kv.mod_revision) {
-        Ok(doc) => query.matches(&doc).then_some(doc),
+    match projection.read(&key, &kv.value, kv.mod_revision) {
+        Ok(doc) => query.matches(&doc),
         Err(e) => {
             unreadable.push(e);
-            None
+            false
         }
     }
 }
@@ -50,6 +60,34 @@ where
     S: Store + ?Sized,
     F: FnMut(KeyValue) -> Result<bool>,
 {
+    let mut visit_all = |kvs: Vec<KeyValue>| -> Result<Option<Vec<u8>>> {
+        for kv in kvs {
+            let key = kv.key.clone();
+            if !visit(kv)? {
+                return Ok(Some(key));
+            }
+        }
+        Ok(None)
+    };
+    scan_chunks(store, start, end, revision, chunk, |kvs, _| std::future::ready(visit_all(kvs))).await
+}
+
+/// Hand the keys in `[start, end)` to `each`, one response (at most `chunk` keys) at a time,
+/// all read at one revision (0: the newest), with whether more follow. `each` returns the
+/// first key it did not take to stop there, `None` to go on.
+pub async fn scan_chunks<S, F, Fut>(
+    store: &S,
+    start: &[u8],
+    end: &[u8],
+    revision: i64,
+    chunk: i64,
+    mut each: F,
+) -> Result<ScanEnd>
+where
+    S: Store + ?Sized,
+    F: FnMut(Vec<KeyValue>, bool) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Vec<u8>>>>,
+{
     let mut req = RangeRequest {
         key: start.to_vec(),
         range_end: end.to_vec(),
@@ -67,14 +105,12 @@ where
             k.push(0);
             k
         });
-        for kv in resp.kvs {
-            let key = kv.key.clone();
-            if !visit(kv)? {
-                return Ok(ScanEnd { revision: req.revision, resume: Some(key) });
-            }
+        let more = resp.more && next.is_some();
+        if let Some(resume) = each(resp.kvs, more).await? {
+            return Ok(ScanEnd { revision: req.revision, resume: Some(resume) });
         }
         match next {
-            Some(k) if resp.more => req.key = k,
+            Some(k) if more => req.key = k,
             _ => return Ok(ScanEnd { revision: req.revision, resume: None }),
         }
     }

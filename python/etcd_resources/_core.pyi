@@ -11,6 +11,7 @@ __all__ = [
     "EtcdClient",
     "KvBackend",
     "Lease",
+    "ListStream",
     "Ready",
     "RepositoryCore",
     "WatchStream",
@@ -121,7 +122,7 @@ class RepositoryCore:
         field_selector: _SelectorArg = None,
         *,
         consistent: bool = True,
-    ) -> list[_Json]: ...
+    ) -> tuple[list[_Json], ListStream | None]: ...
     async def list_page(
         self,
         namespace: str | None = None,
@@ -148,6 +149,10 @@ class RepositoryCore:
     ) -> WatchStream: ...
 
 _RawChange = tuple[str, str, _Json | None, _Json | None, int]
+
+@final
+class ListStream:
+    async def next(self) -> list[_Json] | None: ...
 
 @final
 class WatchStream:

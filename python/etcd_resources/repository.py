@@ -278,9 +278,14 @@ class ResourceRepository(Generic[T]):
         With ``cache=``, answered from the shared informer cache: by default after it has
         applied etcd's current revision (a read after a write sees the write);
         ``consistent=False`` answers at once, possibly a little behind."""
-        docs = await self._core.list(
+        docs, rest = await self._core.list(
             namespace, label_selector, field_selector, consistent=consistent
         )
+        # The rest arrives chunk by chunk: objects are made here while Rust reads on.
+        while rest is not None and (chunk := await rest.next()) is not None:
+            docs.extend(chunk)
+        if self._resource_type is None:
+            return docs
         return [self._from_document(d) for d in docs]
 
     @traced("list_page")

@@ -7,8 +7,9 @@ use pyo3::types::{PyDict, PyString};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::py::convert;
+use crate::py::{convert, decode};
 use crate::selector::{FieldSelector, LabelSelector, Query};
+use crate::store::KeyValue;
 
 /// `None`, a selector string, or a `dict` (equality on each key; values may be enums or
 /// numbers, compared as their stored text).
@@ -90,9 +91,10 @@ pub fn report_unreadable(py: Python<'_>, errors: &[Error]) -> PyResult<()> {
     Ok(())
 }
 
-/// A listing handed to Python: the items as dicts, unreadable documents logged.
+/// A listing handed to Python: the items as dicts (decoded from their bytes on the loop
+/// thread), unreadable documents logged and skipped.
 pub struct Listed {
-    pub items: Vec<Value>,
+    pub items: Vec<KeyValue>,
     pub unreadable: Vec<Error>,
 }
 
@@ -105,9 +107,9 @@ impl<'py> IntoPyObject<'py> for Paged {
     type Error = PyErr;
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        let page = self.0;
+        let mut page = self.0;
+        let items = decode::stored_list(py, &page.items, &mut page.unreadable)?;
         report_unreadable(py, &page.unreadable)?;
-        let items = convert::JsonList(page.items).into_pyobject(py)?;
         Ok((items, page.revision.to_string(), page.continue_token).into_pyobject(py)?.into_any())
     }
 }
@@ -117,8 +119,9 @@ impl<'py> IntoPyObject<'py> for Listed {
     type Output = Bound<'py, PyAny>;
     type Error = PyErr;
 
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+    fn into_pyobject(mut self, py: Python<'py>) -> PyResult<Self::Output> {
+        let items = decode::stored_list(py, &self.items, &mut self.unreadable)?;
         report_unreadable(py, &self.unreadable)?;
-        convert::JsonList(self.items).into_pyobject(py)
+        Ok(items.into_any())
     }
 }

@@ -10,7 +10,8 @@ use crate::document::Format;
 use crate::error::Error;
 use crate::py::args::{label_selector, Listed};
 use crate::py::client::PyClient;
-use crate::py::convert::{to_value, MaybeJson};
+use crate::py::convert::to_value;
+use crate::py::decode::MaybeStored;
 use crate::py::watch::PyWatchStream;
 
 /// Parse a resource_version given as a string or an int.
@@ -52,7 +53,7 @@ impl PyKvBackend {
 
     fn get<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
-        spawn(py, async move { Ok(MaybeJson(b.get(&name).await?)) })
+        spawn(py, async move { Ok(MaybeStored(b.get_stored(&name).await?)) })
     }
 
     fn set<'py>(

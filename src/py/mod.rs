@@ -6,8 +6,10 @@ mod backend;
 mod bridge;
 mod client;
 mod convert;
+mod decode;
 mod errors;
 mod lease;
+mod listing;
 mod logs;
 mod ready;
 mod repository;
@@ -34,6 +36,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<backend::PyKvBackend>()?;
     m.add_class::<repository::PyRepositoryCore>()?;
     m.add_class::<watch::PyWatchStream>()?;
+    m.add_class::<listing::PyListStream>()?;
     m.add_class::<ready::Ready>()?;
     m.add_class::<lease::PyLease>()?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;

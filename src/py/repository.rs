@@ -3,15 +3,18 @@
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::IntoPyObjectExt;
 
 use crate::py::bridge::spawn;
 use pyo3::types::PyDict;
 use serde_json::Value;
 
 use crate::document::Format;
-use crate::py::args::{query, Listed, Paged};
+use crate::py::args::{query, Paged};
 use crate::py::client::PyClient;
 use crate::py::convert::{to_value, Json, JsonList, MaybeJson};
+use crate::py::decode::MaybeStored;
+use crate::py::listing::{FirstChunk, PyListStream};
 use crate::py::watch::PyWatchStream;
 use crate::repository::{Removal, Repository, RepositoryConfig};
 
@@ -89,7 +92,7 @@ impl PyRepositoryCore {
         namespace: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
-        spawn(py, async move { Ok(MaybeJson(repo.get(&name, namespace.as_deref()).await?)) })
+        spawn(py, async move { Ok(MaybeStored(repo.get_stored(&name, namespace.as_deref()).await?)) })
     }
 
     #[pyo3(signature = (name, namespace=None))]
@@ -139,7 +142,8 @@ impl PyRepositoryCore {
     }
 
     /// Every matching resource, from one snapshot (from the informer cache when there is one;
-    /// `consistent=False` skips waiting for it to be current). Resolves to a list of dicts.
+    /// `consistent=False` skips waiting for it to be current). Resolves to
+    /// `(dicts, rest)`: `rest` is `None`, or a `ListStream` of the other chunks' dicts.
     #[pyo3(signature = (namespace=None, label_selector=None, field_selector=None, *, consistent=true))]
     fn list<'py>(
         &self,
@@ -153,10 +157,9 @@ impl PyRepositoryCore {
         let query = query(namespace, label_selector, field_selector)?;
         spawn(py, async move {
             if let Some(cached) = repo.list_cached(&query, consistent).await? {
-                return Ok(Either::Cached(JsonList(cached)));
+                return Ok(Either::Cached((JsonList(cached), None::<PyListStream>)));
             }
-            let listing = repo.list(&query).await?;
-            Ok(Either::Read(Listed { items: listing.items, unreadable: listing.unreadable }))
+            Ok(Either::Read(FirstChunk::read(repo.list_chunks(query)).await?))
         })
     }
 
@@ -239,19 +242,15 @@ enum Either<A, B> {
     Read(B),
 }
 
-impl<'py, A, B> IntoPyObject<'py> for Either<A, B>
-where
-    A: IntoPyObject<'py, Target = PyAny, Output = Bound<'py, PyAny>, Error = PyErr>,
-    B: IntoPyObject<'py, Target = PyAny, Output = Bound<'py, PyAny>, Error = PyErr>,
-{
+impl<'py, A: IntoPyObject<'py>, B: IntoPyObject<'py>> IntoPyObject<'py> for Either<A, B> {
     type Target = PyAny;
     type Output = Bound<'py, PyAny>;
     type Error = PyErr;
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
         match self {
-            Either::Cached(a) => a.into_pyobject(py),
-            Either::Read(b) => b.into_pyobject(py),
+            Either::Cached(a) => a.into_bound_py_any(py),
+            Either::Read(b) => b.into_bound_py_any(py),
         }
     }
 }

@@ -8,16 +8,18 @@ use serde_json::Value;
 
 use super::Repository;
 use crate::error::{Error, Result};
-use crate::listing::{self, CHUNK};
+use crate::listing::{self, CHUNK, LIST_CHUNK};
 use crate::names;
+use crate::projection::Projection;
 use crate::selector::Query;
-use crate::store::{prefix_end, RangeRequest};
+use crate::store::{prefix_end, KeyValue, RangeRequest};
 
-/// A listing: the matching documents, the revision they were read at, and the stored
-/// documents that could not be read (reported, never fatal for the listing).
+/// A listing: the matching documents as stored (decoded by the consumer: for Python straight
+/// into Python objects, see [`crate::document::read_kv`] otherwise), the revision they were
+/// read at, and the stored documents that could not be read (reported, never fatal).
 #[derive(Debug, Default)]
 pub struct Listing {
-    pub items: Vec<Value>,
+    pub items: Vec<KeyValue>,
     pub revision: i64,
     pub unreadable: Vec<Error>,
 }
@@ -25,12 +27,24 @@ pub struct Listing {
 /// One page of a listing; every page of a listing is read at the same revision.
 #[derive(Debug, Default)]
 pub struct Page {
-    pub items: Vec<Value>,
+    pub items: Vec<KeyValue>,
     pub revision: i64,
     /// Where the next page starts; `None` on the last page.
     pub continue_token: Option<String>,
     pub unreadable: Vec<Error>,
 }
+
+/// One part of a streamed listing (see [`Repository::list_chunks`]).
+#[derive(Debug, Default)]
+pub struct Chunk {
+    pub items: Vec<KeyValue>,
+    pub unreadable: Vec<Error>,
+    /// Whether this is the listing's last chunk.
+    pub last: bool,
+}
+
+/// Chunks a streamed listing keeps ready ahead of its consumer.
+pub const AHEAD: usize = 2;
 
 /// Documents read from the informer cache (shared, not copied).
 pub type Cached = Vec<std::sync::Arc<Value>>;
@@ -70,15 +84,57 @@ impl Repository {
         let (start, end) = self.range_of(query)?;
         let store = self.client.store()?;
         let mut listing = Listing::default();
+        let projection = Projection::of(query);
         let done = listing::scan(&**store, start.as_bytes(), &end, 0, CHUNK, |kv| {
-            if let Some(doc) = listing::read_matching(query, &kv, &mut listing.unreadable) {
-                listing.items.push(doc);
+            if listing::matches(query, projection.as_ref(), &kv, &mut listing.unreadable) {
+                listing.items.push(kv);
             }
             Ok(true)
         })
         .await?;
         listing.revision = done.revision;
         Ok(listing)
+    }
+
+    /// [`list`](Self::list), handed over chunk by chunk as etcd returns them, so the consumer
+    /// (the Python thread, making objects) works on one chunk while the next ones are read and
+    /// filtered. At most [`AHEAD`] chunks wait; dropping the receiver stops the reading. An
+    /// error ends the stream.
+    pub fn list_chunks(&self, query: Query) -> tokio::sync::mpsc::Receiver<Result<Chunk>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(AHEAD);
+        let repo = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = repo.stream_chunks(&query, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        rx
+    }
+
+    async fn stream_chunks(
+        &self,
+        query: &Query,
+        tx: &tokio::sync::mpsc::Sender<Result<Chunk>>,
+    ) -> Result<()> {
+        let (start, end) = self.range_of(query)?;
+        let store = self.client.store()?;
+        let projection = Projection::of(query);
+        listing::scan_chunks(&**store, start.as_bytes(), &end, 0, LIST_CHUNK, |kvs, more| {
+            let mut chunk = Chunk { last: !more, ..Chunk::default() };
+            for kv in kvs {
+                if listing::matches(query, projection.as_ref(), &kv, &mut chunk.unreadable) {
+                    chunk.items.push(kv);
+                }
+            }
+            async move {
+                match tx.send(Ok(chunk)).await {
+                    Ok(()) => Ok(None),
+                    Err(_) => Ok(Some(Vec::new())), // the consumer is gone: stop reading
+                }
+            }
+        })
+        .await?;
+        Ok(())
     }
 
     /// Up to `limit` matching resources, from where `continue_token` says (the start when
@@ -108,12 +164,13 @@ impl Repository {
         };
         let store = self.client.store()?;
         let mut page = Page::default();
+        let projection = Projection::of(query);
         let done = listing::scan(&**store, &from, &end, revision, chunk, |kv| {
             if page.items.len() >= limit {
                 return Ok(false);
             }
-            if let Some(doc) = listing::read_matching(query, &kv, &mut page.unreadable) {
-                page.items.push(doc);
+            if listing::matches(query, projection.as_ref(), &kv, &mut page.unreadable) {
+                page.items.push(kv);
             }
             Ok(true)
         })
@@ -171,8 +228,9 @@ impl Repository {
         }
         let mut count = 0;
         let mut unreadable = Vec::new();
+        let projection = Projection::of(query);
         listing::scan(&**store, start.as_bytes(), &end, 0, CHUNK, |kv| {
-            if listing::read_matching(query, &kv, &mut unreadable).is_some() {
+            if listing::matches(query, projection.as_ref(), &kv, &mut unreadable) {
                 count += 1;
             }
             Ok(true)

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::informer::Informer;
 use crate::names;
 use crate::store::{KeyValue, RangeRequest};
+use memo::Memo;
 
 /// How many times an unconditional write retries a compare-and-swap that lost a race.
 const RACE_RETRIES: usize = 32;
@@ -63,6 +64,8 @@ pub struct Repository {
     config: RepositoryConfig,
     /// The shared informer, started by the first cached read.
     informer: Arc<tokio::sync::OnceCell<Informer>>,
+    /// What this repository read or wrote last (see [`memo`]).
+    memo: Arc<Memo>,
 }
 
 impl Repository {
@@ -71,7 +74,7 @@ impl Repository {
             return Err(Error::invalid("the key prefix must not be empty"));
         }
         names::validate_namespace(&config.default_namespace)?;
-        Ok(Repository { client, config, informer: Arc::default() })
+        Ok(Repository { client, config, informer: Arc::default(), memo: Arc::default() })
     }
 
     /// The informer cache, when this repository reads from one (started on first use).
@@ -129,11 +132,18 @@ impl Repository {
 
     /// The resource, with its resource_version; `None` when absent.
     pub async fn get(&self, name: &str, namespace: Option<&str>) -> Result<Option<Value>> {
+        self.get_stored(name, namespace).await?.as_ref().map(document::read_kv).transpose()
+    }
+
+    /// The stored key-value of the resource (decoded by the caller: for Python straight into
+    /// Python objects); `None` when absent.
+    pub async fn get_stored(&self, name: &str, namespace: Option<&str>) -> Result<Option<KeyValue>> {
         let key = self.key(name, namespace)?;
-        match self.current(&key).await? {
-            Some(kv) => Ok(Some(document::read(&key, &kv.value, kv.mod_revision)?)),
-            None => Ok(None),
+        let kv = self.current(&key).await?;
+        if let Some(kv) = &kv {
+            self.memo.remember(kv.clone());
         }
+        Ok(kv)
     }
 
     /// Whether the resource exists (reads no value).
@@ -162,17 +172,32 @@ impl Repository {
         }
         meta.insert("generation".into(), Value::from(1));
         let bytes = self.encode(&key, &doc)?;
-        let revision = self.client.store()?.create(key.into_bytes(), bytes, lease).await?;
+        let key = key.into_bytes();
+        let revision = self.client.store()?.create(key.clone(), bytes.clone(), lease).await?;
+        self.memo.remember(KeyValue {
+            key,
+            value: bytes,
+            create_revision: revision,
+            mod_revision: revision,
+            version: 1,
+            lease,
+        });
         document::set_resource_version(&mut doc, revision);
         Ok(doc)
     }
 
     /// Replace the resource. With `metadata.resource_version`, only if it is still current
-    /// (else `Conflict`); without, whatever the current version is.
-    pub async fn update(&self, mut doc: Value) -> Result<Value> {
+    /// (else `Conflict`); without, whatever the current version is. A version this repository
+    /// read or wrote last is not read again (see [`memo`]): one compare-and-swap.
+    pub async fn update(&self, doc: Value) -> Result<Value> {
         let key = self.doc_key(&doc)?;
         let expected = document::resource_version(&doc)?;
-        let store = self.client.store()?;
+        if let Some(known) = expected.and_then(|e| self.memo.recall(key.as_bytes(), e)) {
+            return match self.replace(&key, doc, known).await {
+                Err(Error::Conflict { actual: None, .. }) => Err(Error::NotFound { key }),
+                other => other,
+            };
+        }
         for _ in 0..RACE_RETRIES {
             let current = self.current(&key).await?.ok_or_else(|| Error::NotFound { key: key.clone() })?;
             if let Some(e) = expected {
@@ -180,36 +205,54 @@ impl Repository {
                     return Err(Error::Conflict { key, expected: e, actual: Some(current.mod_revision) });
                 }
             }
-            let stored = document::read(&key, &current.value, current.mod_revision)?;
-            merge_managed_fields(&mut doc, &stored)?;
-            let finalizing = stored
-                .get("metadata")
-                .and_then(|m| m.get("deletion_timestamp"))
-                .is_some_and(|v| !v.is_null());
-            let outcome = if finalizing && document::finalizers(&doc).is_empty() {
-                store
-                    .delete(key.clone().into_bytes(), Some(current.mod_revision))
-                    .await
-                    .map(|_| current.mod_revision)
-            } else {
-                let bytes = self.encode(&key, &doc)?;
-                store
-                    .compare_and_swap(key.clone().into_bytes(), current.mod_revision, bytes, current.lease)
-                    .await
-            };
-            match outcome {
-                Ok(revision) => {
-                    document::set_resource_version(&mut doc, revision);
-                    return Ok(doc);
-                }
+            match self.replace(&key, doc.clone(), current).await {
                 Err(Error::Conflict { .. }) if expected.is_none() => continue,
-                Err(Error::Conflict { actual, .. }) => {
-                    return Err(Error::Conflict { key, expected: current.mod_revision, actual })
-                }
-                Err(e) => return Err(e),
+                other => return other,
             }
         }
         Err(Error::Conflict { key, expected: 0, actual: None })
+    }
+
+    /// Write `doc` over `current` (the key as etcd held it) with one compare-and-swap on its
+    /// revision, keeping the fields the server owns; with no finalizer left on a resource being
+    /// deleted, delete it.
+    async fn replace(&self, key: &str, mut doc: Value, current: KeyValue) -> Result<Value> {
+        let store = self.client.store()?;
+        let stored = document::read(key, &current.value, current.mod_revision)?;
+        merge_managed_fields(&mut doc, &stored)?;
+        let finalizing =
+            stored.get("metadata").and_then(|m| m.get("deletion_timestamp")).is_some_and(|v| !v.is_null());
+        let outcome = if finalizing && document::finalizers(&doc).is_empty() {
+            self.memo.forget(key.as_bytes());
+            store
+                .delete(key.as_bytes().to_vec(), Some(current.mod_revision))
+                .await
+                .map(|_| current.mod_revision)
+        } else {
+            let bytes = self.encode(key, &doc)?;
+            let written = store
+                .compare_and_swap(key.as_bytes().to_vec(), current.mod_revision, bytes.clone(), current.lease)
+                .await;
+            if let Ok(revision) = written {
+                self.memo.remember(KeyValue {
+                    value: bytes,
+                    mod_revision: revision,
+                    version: current.version + 1,
+                    ..current.clone()
+                });
+            }
+            written
+        };
+        match outcome {
+            Ok(revision) => {
+                document::set_resource_version(&mut doc, revision);
+                Ok(doc)
+            }
+            Err(Error::Conflict { actual, .. }) => {
+                Err(Error::Conflict { key: key.to_owned(), expected: current.mod_revision, actual })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Delete the resource, or mark it for deletion while finalizers remain.
@@ -243,7 +286,10 @@ impl Repository {
             };
             match outcome {
                 Err(Error::Conflict { .. }) => continue,
-                other => return other,
+                other => {
+                    self.memo.forget(key.as_bytes());
+                    return other;
+                }
             }
         }
         Err(Error::Conflict { key, expected: 0, actual: None })
@@ -274,7 +320,8 @@ fn merge_managed_fields(doc: &mut Value, stored: &Value) -> Result<()> {
 }
 
 mod list;
+pub mod memo;
 #[cfg(test)]
 mod tests;
 
-pub use list::{Cached, Listing, Page};
+pub use list::{Cached, Chunk, Listing, Page};

@@ -15,7 +15,7 @@ use futures::stream::BoxStream;
 use crate::error::Result;
 
 /// One key as etcd reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyValue {
     pub key: Vec<u8>,
     pub value: Vec<u8>,

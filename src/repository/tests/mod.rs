@@ -83,14 +83,22 @@ async fn lists_filter_by_labels_and_namespace_and_report_garbage() {
         r.create(w, 0).await.unwrap();
     }
     r.client().store().unwrap().put(b"/lab-workers/bad".to_vec(), b"{oops".to_vec(), 0).await.unwrap();
+    // Unfiltered, no document is read: the garbage shows when the consumer decodes it.
     let all = r.list(&Query::default()).await.unwrap();
-    assert_eq!(all.items.len(), 3);
-    assert_eq!(all.unreadable.len(), 1);
+    let (ok, bad): (Vec<_>, Vec<_>) = all.items.iter().map(crate::document::read_kv).partition(Result::is_ok);
+    assert_eq!((ok.len(), bad.len(), all.unreadable.len()), (3, 1, 0));
     let ccna = Query { labels: LabelSelector::parse("lab-track=ccna").unwrap(), ..Default::default() };
-    assert_eq!(r.list(&ccna).await.unwrap().items.len(), 2);
+    let filtered = r.list(&ccna).await.unwrap();
+    assert_eq!((filtered.items.len(), filtered.unreadable.len()), (2, 1), "filtered: reported apart");
     let in_b = Query { namespace: Some("b".into()), labels: ccna.labels.clone(), ..Default::default() };
-    let names: Vec<_> =
-        r.list(&in_b).await.unwrap().items.iter().map(|d| d["metadata"]["name"].clone()).collect();
+    let names: Vec<_> = r
+        .list(&in_b)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|kv| crate::document::read_kv(kv).unwrap()["metadata"]["name"].clone())
+        .collect();
     assert_eq!(names, vec![json!("w2")]);
 }
 
@@ -148,7 +156,9 @@ async fn pages_read_one_snapshot_and_counts_match_lists() {
     loop {
         let page = r.list_page(&even, 5, token.as_deref()).await.unwrap();
         assert!(page.items.len() <= 5);
-        names.extend(page.items.iter().map(|d| d["metadata"]["name"].as_str().unwrap().to_owned()));
+        names.extend(page.items.iter().map(|kv| {
+            crate::document::read_kv(kv).unwrap()["metadata"]["name"].as_str().unwrap().to_owned()
+        }));
         revisions.push(page.revision);
         // A write between pages must not show up in this listing.
         r.create(worker(&format!("late{}", revisions.len()), "even"), 0).await.unwrap();
@@ -183,4 +193,55 @@ async fn a_compacted_continue_token_is_expired() {
     let store = r.client().store().unwrap().clone();
     store.compact(store.current_revision().await.unwrap()).await.unwrap();
     assert!(matches!(r.list_page(&Query::default(), 2, Some(&token)).await, Err(Error::Expired { .. })));
+}
+
+#[tokio::test]
+async fn an_update_from_the_memo_is_as_safe_as_one_that_reads() {
+    let r = repo();
+    let other = Repository::new(r.client().clone(), r.config().clone()).unwrap(); // its own memo
+    let v1 = r.create(worker("w1", "ccna"), 0).await.unwrap();
+
+    // From the memo: server fields kept whatever the caller sent, generation counts spec changes.
+    let mut changed = v1.clone();
+    changed["spec"]["lab_track"] = json!("ccnp");
+    changed["metadata"]["uid"] = json!("forged");
+    let v2 = r.update(changed).await.unwrap();
+    assert_eq!(v2["metadata"]["uid"], v1["metadata"]["uid"]);
+    assert_eq!(v2["metadata"]["generation"], 2);
+
+    // Another writer moves the key on: the version this repository remembers is stale.
+    other.update(v2.clone()).await.unwrap();
+    let err = r.update(v2.clone()).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { actual: Some(_), .. }), "{err}");
+
+    // Another writer deletes it: the remembered version is gone.
+    let v3 = r.get("w1", None).await.unwrap().unwrap();
+    let v3 = r.update(v3).await.unwrap();
+    assert!(matches!(other.remove("w1", None).await.unwrap(), Removal::Deleted));
+    assert_eq!(r.update(v3).await.unwrap_err(), Error::NotFound { key: "/lab-workers/w1".into() });
+}
+
+#[tokio::test]
+async fn a_streamed_listing_is_the_listing_in_chunks() {
+    let r = repo();
+    let n = 2 * crate::listing::LIST_CHUNK as usize + 7;
+    for i in 0..n {
+        r.create(worker(&format!("w{i:04}"), if i % 3 == 0 { "ccna" } else { "ccnp" }), 0).await.unwrap();
+    }
+    for query in [
+        Query::default(),
+        Query { labels: LabelSelector::parse("lab-track=ccna").unwrap(), ..Default::default() },
+    ] {
+        let mut rx = r.list_chunks(query.clone());
+        let mut keys = Vec::new();
+        let mut lasts = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            let chunk = chunk.unwrap();
+            keys.extend(chunk.items.into_iter().map(|kv| kv.key));
+            lasts.push(chunk.last);
+        }
+        let whole: Vec<_> = r.list(&query).await.unwrap().items.into_iter().map(|kv| kv.key).collect();
+        assert_eq!(keys, whole);
+        assert_eq!(lasts, vec![false, false, true]);
+    }
 }

@@ -1,0 +1,80 @@
+//! `ListStream`: the rest of a listing, chunk by chunk. `RepositoryCore.list` resolves to the
+//! first chunk's documents and, when more follow, a stream of the others; the Python thread
+//! makes the objects of one chunk while Rust reads and filters the next ones.
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use tokio::sync::{mpsc, Mutex};
+
+use crate::error::Result;
+use crate::py::args::report_unreadable;
+use crate::py::bridge::spawn;
+use crate::py::decode;
+use crate::repository::Chunk;
+
+type Chunks = mpsc::Receiver<Result<Chunk>>;
+
+/// The chunks of a listing not yet handed over. `next()` resolves to the next chunk's
+/// documents, or `None` after the last.
+#[pyclass(frozen, name = "ListStream", module = "etcd_resources._core")]
+pub struct PyListStream {
+    rx: Arc<Mutex<Chunks>>,
+}
+
+#[pymethods]
+impl PyListStream {
+    fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rx = self.rx.clone();
+        spawn(py, async move {
+            match rx.lock().await.recv().await {
+                Some(chunk) => Ok(Some(Docs(chunk?))),
+                None => Ok(None),
+            }
+        })
+    }
+}
+
+/// A chunk's documents as a Python list (unreadable ones logged and skipped).
+struct Docs(Chunk);
+
+impl<'py> IntoPyObject<'py> for Docs {
+    type Target = PyList;
+    type Output = Bound<'py, PyList>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        let mut chunk = self.0;
+        let items = decode::stored_list(py, &chunk.items, &mut chunk.unreadable)?;
+        report_unreadable(py, &chunk.unreadable)?;
+        Ok(items)
+    }
+}
+
+/// A listing's first chunk and, unless it was the last, the stream of the others.
+pub struct FirstChunk {
+    first: Chunk,
+    rest: Option<Chunks>,
+}
+
+impl FirstChunk {
+    /// Wait for the first chunk of `rx`.
+    pub async fn read(mut rx: Chunks) -> Result<Self> {
+        let first = rx.recv().await.unwrap_or_else(|| Ok(Chunk { last: true, ..Chunk::default() }))?;
+        let rest = (!first.last).then_some(rx);
+        Ok(FirstChunk { first, rest })
+    }
+}
+
+impl<'py> IntoPyObject<'py> for FirstChunk {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        let items = Docs(self.first).into_pyobject(py)?;
+        let rest = self.rest.map(|rx| PyListStream { rx: Arc::new(Mutex::new(rx)) });
+        Ok((items, rest).into_pyobject(py)?.into_any())
+    }
+}
