@@ -8,11 +8,17 @@
 //!   which resumes after failures); if etcd compacted past it, it lists again.
 //! - Every label is indexed, and the configured field paths (`status.phase`): an equality or
 //!   set requirement on them narrows the candidates before the full query runs.
-//! - Reads are consistent by default: [`Informer::wait_fresh`] learns etcd's current revision
+//! - Reads see this client's own work by default ([`Consistency::Session`]): the repositories
+//!   tell the informers of their client the revision of every write and read under their
+//!   prefix ([`note`]), and a read waits until the cache has applied it (the watch brings that
+//!   change soon after; usually it is in already, and the read costs no round trip).
+//!   [`Consistency::Linearizable`] ([`Informer::wait_fresh`]) learns etcd's current revision
 //!   and waits until the cache has applied it (asking the watch for a progress report, since
-//!   the last write may have been under another prefix). So a read after a write sees it.
+//!   the last write may have been under another prefix): it also sees every other client's
+//!   writes acknowledged before the read began, for one round trip.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -27,6 +33,29 @@ use crate::listing::{self, CHUNK};
 use crate::selector::{lookup, Op, Query};
 use crate::store::{prefix_end, ProgressRequester};
 use crate::watch::{ChangeStream, ChangeType};
+
+/// How fresh a read from the cache must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Whatever the cache holds now.
+    Stale,
+    /// At least every change this client wrote or read under the prefix (read-your-writes,
+    /// monotonic reads); no round trip.
+    Session,
+    /// At least etcd's current revision when the read began (one round trip).
+    Linearizable,
+}
+
+impl Consistency {
+    /// From Python's `consistent=`: `True`, `False`, or `None` for the default (session).
+    pub fn from_flag(consistent: Option<bool>) -> Self {
+        match consistent {
+            Some(true) => Consistency::Linearizable,
+            Some(false) => Consistency::Stale,
+            None => Consistency::Session,
+        }
+    }
+}
 
 /// How long a consistent read waits for one progress report before asking again.
 const PROGRESS_RETRY: Duration = Duration::from_millis(100);
@@ -130,6 +159,8 @@ struct Shared {
     state: RwLock<State>,
     /// The revision the cache reflects (0 until the first list is in).
     applied: watch::Sender<i64>,
+    /// The newest revision this client wrote or read under the prefix (see [`note`]).
+    seen: AtomicI64,
     /// Why the cache stopped, if it did.
     failure: Mutex<Option<Error>>,
     progress: Mutex<Option<Arc<dyn ProgressRequester>>>,
@@ -172,6 +203,7 @@ impl Informer {
             paths,
             state: RwLock::new(State::default()),
             applied: watch::channel(0).0,
+            seen: AtomicI64::new(0),
             failure: Mutex::new(None),
             progress: Mutex::new(None),
             stop: CancellationToken::new(),
@@ -206,7 +238,39 @@ impl Informer {
         }
     }
 
-    /// Wait until the cache has applied etcd's current revision (a consistent read), up to
+    /// Wait until the cache is as fresh as `consistency` asks, up to the client's request
+    /// timeout. A cache still loading is waited for whatever is asked.
+    pub async fn wait(&self, consistency: Consistency) -> Result<()> {
+        if self.revision() == 0 {
+            return self.wait_fresh().await;
+        }
+        match consistency {
+            Consistency::Stale => self.failed(),
+            Consistency::Session => self.wait_applied(self.shared.seen.load(Ordering::Acquire)).await,
+            Consistency::Linearizable => self.wait_fresh().await,
+        }
+    }
+
+    /// Wait until the cache has applied `target`, a revision of a change under the prefix
+    /// (so the watch brings it without being asked).
+    async fn wait_applied(&self, target: i64) -> Result<()> {
+        self.failed()?;
+        let mut applied = self.shared.applied.subscribe();
+        if *applied.borrow_and_update() >= target {
+            return Ok(());
+        }
+        let timeout = self.shared.client.options().timeout;
+        let reached = tokio::time::timeout(timeout, applied.wait_for(|r| *r >= target)).await.is_ok();
+        if !reached {
+            return Err(Error::Timeout {
+                operation: "read of the cache after this client's writes".into(),
+                seconds: timeout.as_secs_f64(),
+            });
+        }
+        self.failed()
+    }
+
+    /// Wait until the cache has applied etcd's current revision (a linearizable read), up to
     /// the client's request timeout.
     pub async fn wait_fresh(&self) -> Result<()> {
         let shared = &self.shared;
@@ -270,6 +334,19 @@ impl Informer {
                 keys.into_iter().filter_map(|k| state.docs.get(k)).filter(|d| query.matches(d)).count()
             }
             None => state.docs.values().filter(|d| query.matches(d)).count(),
+        }
+    }
+}
+
+/// Tell the informers of `client` whose prefix holds `key` that this client wrote or read
+/// it at `revision`, so their session reads wait for it.
+pub fn note(client: &Client, key: &[u8], revision: i64) {
+    let registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    for ((id, prefix, _), weak) in registry.iter() {
+        if *id == client.id() && key.starts_with(prefix.as_bytes()) {
+            if let Some(shared) = weak.upgrade() {
+                shared.seen.fetch_max(revision, Ordering::AcqRel);
+            }
         }
     }
 }

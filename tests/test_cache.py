@@ -70,3 +70,26 @@ async def test_one_cache_per_client_and_prefix(etcd_endpoints: list[str], prefix
     gc.collect()
     await wait_for(lambda: etcd_watchers(etcd_endpoints[0]) == before)
     client.close()
+
+
+async def test_session_reads_cost_no_round_trip_and_linearizable_ones_see_other_clients(
+    etcd_endpoints: list[str], prefix: str
+) -> None:
+    client, other = EtcdClient(etcd_endpoints), EtcdClient(etcd_endpoints)
+    plain = EtcdLabWorkerResourceRepository(client, prefix)  # no cache: still noted
+    cached = EtcdLabWorkerResourceRepository(client, prefix, cache=True)
+    assert await cached.count_async() == 0
+
+    def calls() -> int:
+        return sum(int(op["count"]) for op in client.metrics().values())
+
+    for i in range(10):
+        await plain.add_async(LabWorker.create(f"w{i}", "ccna"))
+        before = calls()
+        assert await cached.count_async() == i + 1, "a read after this client's write sees it"
+        assert calls() == before, "and asks etcd nothing"
+
+    await EtcdLabWorkerResourceRepository(other, prefix).add_async(LabWorker.create("x", "ccna"))
+    assert await cached.count_async(consistent=True) == 11, "another client's acknowledged write"
+    client.close()
+    other.close()

@@ -121,7 +121,7 @@ class RepositoryCore:
         label_selector: _SelectorArg = None,
         field_selector: _SelectorArg = None,
         *,
-        consistent: bool = True,
+        consistent: bool | None = None,
     ) -> tuple[list[_Json], ListStream | None]: ...
     async def list_page(
         self,
@@ -138,7 +138,7 @@ class RepositoryCore:
         label_selector: _SelectorArg = None,
         field_selector: _SelectorArg = None,
         *,
-        consistent: bool = True,
+        consistent: bool | None = None,
     ) -> int: ...
     async def watch_stream(
         self,

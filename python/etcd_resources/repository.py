@@ -268,16 +268,18 @@ class ResourceRepository(Generic[T]):
         label_selector: Selector = None,
         field_selector: Selector = None,
         *,
-        consistent: bool = True,
+        consistent: bool | None = None,
     ) -> list[Any]:
         """Every resource, optionally in one namespace, matching a label selector and a field
         selector (a dict means equality on each key; a string is Kubernetes' grammar, e.g.
         ``"lab-track in (ccna,ccnp)"`` or ``"status.phase=Ready"``). One snapshot, filtered in
         Rust; only matches become Python objects.
 
-        With ``cache=``, answered from the shared informer cache: by default after it has
-        applied etcd's current revision (a read after a write sees the write);
-        ``consistent=False`` answers at once, possibly a little behind."""
+        With ``cache=``, answered from the shared informer cache. By default once it has
+        applied every change this client wrote or read under the prefix (a read after your
+        write sees it; usually no wait and no round trip). ``consistent=True`` first learns
+        etcd's current revision (one round trip: also sees every other client's writes
+        acknowledged before the call); ``consistent=False`` answers at once."""
         docs, rest = await self._core.list(
             namespace, label_selector, field_selector, consistent=consistent
         )
@@ -314,7 +316,7 @@ class ResourceRepository(Generic[T]):
         label_selector: Selector = None,
         field_selector: Selector = None,
         *,
-        consistent: bool = True,
+        consistent: bool | None = None,
     ) -> int:
         """How many resources match; no Python object is built for them. With ``cache=``, an
         indexed equality is a single lookup (see ``list_async`` for ``consistent``)."""

@@ -206,16 +206,13 @@ pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyA
         }
         Value::String(s) => PyString::new(py, s).into_any(),
         Value::Array(a) => {
-            let list = PyList::empty(py);
-            for item in a {
-                list.append(to_python(py, item)?)?;
-            }
-            list.into_any()
+            let items = a.iter().map(|item| to_python(py, item)).collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)?.into_any()
         }
         Value::Object(m) => {
             let dict = PyDict::new(py);
             for (k, v) in m {
-                dict.set_item(PyString::new(py, k), to_python(py, v)?)?;
+                dict.set_item(crate::py::decode::key(py, k), to_python(py, v)?)?;
             }
             dict.into_any()
         }

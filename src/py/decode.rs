@@ -52,7 +52,8 @@ thread_local! {
     static KEYS: RefCell<KeyCache> = RefCell::new(KeyCache::default());
 }
 
-fn key<'py>(py: Python<'py>, text: &str) -> Bound<'py, PyString> {
+/// A dict key as a Python string, from the cache when it is a key seen before.
+pub fn key<'py>(py: Python<'py>, text: &str) -> Bound<'py, PyString> {
     if text.len() > KEY_CACHE_MAX_LEN {
         return PyString::new(py, text);
     }

@@ -10,6 +10,7 @@ use pyo3::types::PyDict;
 use serde_json::Value;
 
 use crate::document::Format;
+use crate::informer::Consistency;
 use crate::py::args::{query, Paged};
 use crate::py::client::PyClient;
 use crate::py::convert::{to_value, Json, JsonList, MaybeJson};
@@ -144,19 +145,19 @@ impl PyRepositoryCore {
     /// Every matching resource, from one snapshot (from the informer cache when there is one;
     /// `consistent=False` skips waiting for it to be current). Resolves to
     /// `(dicts, rest)`: `rest` is `None`, or a `ListStream` of the other chunks' dicts.
-    #[pyo3(signature = (namespace=None, label_selector=None, field_selector=None, *, consistent=true))]
+    #[pyo3(signature = (namespace=None, label_selector=None, field_selector=None, *, consistent=None))]
     fn list<'py>(
         &self,
         py: Python<'py>,
         namespace: Option<String>,
         label_selector: Option<&Bound<'py, PyAny>>,
         field_selector: Option<&Bound<'py, PyAny>>,
-        consistent: bool,
+        consistent: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let query = query(namespace, label_selector, field_selector)?;
         spawn(py, async move {
-            if let Some(cached) = repo.list_cached(&query, consistent).await? {
+            if let Some(cached) = repo.list_cached(&query, Consistency::from_flag(consistent)).await? {
                 return Ok(Either::Cached((JsonList(cached), None::<PyListStream>)));
             }
             Ok(Either::Read(FirstChunk::read(repo.list_chunks(query)).await?))
@@ -188,19 +189,19 @@ impl PyRepositoryCore {
     }
 
     /// How many resources match; builds no Python objects. Resolves to an int.
-    #[pyo3(signature = (namespace=None, label_selector=None, field_selector=None, *, consistent=true))]
+    #[pyo3(signature = (namespace=None, label_selector=None, field_selector=None, *, consistent=None))]
     fn count<'py>(
         &self,
         py: Python<'py>,
         namespace: Option<String>,
         label_selector: Option<&Bound<'py, PyAny>>,
         field_selector: Option<&Bound<'py, PyAny>>,
-        consistent: bool,
+        consistent: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let query = query(namespace, label_selector, field_selector)?;
         spawn(py, async move {
-            match repo.count_cached(&query, consistent).await? {
+            match repo.count_cached(&query, Consistency::from_flag(consistent)).await? {
                 Some(count) => Ok(count),
                 None => repo.count(&query).await,
             }

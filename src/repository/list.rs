@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::Repository;
 use crate::error::{Error, Result};
+use crate::informer::Consistency;
 use crate::listing::{self, CHUNK, LIST_CHUNK};
 use crate::names;
 use crate::projection::Projection;
@@ -188,24 +189,20 @@ impl Repository {
         Ok(page)
     }
 
-    /// Matching resources from the informer cache; `consistent` first waits until the cache
-    /// has applied etcd's current revision. `None` when this repository has no cache.
-    pub async fn list_cached(&self, query: &Query, consistent: bool) -> Result<Option<Cached>> {
+    /// Matching resources from the informer cache, once it is as fresh as `consistency`
+    /// asks. `None` when this repository has no cache.
+    pub async fn list_cached(&self, query: &Query, consistency: Consistency) -> Result<Option<Cached>> {
         let Some(informer) = self.informer().await? else { return Ok(None) };
         self.range_of(query)?; // validates the namespace
-        if consistent || informer.revision() == 0 {
-            informer.wait_fresh().await?;
-        }
+        informer.wait(consistency).await?;
         Ok(Some(informer.list(query)))
     }
 
     /// How many resources match, from the informer cache (see `list_cached`).
-    pub async fn count_cached(&self, query: &Query, consistent: bool) -> Result<Option<i64>> {
+    pub async fn count_cached(&self, query: &Query, consistency: Consistency) -> Result<Option<i64>> {
         let Some(informer) = self.informer().await? else { return Ok(None) };
         self.range_of(query)?;
-        if consistent || informer.revision() == 0 {
-            informer.wait_fresh().await?;
-        }
+        informer.wait(consistency).await?;
         Ok(Some(informer.count(query) as i64))
     }
 

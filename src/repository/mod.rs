@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::client::Client;
 use crate::document::{self, Format};
 use crate::error::{Error, Result};
-use crate::informer::Informer;
+use crate::informer::{self, Informer};
 use crate::names;
 use crate::store::{KeyValue, RangeRequest};
 use memo::Memo;
@@ -142,6 +142,7 @@ impl Repository {
         let kv = self.current(&key).await?;
         if let Some(kv) = &kv {
             self.memo.remember(kv.clone());
+            informer::note(&self.client, &kv.key, kv.mod_revision);
         }
         Ok(kv)
     }
@@ -174,6 +175,7 @@ impl Repository {
         let bytes = self.encode(&key, &doc)?;
         let key = key.into_bytes();
         let revision = self.client.store()?.create(key.clone(), bytes.clone(), lease).await?;
+        informer::note(&self.client, &key, revision);
         self.memo.remember(KeyValue {
             key,
             value: bytes,
@@ -245,6 +247,7 @@ impl Repository {
         };
         match outcome {
             Ok(revision) => {
+                informer::note(&self.client, key.as_bytes(), revision);
                 document::set_resource_version(&mut doc, revision);
                 Ok(doc)
             }
@@ -264,10 +267,12 @@ impl Repository {
             let current = self.current(&key).await?.ok_or_else(|| Error::NotFound { key: key.clone() })?;
             let mut doc = document::read(&key, &current.value, current.mod_revision)?;
             let outcome = if document::finalizers(&doc).is_empty() {
-                store
-                    .delete(key.clone().into_bytes(), Some(current.mod_revision))
-                    .await
-                    .map(|_| Removal::Deleted)
+                store.delete(key.clone().into_bytes(), Some(current.mod_revision)).await.map(|revision| {
+                    if let Some(revision) = revision {
+                        informer::note(&self.client, key.as_bytes(), revision);
+                    }
+                    Removal::Deleted
+                })
             } else {
                 let meta = document::metadata_mut(&mut doc)?;
                 if meta.get("deletion_timestamp").is_some_and(|v| !v.is_null()) {
@@ -280,6 +285,7 @@ impl Repository {
                     .compare_and_swap(key.clone().into_bytes(), current.mod_revision, bytes, current.lease)
                     .await
                     .map(|rev| {
+                        informer::note(&self.client, key.as_bytes(), rev);
                         document::set_resource_version(&mut doc, rev);
                         Removal::Finalizing(doc)
                     })
