@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import ceiling
+import compare
 import concurrency
 import query
 import watch
@@ -39,7 +39,7 @@ def main() -> None:
         print()
         print(watch.run(endpoints))
         print()
-        print(ceiling.run(endpoints))
+        print(compare.run(endpoints))
     finally:
         if server is not None:
             server.close()

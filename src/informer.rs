@@ -302,15 +302,28 @@ impl Informer {
     /// The cached documents matching `query`, in key order.
     pub fn list(&self, query: &Query) -> Vec<Arc<Value>> {
         let state = self.read();
+        let exact = self.only_indexed(query);
         match state.candidates(query, &self.shared.paths) {
             Some(keys) => keys
                 .into_iter()
                 .filter_map(|k| state.docs.get(k))
-                .filter(|d| query.matches(d))
+                .filter(|d| exact || query.matches(d))
                 .cloned()
                 .collect(),
             None => state.docs.values().filter(|d| query.matches(d)).cloned().collect(),
         }
+    }
+
+    /// Whether the indexes answer `query` exactly (every requirement an indexed equality or
+    /// set), so candidates need no further test.
+    fn only_indexed(&self, query: &Query) -> bool {
+        query.namespace.is_none()
+            && query.labels.requirements.iter().all(|r| matches!(r.op, Op::Equals(_) | Op::In(_)))
+            && query
+                .fields
+                .requirements
+                .iter()
+                .all(|r| matches!(r.op, Op::Equals(_) | Op::In(_)) && self.shared.paths.contains(&r.key))
     }
 
     /// How many cached documents match `query`; an indexed equality alone is one lookup.
@@ -321,13 +334,7 @@ impl Informer {
                 return n;
             }
         }
-        let only_indexed = query.namespace.is_none()
-            && query.labels.requirements.iter().all(|r| matches!(r.op, Op::Equals(_) | Op::In(_)))
-            && query
-                .fields
-                .requirements
-                .iter()
-                .all(|r| matches!(r.op, Op::Equals(_) | Op::In(_)) && self.shared.paths.contains(&r.key));
+        let only_indexed = self.only_indexed(query);
         match state.candidates(query, &self.shared.paths) {
             Some(keys) if only_indexed => keys.len(),
             Some(keys) => {

@@ -93,3 +93,17 @@ async def test_session_reads_cost_no_round_trip_and_linearizable_ones_see_other_
     assert await cached.count_async(consistent=True) == 11, "another client's acknowledged write"
     client.close()
     other.close()
+
+
+async def test_cached_reads_hand_out_independent_copies(client: EtcdClient, prefix: str) -> None:
+    cached = EtcdLabWorkerResourceRepository(client, prefix, resource_type=dict, cache=True)
+    await cached.add_async(LabWorker.create("w1", "ccna"))
+    first = (await cached.list_async())[0]
+    first["spec"]["lab_track"] = "changed by a caller"
+    first["metadata"]["labels"].clear()
+    first["status"]["conditions"] = [{"oops": True}]
+    again = (await cached.list_async())[0]
+    assert again["spec"]["lab_track"] == "ccna"
+    assert again["metadata"]["labels"] == {"lab-track": "ccna"}
+    assert again["status"].get("conditions") != [{"oops": True}]
+    assert again is not first and again["spec"] is not first["spec"]

@@ -121,6 +121,7 @@ def type_hints(cls: type) -> dict[str, Any]:
     return hints
 
 
+@functools.cache
 def _generic_args(cls: type) -> tuple[Any, ...]:
     """The type arguments a class gave its generic base (``Resource[Spec, Status]``)."""
     for klass in cls.__mro__:
@@ -135,56 +136,102 @@ def _parse_datetime(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
 
 
-def build(tp: Any, value: Any) -> Any:
-    """``value`` (decoded JSON) as an instance of the type ``tp``."""
-    if value is None or tp is Any or tp is None or isinstance(tp, TypeVar):
-        return value
+# -- converters: a type's conversion worked out once, then applied to every value -------------
+
+Converter = typing.Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def converter(tp: Any) -> Converter:
+    """The function that turns decoded JSON into an instance of ``tp`` (``None`` stays
+    ``None``), made once per type."""
+    try:
+        return _cached_converter(tp)
+    except TypeError:  # an unhashable type expression: not cached
+        return _make_converter(tp)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_converter(tp: Any) -> Converter:
+    return _make_converter(tp)
+
+
+def _make_converter(tp: Any) -> Converter:
+    if tp is Any or tp is None or isinstance(tp, TypeVar):
+        return _identity
     origin = typing.get_origin(tp)
     if origin is Union or origin is types.UnionType:
-        options = [a for a in typing.get_args(tp) if a is not type(None)]
-        for arg in options:
-            try:
-                return build(arg, value)
-            except (TypeError, ValueError, KeyError):
-                continue
-        return value
+        options = [converter(a) for a in typing.get_args(tp) if a is not type(None)]
+
+        def union(value: Any) -> Any:
+            if value is None:
+                return None
+            for convert in options:
+                try:
+                    return convert(value)
+                except (TypeError, ValueError, KeyError):
+                    continue
+            return value
+
+        return union
     if origin is typing.Literal or origin is typing.ClassVar:
-        return value
+        return _identity
     if origin in (list, set, frozenset, tuple) or (
         isinstance(origin, type) and issubclass(origin, (list, set, frozenset))
     ):
         args = typing.get_args(tp)
-        item = args[0] if args else Any
-        items = [build(item, v) for v in value] if isinstance(value, list) else value
-        return items if origin is list else origin(items)
+        item = converter(args[0]) if args else _identity
+        make = origin
+
+        def sequence(value: Any) -> Any:
+            if not isinstance(value, list):
+                return value
+            items = [None if v is None else item(v) for v in value]
+            return items if make is list else make(items)
+
+        return sequence
     if origin is dict or (isinstance(origin, type) and issubclass(origin, dict)):
         args = typing.get_args(tp)
-        item = args[1] if len(args) == 2 else Any
-        return {k: build(item, v) for k, v in value.items()} if isinstance(value, dict) else value
-    if origin is not None:
-        return value
-    if not isinstance(tp, type):
-        return value
+        item = converter(args[1]) if len(args) == 2 else _identity
+
+        def mapping(value: Any) -> Any:
+            if not isinstance(value, dict):
+                return value
+            return {k: None if v is None else item(v) for k, v in value.items()}
+
+        return mapping
+    if origin is not None or not isinstance(tp, type):
+        return _identity
     if issubclass(tp, enum.Enum):
-        try:
-            return tp(value)
-        except ValueError:
-            return tp[value]  # Neuroglia's encoder wrote plain enums by name
-    if tp is datetime:
-        return _parse_datetime(value) if isinstance(value, str) else value
-    if tp is date:
-        return date.fromisoformat(value) if isinstance(value, str) else value
-    if tp is time:
-        return time.fromisoformat(value) if isinstance(value, str) else value
+        members: type[enum.Enum] = tp
+
+        def member(value: Any) -> Any:
+            if value is None:
+                return None
+            try:
+                return members(value)
+            except ValueError:
+                return members[value]  # Neuroglia's encoder wrote plain enums by name
+
+        return member
+    if tp in (datetime, date, time):
+        parse = _parse_datetime if tp is datetime else tp.fromisoformat
+        return lambda value: parse(value) if isinstance(value, str) else value
     if tp in (uuid.UUID, Decimal):
-        return tp(value)
-    if tp is float and isinstance(value, int):
-        return float(value)
-    if tp in (str, int, float, bool, dict, list, object):
-        return value
-    if isinstance(value, dict):
-        return from_document(tp, value)
-    return value
+        return lambda value: None if value is None else tp(value)
+    if tp is float:
+        return lambda value: float(value) if isinstance(value, int) else value
+    if tp in (str, int, bool, dict, list, object):
+        return _identity
+    return lambda value: from_document(tp, value) if isinstance(value, dict) else value
+
+
+def build(tp: Any, value: Any) -> Any:
+    """``value`` (decoded JSON) as an instance of the type ``tp``."""
+    return None if value is None else converter(tp)(value)
 
 
 def _bare(cls: Any) -> Any:
@@ -192,20 +239,31 @@ def _bare(cls: Any) -> Any:
     return cls.__new__(cls)
 
 
-def _new_instance(cls: type, known: dict[str, Any]) -> Any:
-    """An instance made by ``cls.__init__`` when its required parameters can all be given
-    from ``known``; otherwise ``cls.__new__`` alone."""
+@functools.cache
+def _init_parameters(cls: type) -> tuple[tuple[str, bool], ...] | None:
+    """``(name, required)`` of each named parameter of ``cls.__init__`` (``None``: unknown)."""
     try:
         signature = inspect.signature(cls)
     except (TypeError, ValueError):
+        return None
+    return tuple(
+        (name, param.default is param.empty)
+        for name, param in signature.parameters.items()
+        if param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+    )
+
+
+def _new_instance(cls: type, known: dict[str, Any]) -> Any:
+    """An instance made by ``cls.__init__`` when its required parameters can all be given
+    from ``known``; otherwise ``cls.__new__`` alone."""
+    parameters = _init_parameters(cls)
+    if parameters is None:
         return _bare(cls)
     kwargs = {}
-    for name, param in signature.parameters.items():
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
+    for name, required in parameters:
         if name in known:
             kwargs[name] = known[name]
-        elif param.default is param.empty:
+        elif required:
             return _bare(cls)
     try:
         return cls(**kwargs)
@@ -214,16 +272,52 @@ def _new_instance(cls: type, known: dict[str, Any]) -> Any:
         return _bare(cls)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """How documents become instances of one class, worked out once."""
+
+    hints: dict[str, Any]
+    # Dataclasses: (attribute, document key, converter) of each init field.
+    fields: tuple[tuple[str, str, Converter], ...] | None
+    # Resources: (attribute, document key, converter).
+    resource: tuple[tuple[str, str, Converter], ...]
+    has_id: bool
+
+    def convert(self, name: str) -> Converter:
+        return converter(self.hints.get(name, Any))
+
+
+@functools.cache
+def _plan(cls: type) -> _Plan:
+    hints = type_hints(cls)
+    fields = None
+    if dataclasses.is_dataclass(cls):
+        fields = tuple(
+            (f.name, f.name, converter(hints.get(f.name, Any)))
+            for f in dataclasses.fields(cls)
+            if f.init
+        )
+    spec_type, status_type = _generic_args(cls) or (Any, Any)
+    resource = []
+    for attr, key in _RESOURCE_FIELDS.items():
+        # The type arguments of `Resource[Spec, Status]` win over the base's TypeVars.
+        declared = {"spec": spec_type, "status": status_type}.get(attr, Any)
+        tp = declared if declared is not Any else hints.get(attr, Any)
+        resource.append((attr, key, converter(tp)))
+    has_id = any(k.__name__ in ("Entity", "Identifiable") for k in cls.__mro__)
+    return _Plan(hints, fields, tuple(resource), has_id)
+
+
 def from_document(cls: type[T], doc: dict[str, Any]) -> T:
     """An instance of ``cls`` from a stored document (see the module doc)."""
-    hints = type_hints(cls)  # type: ignore[arg-type]
-    if dataclasses.is_dataclass(cls):
-        fields = {f.name: f for f in dataclasses.fields(cls)}
+    plan = _plan(cls)  # type: ignore[arg-type]
+    if plan.fields is not None:
         init_args = {}
-        for name, f in fields.items():
+        for name, _, convert in plan.fields:
             key = name if name in doc else _RESOURCE_FIELDS.get(name, name)
-            if f.init and key in doc:
-                init_args[name] = build(hints.get(name, Any), doc[key])
+            if key in doc:
+                value = doc[key]
+                init_args[name] = None if value is None else convert(value)
         try:
             instance = cls(**init_args)
         except TypeError:
@@ -235,17 +329,13 @@ def from_document(cls: type[T], doc: dict[str, Any]) -> T:
     is_resource = "metadata" in doc and ("spec" in doc or "kind" in doc)
     values: dict[str, Any] = {}
     if is_resource:
-        spec_type, status_type = _generic_args(cls) or (Any, Any)
-        for attr, key in _RESOURCE_FIELDS.items():
-            if key not in doc:
-                continue
-            # The type arguments of `Resource[Spec, Status]` win over the base's TypeVars.
-            declared = {"spec": spec_type, "status": status_type}.get(attr, Any)
-            tp = declared if declared is not Any else hints.get(attr, Any)
-            values[attr] = build(tp, doc[key])
+        for attr, key, convert in plan.resource:
+            if key in doc:
+                value = doc[key]
+                values[attr] = None if value is None else convert(value)
         extra = {k: v for k, v in doc.items() if k not in _RESOURCE_FIELDS.values()}
     else:
-        values = {name: build(hints.get(name, Any), v) for name, v in doc.items()}
+        values = {name: build(plan.hints.get(name, Any), v) for name, v in doc.items()}
         extra = {}
     instance = _new_instance(cls, values)
     for name, value in {**values, **extra}.items():
@@ -253,7 +343,7 @@ def from_document(cls: type[T], doc: dict[str, Any]) -> T:
             setattr(instance, name, value)
         except AttributeError:
             log.debug("cannot set %s.%s", cls.__qualname__, name)
-    if is_resource and any(k.__name__ in ("Entity", "Identifiable") for k in cls.__mro__):
+    if is_resource and plan.has_id:
         uid = getattr(getattr(instance, "metadata", None), "uid", None)
         if uid is not None:
             with contextlib.suppress(AttributeError):

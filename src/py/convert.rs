@@ -247,20 +247,3 @@ impl<'py> IntoPyObject<'py> for MaybeJson {
         }
     }
 }
-
-/// A list of JSON values, owned (`Value`) or shared with the informer cache (`Arc<Value>`).
-pub struct JsonList<T>(pub Vec<T>);
-
-impl<'py, T: std::borrow::Borrow<Value>> IntoPyObject<'py> for JsonList<T> {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        let list = PyList::empty(py);
-        for v in &self.0 {
-            list.append(to_python(py, v.borrow())?)?;
-        }
-        Ok(list.into_any())
-    }
-}

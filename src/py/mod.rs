@@ -4,6 +4,7 @@
 mod args;
 mod backend;
 mod bridge;
+mod built;
 mod client;
 mod convert;
 mod decode;

@@ -12,8 +12,9 @@ use serde_json::Value;
 use crate::document::Format;
 use crate::informer::Consistency;
 use crate::py::args::{query, Paged};
+use crate::py::built::CachedList;
 use crate::py::client::PyClient;
-use crate::py::convert::{to_value, Json, JsonList, MaybeJson};
+use crate::py::convert::{to_value, Json, MaybeJson};
 use crate::py::decode::MaybeStored;
 use crate::py::listing::{FirstChunk, PyListStream};
 use crate::py::watch::PyWatchStream;
@@ -158,7 +159,7 @@ impl PyRepositoryCore {
         let query = query(namespace, label_selector, field_selector)?;
         spawn(py, async move {
             if let Some(cached) = repo.list_cached(&query, Consistency::from_flag(consistent)).await? {
-                return Ok(Either::Cached((JsonList(cached), None::<PyListStream>)));
+                return Ok(Either::Cached((CachedList(cached), None::<PyListStream>)));
             }
             Ok(Either::Read(FirstChunk::read(repo.list_chunks(query)).await?))
         })
