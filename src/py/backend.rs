@@ -3,7 +3,7 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
-use crate::py::bridge::spawn;
+use crate::py::bridge::spawn_call;
 
 use crate::backend::Backend;
 use crate::document::Format;
@@ -48,12 +48,12 @@ impl PyKvBackend {
 
     fn exists<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
-        spawn(py, async move { b.exists(&name).await })
+        spawn_call(py, self.backend.client(), async move { b.exists(&name).await })
     }
 
     fn get<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
-        spawn(py, async move { Ok(MaybeStored(b.get_stored(&name).await?)) })
+        spawn_call(py, self.backend.client(), async move { Ok(MaybeStored(b.get_stored(&name).await?)) })
     }
 
     fn set<'py>(
@@ -67,19 +67,19 @@ impl PyKvBackend {
         if !value.is_object() {
             return Err(PyTypeError::new_err("the value is a dict (or an object with attributes)"));
         }
-        spawn(py, async move { b.set(&name, &value).await })
+        spawn_call(py, self.backend.client(), async move { b.set(&name, &value).await })
     }
 
     fn delete<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
-        spawn(py, async move { b.delete(&name).await })
+        spawn_call(py, self.backend.client(), async move { b.delete(&name).await })
     }
 
     #[pyo3(signature = (pattern=""))]
     fn keys<'py>(&self, py: Python<'py>, pattern: &str) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
         let pattern = pattern.to_owned();
-        spawn(py, async move { b.keys(&pattern).await })
+        spawn_call(py, self.backend.client(), async move { b.keys(&pattern).await })
     }
 
     #[pyo3(signature = (selector=None))]
@@ -90,7 +90,7 @@ impl PyKvBackend {
     ) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
         let selector = label_selector(selector)?;
-        spawn(py, async move {
+        spawn_call(py, self.backend.client(), async move {
             let (items, unreadable) = b.list(&selector).await?;
             Ok(Listed { items, unreadable })
         })
@@ -106,7 +106,11 @@ impl PyKvBackend {
         let b = self.backend.clone();
         let expected = revision_arg(expected_version)?;
         let value = to_value(new_value)?;
-        spawn(py, async move { b.compare_and_swap(&name, expected, &value).await })
+        spawn_call(
+            py,
+            self.backend.client(),
+            async move { b.compare_and_swap(&name, expected, &value).await },
+        )
     }
 
     /// Open a watch on the names starting with `key_prefix`, from `start_revision` (0: now).

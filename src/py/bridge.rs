@@ -224,7 +224,34 @@ where
 }
 
 /// Run `fut` on the runtime; return an `asyncio.Future` of its result on the running loop.
+/// The first poll happens here, on the calling thread: for futures that are often ready at
+/// once (a batch already received, the embedded store).
 pub fn spawn<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    spawn_with(py, fut, true)
+}
+
+/// [`spawn`] for a call on `client`: polled here only on the embedded store. A call to etcd
+/// is never ready at once, and its first poll (cloning the channel, encoding the request,
+/// waking the connection's task) is better done on tokio's threads than on the event loop's,
+/// which is the one thread all of Python's tasks share: 32 concurrent gets took 10-25% less
+/// time that way here.
+pub fn spawn_call<'py, F, T>(
+    py: Python<'py>,
+    client: &crate::client::Client,
+    fut: F,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    spawn_with(py, fut, client.is_memory())
+}
+
+fn spawn_with<'py, F, T>(py: Python<'py>, fut: F, poll_here: bool) -> PyResult<Bound<'py, PyAny>>
 where
     F: Future<Output = Result<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
@@ -238,9 +265,11 @@ where
     // Poll once here: what is ready at once completes without a thread hop.
     let runtime = pyo3_async_runtimes::tokio::get_runtime();
     let mut fut = Box::pin(fut);
-    let first = {
+    let first = if poll_here {
         let _context = runtime.enter();
         fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    } else {
+        Poll::Pending
     };
     if let Poll::Ready(result) = first {
         // Complete on the next turn of the loop, not now: an `await` then still yields, so a

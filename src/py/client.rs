@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use crate::py::bridge::spawn;
+use crate::py::bridge::spawn_call;
 use pyo3::types::PyString;
 
 use crate::client::{Client, ClientOptions, DEFAULT_MAX_DOCUMENT_BYTES, MEMORY_ENDPOINT};
@@ -139,13 +139,13 @@ impl PyClient {
     /// The store's current revision. Returns an awaitable.
     fn current_revision<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        spawn(py, async move { client.store()?.current_revision().await })
+        spawn_call(py, &self.client, async move { client.store()?.current_revision().await })
     }
 
     /// Forget history before `revision` (etcd's compaction). Returns an awaitable.
     fn compact<'py>(&self, py: Python<'py>, revision: i64) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        spawn(py, async move { client.store()?.compact(revision).await })
+        spawn_call(py, &self.client, async move { client.store()?.compact(revision).await })
     }
 
     /// Write raw bytes at a key, outside any repository (for migrations and tests).
@@ -158,14 +158,14 @@ impl PyClient {
     ) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
         let key = key_bytes(key)?;
-        spawn(py, async move { client.store()?.put(key, value, 0).await })
+        spawn_call(py, &self.client, async move { client.store()?.put(key, value, 0).await })
     }
 
     /// The raw bytes at a key, or `None`. Returns an awaitable.
     fn get_raw<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
         let key = key_bytes(key)?;
-        spawn(py, async move {
+        spawn_call(py, &self.client, async move {
             let resp = client.store()?.range(crate::store::RangeRequest::key(&key)).await?;
             Ok(resp.kvs.into_iter().next().map(|kv| PyBytesOut(kv.value)))
         })
@@ -176,26 +176,28 @@ impl PyClient {
     #[pyo3(signature = (ttl, *, keep_alive=true))]
     fn grant_lease<'py>(&self, py: Python<'py>, ttl: i64, keep_alive: bool) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        spawn(py, async move { Ok(PyLease { lease: Lease::grant(&client, ttl, keep_alive).await? }) })
+        spawn_call(py, &self.client, async move {
+            Ok(PyLease { lease: Lease::grant(&client, ttl, keep_alive).await? })
+        })
     }
 
     /// Renew lease `id` once; resolves to the TTL left (`NotFoundError` when it is gone).
     fn keep_alive_once<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        spawn(py, async move { client.store()?.lease_keep_alive(id).await })
+        spawn_call(py, &self.client, async move { client.store()?.lease_keep_alive(id).await })
     }
 
     /// Revoke lease `id`, deleting its keys. Returns an awaitable.
     fn revoke_lease<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        spawn(py, async move { client.store()?.lease_revoke(id).await })
+        spawn_call(py, &self.client, async move { client.store()?.lease_revoke(id).await })
     }
 
     /// The key's `(value, mod_revision, lease)`, or `None`. Returns an awaitable.
     fn get_kv<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
         let key = key_bytes(key)?;
-        spawn(py, async move {
+        spawn_call(py, &self.client, async move {
             let resp = client.store()?.range(crate::store::RangeRequest::key(&key)).await?;
             Ok(resp.kvs.into_iter().next().map(|kv| (PyBytesOut(kv.value), kv.mod_revision, kv.lease)))
         })
@@ -213,7 +215,7 @@ impl PyClient {
     ) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
         let key = key_bytes(key)?;
-        spawn(py, async move { client.store()?.create(key, value, lease).await })
+        spawn_call(py, &self.client, async move { client.store()?.create(key, value, lease).await })
     }
 
     /// Delete a key, only if its mod_revision is `expected` when given (`ConflictError`
@@ -227,7 +229,11 @@ impl PyClient {
     ) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
         let key = key_bytes(key)?;
-        spawn(py, async move { Ok(client.store()?.delete(key, expected).await?.is_some()) })
+        spawn_call(
+            py,
+            &self.client,
+            async move { Ok(client.store()?.delete(key, expected).await?.is_some()) },
+        )
     }
 
     /// Counts, errors and latencies of the calls made to etcd, per operation:

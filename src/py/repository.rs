@@ -5,7 +5,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 
-use crate::py::bridge::spawn;
+use crate::py::bridge::{spawn, spawn_call};
 use pyo3::types::PyDict;
 use serde_json::Value;
 
@@ -41,6 +41,22 @@ fn resource_value(resource: &Bound<'_, PyAny>) -> PyResult<Value> {
 #[pyclass(frozen, name = "RepositoryCore", module = "etcd_resources._core")]
 pub struct PyRepositoryCore {
     repo: Repository,
+}
+
+impl PyRepositoryCore {
+    /// A list or count: answered at once from an informer cache (so polled here, with no
+    /// thread hop: a cached count costs microseconds), else a call to the store.
+    fn spawn_read<'py, F, T>(&self, py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+    where
+        F: std::future::Future<Output = crate::error::Result<T>> + Send + 'static,
+        T: for<'a> IntoPyObject<'a> + Send + 'static,
+    {
+        if self.repo.config().cache_fields.is_some() {
+            spawn(py, fut)
+        } else {
+            spawn_call(py, self.repo.client(), fut)
+        }
+    }
 }
 
 #[pymethods]
@@ -94,7 +110,9 @@ impl PyRepositoryCore {
         namespace: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
-        spawn(py, async move { Ok(MaybeStored(repo.get_stored(&name, namespace.as_deref()).await?)) })
+        spawn_call(py, self.repo.client(), async move {
+            Ok(MaybeStored(repo.get_stored(&name, namespace.as_deref()).await?))
+        })
     }
 
     #[pyo3(signature = (name, namespace=None))]
@@ -105,7 +123,7 @@ impl PyRepositoryCore {
         namespace: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
-        spawn(py, async move { repo.contains(&name, namespace.as_deref()).await })
+        spawn_call(py, self.repo.client(), async move { repo.contains(&name, namespace.as_deref()).await })
     }
 
     #[pyo3(signature = (resource, *, lease=0))]
@@ -117,13 +135,13 @@ impl PyRepositoryCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let doc = resource_value(resource)?;
-        spawn(py, async move { Ok(Json(repo.create(doc, lease).await?)) })
+        spawn_call(py, self.repo.client(), async move { Ok(Json(repo.create(doc, lease).await?)) })
     }
 
     fn update<'py>(&self, py: Python<'py>, resource: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let doc = resource_value(resource)?;
-        spawn(py, async move { Ok(Json(repo.update(doc).await?)) })
+        spawn_call(py, self.repo.client(), async move { Ok(Json(repo.update(doc).await?)) })
     }
 
     /// Delete; resolves to `None` when deleted, to the resource when finalizers hold it.
@@ -135,7 +153,7 @@ impl PyRepositoryCore {
         namespace: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
-        spawn(py, async move {
+        spawn_call(py, self.repo.client(), async move {
             Ok(MaybeJson(match repo.remove(&name, namespace.as_deref()).await? {
                 Removal::Deleted => None,
                 Removal::Finalizing(doc) => Some(doc),
@@ -157,7 +175,7 @@ impl PyRepositoryCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let query = query(namespace, label_selector, field_selector)?;
-        spawn(py, async move {
+        self.spawn_read(py, async move {
             if let Some(cached) = repo.list_cached(&query, Consistency::from_flag(consistent)).await? {
                 return Ok(Either::Cached((CachedList(cached), None::<PyListStream>)));
             }
@@ -186,7 +204,9 @@ impl PyRepositoryCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let query = query(namespace, label_selector, field_selector)?;
-        spawn(py, async move { Ok(Paged(repo.list_page(&query, limit, continue_token.as_deref()).await?)) })
+        spawn_call(py, self.repo.client(), async move {
+            Ok(Paged(repo.list_page(&query, limit, continue_token.as_deref()).await?))
+        })
     }
 
     /// How many resources match; builds no Python objects. Resolves to an int.
@@ -201,7 +221,7 @@ impl PyRepositoryCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let query = query(namespace, label_selector, field_selector)?;
-        spawn(py, async move {
+        self.spawn_read(py, async move {
             match repo.count_cached(&query, Consistency::from_flag(consistent)).await? {
                 Some(count) => Ok(count),
                 None => repo.count(&query).await,
