@@ -2,7 +2,7 @@
 #   make demo    build (release) and run the demo on the embedded store
 #   make test    build, lint, and run every test (Rust and Python, against a real etcd)
 #   make lint    cargo fmt --check, clippy -D warnings, ruff, mypy, stubtest
-#   make bench   build (release) and run the benchmarks
+#   make bench   build (release) and run the benchmarks (peers in .bench-venvs/; ARGS="--rounds 1")
 #   make dev     build a debug extension into .venv for iterating
 
 VENV   ?= .venv
@@ -25,7 +25,7 @@ dev: $(VENV)/.tools
 	maturin develop -q --extras test,neuroglia
 
 release: $(VENV)/.tools
-	maturin develop -q --release --extras test,neuroglia,bench
+	maturin develop -q --release --extras test,neuroglia
 
 demo: $(VENV)/.tools
 	maturin develop -q --release --extras neuroglia

@@ -1,6 +1,7 @@
 """Run the benchmarks against a real etcd started for the run (or ETCD_ENDPOINTS).
 
-make bench            # builds the release extension first
+make bench                       # builds the release extension first; 3 rounds
+make bench ARGS="--rounds 1"     # quicker; ARGS go to compare.py (--quick, --only pkg,rust)
 python benches/run.py
 """
 
@@ -39,7 +40,7 @@ def main() -> None:
         print()
         print(watch.run(endpoints))
         print()
-        print(compare.run(endpoints))
+        print(compare.run(endpoints, sys.argv[1:]))
     finally:
         if server is not None:
             server.close()
