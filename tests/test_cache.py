@@ -107,3 +107,11 @@ async def test_cached_reads_hand_out_independent_copies(client: EtcdClient, pref
     assert again["metadata"]["labels"] == {"lab-track": "ccna"}
     assert again["status"].get("conditions") != [{"oops": True}]
     assert again is not first and again["spec"] is not first["spec"]
+    # The collector is paused while a list is built, and left as it was.
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        await cached.list_async()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -103,14 +103,19 @@ fn is_container(obj: &Bound<'_, PyAny>) -> bool {
 /// query's time here). It is on again when `f` returns, so the objects are collected as usual
 /// from then on. No Python code runs inside `f`.
 pub fn without_gc<T>(_py: Python<'_>, f: impl FnOnce() -> T) -> T {
-    // SAFETY: the GIL is held (`_py`); these calls only flip the collector's enabled flag.
-    let was_enabled = unsafe { pyo3::ffi::PyGC_Disable() } != 0;
-    let result = f();
-    if was_enabled {
-        // SAFETY: as above.
-        unsafe { pyo3::ffi::PyGC_Enable() };
+    /// Turns the collector back on however `f` ends (a panic included).
+    struct Resume(bool);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            if self.0 {
+                // SAFETY: still on the thread holding the GIL; this flips the enabled flag.
+                unsafe { pyo3::ffi::PyGC_Enable() };
+            }
+        }
     }
-    result
+    // SAFETY: the GIL is held (`_py`); this only flips the collector's enabled flag.
+    let _resume = Resume(unsafe { pyo3::ffi::PyGC_Disable() } != 0);
+    f()
 }
 
 /// Cached documents handed to Python as a list of fresh copies.
