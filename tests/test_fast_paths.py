@@ -53,14 +53,14 @@ async def test_a_long_listing_arrives_whole_in_order_and_skips_garbage(
     client: EtcdClient, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix)
-    names = [f"w{i:04}" for i in range(620)]  # several chunks of 250
+    names = [f"w{i:04}" for i in range(1210)]  # several chunks of 500
     for name in names:
         await repo.add_async(worker(name, phase="Ready" if name.endswith("7") else "Pending"))
-    await client.put_raw(f"{prefix}w0300x", b"{not json")
+    await client.put_raw(f"{prefix}w0700x", b"{not json")
     with caplog.at_level(logging.WARNING, logger="etcd_resources"):
         listed = await repo.list_async()
     assert [d["metadata"]["name"] for d in listed] == names
-    assert any("w0300x" in r.getMessage() for r in caplog.records)
+    assert any("w0700x" in r.getMessage() for r in caplog.records)
     ready = await repo.list_async(field_selector="status.phase=Ready")
     assert [d["metadata"]["name"] for d in ready] == [n for n in names if n.endswith("7")]
 

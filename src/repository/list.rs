@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::Repository;
 use crate::error::{Error, Result};
 use crate::informer::Consistency;
-use crate::listing::{self, CHUNK, LIST_CHUNK};
+use crate::listing::{self, CHUNK};
 use crate::names;
 use crate::projection::Projection;
 use crate::selector::Query;
@@ -120,7 +120,7 @@ impl Repository {
         let (start, end) = self.range_of(query)?;
         let store = self.client.store()?;
         let projection = Projection::of(query);
-        listing::scan_chunks(&**store, start.as_bytes(), &end, 0, LIST_CHUNK, |kvs, more| {
+        listing::scan_chunks(&**store, start.as_bytes(), &end, 0, CHUNK, |kvs, more| {
             let mut chunk = Chunk { last: !more, ..Chunk::default() };
             for kv in kvs {
                 if listing::matches(query, projection.as_ref(), &kv, &mut chunk.unreadable) {

@@ -224,7 +224,7 @@ async fn an_update_from_the_memo_is_as_safe_as_one_that_reads() {
 #[tokio::test]
 async fn a_streamed_listing_is_the_listing_in_chunks() {
     let r = repo();
-    let n = 2 * crate::listing::LIST_CHUNK as usize + 7;
+    let n = 2 * crate::listing::CHUNK as usize + 7;
     for i in 0..n {
         r.create(worker(&format!("w{i:04}"), if i % 3 == 0 { "ccna" } else { "ccnp" }), 0).await.unwrap();
     }
