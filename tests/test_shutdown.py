@@ -12,8 +12,8 @@ import pytest
 
 SCRIPT = textwrap.dedent(
     """
-    import asyncio, sys
-    from etcd_resources import EtcdClient, EtcdStorageBackend
+    import asyncio, sys, uuid
+    from etcd_resources import EtcdClient, EtcdStorageBackend, EtcdLabWorkerResourceRepository
 
     async def main():
         client = EtcdClient(sys.argv[1])
@@ -23,6 +23,15 @@ SCRIPT = textwrap.dedent(
         await handle.started()
         await backend.set("a", {"x": 1})
         await seen.wait()
+        # A cache whose documents' Python objects are kept (py/built.rs), and a listing left
+        # half-read (its stream of chunks still open).
+        cached = EtcdLabWorkerResourceRepository(
+            client, f"{sys.argv[2]}{uuid.uuid4().hex}/", resource_type=dict, cache=True
+        )
+        await cached.add_async({"metadata": {"name": "w1"}, "spec": {}, "status": {}})
+        global kept
+        kept = await cached.list_async()
+        kept.append(await cached._core.list())
         # Leave the watch open, the client unclosed, and a read in flight.
         asyncio.ensure_future(backend.get("a"))
         asyncio.ensure_future(backend.list_with_labels({}))
