@@ -43,14 +43,19 @@ impl Projection {
         if query.is_unfiltered() {
             return None;
         }
+        Some(Self::of_paths(query.fields.requirements.iter().map(|r| r.key.as_str())))
+    }
+
+    /// The projection keeping the dotted `paths` (and what every projection keeps).
+    pub fn of_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> Projection {
         let mut root = Node::default();
         for name in ALWAYS {
             leaf(&mut root, std::iter::once(name));
         }
-        for r in &query.fields.requirements {
-            leaf(&mut root, r.key.split('.'));
+        for path in paths {
+            leaf(&mut root, path.split('.'));
         }
-        Some(Projection { root })
+        Projection { root }
     }
 
     /// The projected document in the normal shape, with its resource_version (what

@@ -17,6 +17,7 @@ use crate::document::{self, Format};
 use crate::error::{Error, Result};
 use crate::informer::{self, Informer};
 use crate::names;
+use crate::projection::Projection;
 use crate::store::{KeyValue, RangeRequest};
 use memo::Memo;
 
@@ -220,7 +221,10 @@ impl Repository {
     /// deleted, delete it.
     async fn replace(&self, key: &str, mut doc: Value, current: KeyValue) -> Result<Value> {
         let store = self.client.store()?;
-        let stored = document::read(key, &current.value, current.mod_revision)?;
+        // The fields the server owns are in metadata; `generation` compares the spec.
+        static OWNED: std::sync::LazyLock<Projection> =
+            std::sync::LazyLock::new(|| Projection::of_paths(["spec"]));
+        let stored = OWNED.read(key, &current.value, current.mod_revision)?;
         merge_managed_fields(&mut doc, &stored)?;
         let finalizing =
             stored.get("metadata").and_then(|m| m.get("deletion_timestamp")).is_some_and(|v| !v.is_null());
