@@ -35,10 +35,14 @@ impl Format {
     }
 }
 
+/// Whether stored bytes are a JSON object (else they are read as YAML).
+pub fn is_json_object(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
 /// Decode stored bytes (JSON or YAML) into a document object.
 pub fn decode(key: &str, bytes: &[u8]) -> Result<Value> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    let value: Value = if first == Some(&b'{') {
+    let value: Value = if is_json_object(bytes) {
         serde_json::from_slice(bytes)
             .map_err(|e| Error::serialization(Some(key), format!("invalid JSON: {e}")))?
     } else {

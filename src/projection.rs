@@ -61,7 +61,7 @@ impl Projection {
     /// The projected document in the normal shape, with its resource_version (what
     /// [`document::read`] gives, less the parts no filter reads). YAML is read whole.
     pub fn read(&self, key: &str, bytes: &[u8], mod_revision: i64) -> Result<Value> {
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        if !document::is_json_object(bytes) {
             return document::read(key, bytes, mod_revision);
         }
         let mut de = serde_json::Deserializer::from_slice(bytes);

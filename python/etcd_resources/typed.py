@@ -283,9 +283,6 @@ class _Plan:
     resource: tuple[tuple[str, str, Converter], ...]
     has_id: bool
 
-    def convert(self, name: str) -> Converter:
-        return converter(self.hints.get(name, Any))
-
 
 @functools.cache
 def _plan(cls: type) -> _Plan:

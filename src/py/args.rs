@@ -3,7 +3,7 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyList, PyString};
 use serde_json::Value;
 
 use crate::error::Error;
@@ -107,21 +107,20 @@ impl<'py> IntoPyObject<'py> for Paged {
     type Error = PyErr;
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        let mut page = self.0;
-        let items = decode::stored_list(py, &page.items, &mut page.unreadable)?;
-        report_unreadable(py, &page.unreadable)?;
+        let page = self.0;
+        let items = Listed { items: page.items, unreadable: page.unreadable }.into_pyobject(py)?;
         Ok((items, page.revision.to_string(), page.continue_token).into_pyobject(py)?.into_any())
     }
 }
 
 impl<'py> IntoPyObject<'py> for Listed {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
+    type Target = PyList;
+    type Output = Bound<'py, PyList>;
     type Error = PyErr;
 
     fn into_pyobject(mut self, py: Python<'py>) -> PyResult<Self::Output> {
         let items = decode::stored_list(py, &self.items, &mut self.unreadable)?;
         report_unreadable(py, &self.unreadable)?;
-        Ok(items.into_any())
+        Ok(items)
     }
 }

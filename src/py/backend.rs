@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::py::args::{label_selector, Listed};
 use crate::py::client::PyClient;
 use crate::py::convert::to_value;
-use crate::py::decode::MaybeStored;
+use crate::py::decode::Stored;
 use crate::py::watch::PyWatchStream;
 
 /// Parse a resource_version given as a string or an int.
@@ -53,7 +53,7 @@ impl PyKvBackend {
 
     fn get<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
-        spawn_call(py, self.backend.client(), async move { Ok(MaybeStored(b.get_stored(&name).await?)) })
+        spawn_call(py, self.backend.client(), async move { Ok(b.get_stored(&name).await?.map(Stored)) })
     }
 
     fn set<'py>(

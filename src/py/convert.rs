@@ -231,19 +231,3 @@ impl<'py> IntoPyObject<'py> for Json {
         to_python(py, &self.0)
     }
 }
-
-/// An optional JSON value (`None` when absent).
-pub struct MaybeJson(pub Option<Value>);
-
-impl<'py> IntoPyObject<'py> for MaybeJson {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        match self.0 {
-            Some(v) => to_python(py, &v),
-            None => Ok(py.None().into_bound(py)),
-        }
-    }
-}

@@ -172,7 +172,7 @@ impl<'de, 'py> Visitor<'de> for Build<'_, 'py> {
 }
 
 /// Parse JSON bytes into Python objects.
-pub fn json<'py>(py: Python<'py>, bytes: &[u8]) -> Result<Bound<'py, PyAny>, JsonError> {
+fn json<'py>(py: Python<'py>, bytes: &[u8]) -> Result<Bound<'py, PyAny>, JsonError> {
     let failed = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = Build { py, failed: &failed }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
@@ -183,7 +183,7 @@ pub fn json<'py>(py: Python<'py>, bytes: &[u8]) -> Result<Bound<'py, PyAny>, Jso
 }
 
 /// Why bytes did not become Python objects.
-pub enum JsonError {
+enum JsonError {
     Invalid(serde_json::Error),
     Python(PyErr),
 }
@@ -193,7 +193,7 @@ pub enum JsonError {
 /// document that cannot be read (listings report and skip those); the outer one, Python's.
 pub fn stored<'py>(py: Python<'py>, kv: &KeyValue) -> PyResult<Result<Bound<'py, PyAny>, Error>> {
     let key = || String::from_utf8_lossy(&kv.key).into_owned();
-    if kv.value.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    if !document::is_json_object(&kv.value) {
         return match document::read(&key(), &kv.value, kv.mod_revision) {
             Ok(doc) => to_python(py, &doc).map(Ok),
             Err(e) => Ok(Err(e)),
@@ -232,22 +232,6 @@ impl<'py> IntoPyObject<'py> for Stored {
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
         Ok(stored(py, &self.0)??)
-    }
-}
-
-/// An optional stored document (`None` when absent).
-pub struct MaybeStored(pub Option<KeyValue>);
-
-impl<'py> IntoPyObject<'py> for MaybeStored {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        match self.0 {
-            Some(kv) => Stored(kv).into_pyobject(py),
-            None => Ok(py.None().into_bound(py)),
-        }
     }
 }
 

@@ -5,13 +5,11 @@
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::PyList;
 use tokio::sync::{mpsc, Mutex};
 
 use crate::error::Result;
-use crate::py::args::report_unreadable;
+use crate::py::args::Listed;
 use crate::py::bridge::spawn;
-use crate::py::decode;
 use crate::repository::Chunk;
 
 type Chunks = mpsc::Receiver<Result<Chunk>>;
@@ -29,27 +27,16 @@ impl PyListStream {
         let rx = self.rx.clone();
         spawn(py, async move {
             match rx.lock().await.recv().await {
-                Some(chunk) => Ok(Some(Docs(chunk?))),
+                Some(chunk) => Ok(Some(listed(chunk?))),
                 None => Ok(None),
             }
         })
     }
 }
 
-/// A chunk's documents as a Python list (unreadable ones logged and skipped).
-struct Docs(Chunk);
-
-impl<'py> IntoPyObject<'py> for Docs {
-    type Target = PyList;
-    type Output = Bound<'py, PyList>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        let mut chunk = self.0;
-        let items = decode::stored_list(py, &chunk.items, &mut chunk.unreadable)?;
-        report_unreadable(py, &chunk.unreadable)?;
-        Ok(items)
-    }
+/// A chunk's documents for Python (unreadable ones logged and skipped).
+fn listed(chunk: Chunk) -> Listed {
+    Listed { items: chunk.items, unreadable: chunk.unreadable }
 }
 
 /// A listing's first chunk and, unless it was the last, the stream of the others.
@@ -73,7 +60,7 @@ impl<'py> IntoPyObject<'py> for FirstChunk {
     type Error = PyErr;
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        let items = Docs(self.first).into_pyobject(py)?;
+        let items = listed(self.first).into_pyobject(py)?;
         let rest = self.rest.map(|rx| PyListStream { rx: Arc::new(Mutex::new(rx)) });
         Ok((items, rest).into_pyobject(py)?.into_any())
     }

@@ -14,8 +14,8 @@ use crate::informer::Consistency;
 use crate::py::args::{query, Paged};
 use crate::py::built::CachedList;
 use crate::py::client::PyClient;
-use crate::py::convert::{to_value, Json, MaybeJson};
-use crate::py::decode::MaybeStored;
+use crate::py::convert::{to_value, Json};
+use crate::py::decode::Stored;
 use crate::py::listing::{FirstChunk, PyListStream};
 use crate::py::watch::PyWatchStream;
 use crate::repository::{Removal, Repository, RepositoryConfig};
@@ -111,7 +111,7 @@ impl PyRepositoryCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         spawn_call(py, self.repo.client(), async move {
-            Ok(MaybeStored(repo.get_stored(&name, namespace.as_deref()).await?))
+            Ok(repo.get_stored(&name, namespace.as_deref()).await?.map(Stored))
         })
     }
 
@@ -154,10 +154,10 @@ impl PyRepositoryCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         spawn_call(py, self.repo.client(), async move {
-            Ok(MaybeJson(match repo.remove(&name, namespace.as_deref()).await? {
+            Ok(match repo.remove(&name, namespace.as_deref()).await? {
                 Removal::Deleted => None,
-                Removal::Finalizing(doc) => Some(doc),
-            }))
+                Removal::Finalizing(doc) => Some(Json(doc)),
+            })
         })
     }
 
