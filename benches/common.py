@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 PHASES = ["Pending", "Ready", "Draining", "Active", "Stopping", "Failed", "Terminated", "Licensing"]
@@ -96,6 +98,21 @@ def lab_worker(i: int) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def etcd_endpoints() -> Iterator[list[str]]:
+    """ETCD_ENDPOINTS if set, else the endpoints of an etcd started for the run (and stopped)."""
+    if os.environ.get("ETCD_ENDPOINTS"):
+        yield os.environ["ETCD_ENDPOINTS"].split(",")
+        return
+    from etcd_resources.testing import EtcdServer
+
+    server = EtcdServer().start()
+    try:
+        yield server.endpoints
+    finally:
+        server.close()
+
+
 async def median_time(fn: Callable[[], Awaitable[Any]], rounds: int) -> float:
     """Median wall time of `rounds` runs of `fn`, after one warm-up run."""
     await fn()
@@ -103,16 +120,5 @@ async def median_time(fn: Callable[[], Awaitable[Any]], rounds: int) -> float:
     for _ in range(rounds):
         started = time.perf_counter()
         await fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def sync_median_time(fn: Callable[[], Any], rounds: int, *, warm_up: bool = True) -> float:
-    if warm_up:
-        fn()
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        fn()
         times.append(time.perf_counter() - started)
     return statistics.median(times)

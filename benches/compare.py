@@ -43,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PHASES, lab_worker
+from common import PHASES, etcd_endpoints, lab_worker
 
 from etcd_resources import EtcdClient, ResourceRepository
 
@@ -512,19 +512,8 @@ def run(endpoints: list[str], argv: list[str] | None = None) -> str:
 
 
 def main() -> None:
-    from etcd_resources.testing import EtcdServer
-
-    server = None
-    if os.environ.get("ETCD_ENDPOINTS"):
-        endpoints = os.environ["ETCD_ENDPOINTS"].split(",")
-    else:
-        server = EtcdServer().start()
-        endpoints = server.endpoints
-    try:
+    with etcd_endpoints() as endpoints:
         print(run(endpoints, sys.argv[1:]))
-    finally:
-        if server is not None:
-            server.close()
 
 
 if __name__ == "__main__":

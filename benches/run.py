@@ -18,18 +18,11 @@ import compare
 import concurrency
 import query
 import watch
-
-from etcd_resources.testing import EtcdServer
+from common import etcd_endpoints
 
 
 def main() -> None:
-    server = None
-    if os.environ.get("ETCD_ENDPOINTS"):
-        endpoints = os.environ["ETCD_ENDPOINTS"].split(",")
-    else:
-        server = EtcdServer().start()
-        endpoints = server.endpoints
-    try:
+    with etcd_endpoints() as endpoints:
         print(
             f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python "
             f"{platform.python_version()}, etcd on loopback\n"
@@ -41,9 +34,6 @@ def main() -> None:
         print(watch.run(endpoints))
         print()
         print(compare.run(endpoints, sys.argv[1:]))
-    finally:
-        if server is not None:
-            server.close()
 
 
 if __name__ == "__main__":

@@ -84,6 +84,51 @@ class Config:
         return [self.name((b * self.batch + j) % self.n_seq) for j in range(self.batch)]
 
 
+def key_ops_sync(
+    results: Results,
+    c: Config,
+    create_one: Callable[[dict[str, Any]], Any],
+    get_one: Callable[[str], Any],
+    compare_and_swap: Callable[[int], Any],
+) -> None:
+    """create, get and compare_and_swap, one at a time and (create, get) `c.batch` at once on a
+    thread pool, from a sync client's way of doing one of each."""
+    with thread_pool(c.batch) as pool:
+        results.each_sync("create", c.seq_docs(), create_one)
+        results.each_sync(
+            f"create x{c.batch}", c.batch_docs(), lambda docs: list(pool.map(create_one, docs))
+        )
+        results.each_sync("get", range(c.n_seq), lambda i: get_one(c.name(i)))
+        results.each_sync(
+            f"get x{c.batch}",
+            range(c.n_batches),
+            lambda b: list(pool.map(get_one, c.batch_names(b))),
+        )
+        results.each_sync("compare_and_swap", range(c.n_seq), compare_and_swap)
+
+
+async def key_ops_async(
+    results: Results,
+    c: Config,
+    create_one: Callable[[dict[str, Any]], Awaitable[Any]],
+    get_one: Callable[[str], Awaitable[Any]],
+    compare_and_swap: Callable[[int], Awaitable[Any]],
+) -> None:
+    """`key_ops_sync` for an async client (the batches are `asyncio.gather`ed)."""
+
+    async def create_batch(docs: list[dict[str, Any]]) -> None:
+        await asyncio.gather(*(create_one(doc) for doc in docs))
+
+    async def get_batch(b: int) -> None:
+        await asyncio.gather(*(get_one(name) for name in c.batch_names(b)))
+
+    await results.each_async("create", c.seq_docs(), create_one)
+    await results.each_async(f"create x{c.batch}", c.batch_docs(), create_batch)
+    await results.each_async("get", range(c.n_seq), lambda i: get_one(c.name(i)))
+    await results.each_async(f"get x{c.batch}", range(c.n_batches), get_batch)
+    await results.each_async("compare_and_swap", range(c.n_seq), compare_and_swap)
+
+
 def query_ops_sync(
     results: Results, c: Config, list_docs: Callable[[str, int], list[Any]], samples: int
 ) -> None:

@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import aetcd
-from _workload import Config, Results, bump_errors, config, query_ops_async, run_async
+from _workload import (
+    Config,
+    Results,
+    bump_errors,
+    config,
+    key_ops_async,
+    query_ops_async,
+    run_async,
+)
 
 # Lists of 10,000 documents are ~21 MB in one response; grpc's default limit is 4 MiB.
 OPTIONS = {"grpc.max_receive_message_length": 256 << 20}
@@ -29,19 +36,10 @@ async def main(results: Results) -> None:
             )
             assert ok
 
-        async def create_batch(docs: list[dict[str, Any]]) -> None:
-            await asyncio.gather(*(create_one(doc) for doc in docs))
-
         async def get_one(name: str) -> dict[str, Any]:
             got = await client.get((c.prefix + name).encode())
             assert got is not None
             return dict(json.loads(got.value))
-
-        async def get(i: int) -> None:
-            await get_one(c.name(i))
-
-        async def get_batch(b: int) -> None:
-            await asyncio.gather(*(get_one(name) for name in c.batch_names(b)))
 
         async def compare_and_swap(i: int) -> None:
             key = c.key(i).encode()
@@ -55,11 +53,7 @@ async def main(results: Results) -> None:
             )
             assert ok
 
-        await results.each_async("create", c.seq_docs(), create_one)
-        await results.each_async(f"create x{c.batch}", c.batch_docs(), create_batch)
-        await results.each_async("get", range(c.n_seq), get)
-        await results.each_async(f"get x{c.batch}", range(c.n_batches), get_batch)
-        await results.each_async("compare_and_swap", range(c.n_seq), compare_and_swap)
+        await key_ops_async(results, c, create_one, get_one, compare_and_swap)
 
         async def list_docs(prefix: str) -> list[dict[str, Any]]:
             # The raw protobuf kvs: aetcd's documented fastest way to read a range.

@@ -19,17 +19,16 @@ from _workload import (
     Results,
     bump_errors,
     config,
+    key_ops_sync,
     query_ops_sync,
     range_end,
     run_sync,
-    thread_pool,
 )
 
 
 def main(results: Results) -> None:
     c: Config = config()
     client = etcd3.Client(c.host, c.port, timeout=60)
-    pool = thread_pool(c.batch)
     client.range(c.prefix_a)  # connect
 
     def create_one(doc: dict[str, Any]) -> None:
@@ -39,17 +38,8 @@ def main(results: Results) -> None:
         txn.success(txn.put(key, json.dumps(doc)))
         assert txn.commit().succeeded
 
-    def create_batch(docs: list[dict[str, Any]]) -> None:
-        list(pool.map(create_one, docs))
-
     def get_one(name: str) -> dict[str, Any]:
         return dict(json.loads(client.range(c.prefix + name).kvs[0].value))
-
-    def get(i: int) -> None:
-        get_one(c.name(i))
-
-    def get_batch(b: int) -> None:
-        list(pool.map(get_one, c.batch_names(b)))
 
     def compare_and_swap(i: int) -> None:
         key = c.key(i)
@@ -60,11 +50,7 @@ def main(results: Results) -> None:
         assert current.mod_revision == kv.mod_revision
         client.put(key, json.dumps(doc))
 
-    results.each_sync("create", c.seq_docs(), create_one)
-    results.each_sync(f"create x{c.batch}", c.batch_docs(), create_batch)
-    results.each_sync("get", range(c.n_seq), get)
-    results.each_sync(f"get x{c.batch}", range(c.n_batches), get_batch)
-    results.each_sync("compare_and_swap", range(c.n_seq), compare_and_swap)
+    key_ops_sync(results, c, create_one, get_one, compare_and_swap)
 
     def list_docs(prefix: str) -> list[dict[str, Any]]:
         found = client.range(prefix, range_end=range_end(prefix), keys_only=True)
@@ -84,7 +70,6 @@ def main(results: Results) -> None:
         watcher.stop()
 
     results.each_sync(f"watch {c.n_watch}", range(c.n_watch_samples), watch)
-    pool.shutdown()
     client.close()
 
 

@@ -12,11 +12,18 @@ What its API lacks, and what this script does instead (footnotes of the table):
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-from _workload import Config, Results, bump_errors, config, query_ops_async, run_async
+from _workload import (
+    Config,
+    Results,
+    bump_errors,
+    config,
+    key_ops_async,
+    query_ops_async,
+    run_async,
+)
 from etcd_client import Client, Compare, CompareOp, Txn, TxnOp
 
 PAGE = 1000  # names per sub-prefix page: ~2.1 MB, under the 4 MiB cap
@@ -36,18 +43,9 @@ async def main(results: Results) -> None:
             )
             assert (await etcd.txn(txn)).succeeded()
 
-        async def create_batch(docs: list[dict[str, Any]]) -> None:
-            await asyncio.gather(*(create_one(doc) for doc in docs))
-
         async def get_one(name: str) -> dict[str, Any]:
             value = await etcd.get((c.prefix + name).encode())
             return dict(json.loads(bytes(value)))
-
-        async def get(i: int) -> None:
-            await get_one(c.name(i))
-
-        async def get_batch(b: int) -> None:
-            await asyncio.gather(*(get_one(name) for name in c.batch_names(b)))
 
         async def compare_and_swap(i: int) -> None:
             key = c.key(i).encode()
@@ -60,11 +58,7 @@ async def main(results: Results) -> None:
             )
             assert (await etcd.txn(txn)).succeeded()
 
-        await results.each_async("create", c.seq_docs(), create_one)
-        await results.each_async(f"create x{c.batch}", c.batch_docs(), create_batch)
-        await results.each_async("get", range(c.n_seq), get)
-        await results.each_async(f"get x{c.batch}", range(c.n_batches), get_batch)
-        await results.each_async("compare_and_swap", range(c.n_seq), compare_and_swap)
+        await key_ops_async(results, c, create_one, get_one, compare_and_swap)
 
         async def list_docs(prefix: str, n: int) -> list[dict[str, Any]]:
             docs = []

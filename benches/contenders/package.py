@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from _workload import Config, Results, bump_errors, config, run_async
+from _workload import Config, Results, bump_errors, config, key_ops_async, run_async
 
 from etcd_resources import EtcdClient, EtcdLabWorkerResourceRepository, ResourceRepository
 
@@ -22,27 +21,16 @@ async def main(results: Results) -> None:
         watched: ResourceRepository[dict[str, Any]] = ResourceRepository(client, c.prefix_watch)
         await repo_a.get_async(c.name(0))  # connect
 
-        async def create(doc: dict[str, Any]) -> None:
-            await repo.add_async(doc)
-
-        async def create_batch(docs: list[dict[str, Any]]) -> None:
-            await asyncio.gather(*(repo.add_async(doc) for doc in docs))
-
-        async def get(i: int) -> None:
-            assert await repo.get_async(c.name(i)) is not None
-
-        async def get_batch(b: int) -> None:
-            await asyncio.gather(*(repo.get_async(name) for name in c.batch_names(b)))
+        async def get_one(name: str) -> dict[str, Any]:
+            doc = await repo.get_async(name)
+            assert doc is not None
+            return doc
 
         async def compare_and_swap(i: int) -> None:
             doc = await repo.get_async(c.name(i))
             await repo.update_async(bump_errors(doc))
 
-        await results.each_async("create", c.seq_docs(), create)
-        await results.each_async(f"create x{c.batch}", c.batch_docs(), create_batch)
-        await results.each_async("get", range(c.n_seq), get)
-        await results.each_async(f"get x{c.batch}", range(c.n_batches), get_batch)
-        await results.each_async("compare_and_swap", range(c.n_seq), compare_and_swap)
+        await key_ops_async(results, c, repo.add_async, get_one, compare_and_swap)
 
         async def get_typed(i: int) -> None:
             assert await typed_a.get_async(c.name(i % c.n_a)) is not None

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import etcd3
-from _workload import Config, Results, bump_errors, config, query_ops_sync, run_sync, thread_pool
+from _workload import Config, Results, bump_errors, config, key_ops_sync, query_ops_sync, run_sync
 
 # Lists of 10,000 documents are ~21 MB in one response; grpc's default limit is 4 MiB.
 OPTIONS = [("grpc.max_receive_message_length", 256 << 20)]
@@ -20,7 +20,6 @@ def main(results: Results) -> None:
     c: Config = config()
     client = etcd3.client(host=c.host, port=c.port, timeout=60, grpc_options=OPTIONS)
     tx = client.transactions
-    pool = thread_pool(c.batch)
     client.get(c.prefix_a)  # connect
 
     def create_one(doc: dict[str, Any]) -> None:
@@ -32,18 +31,9 @@ def main(results: Results) -> None:
         )
         assert ok
 
-    def create_batch(docs: list[dict[str, Any]]) -> None:
-        list(pool.map(create_one, docs))
-
     def get_one(name: str) -> dict[str, Any]:
         value, _meta = client.get(c.prefix + name)
         return dict(json.loads(value))
-
-    def get(i: int) -> None:
-        get_one(c.name(i))
-
-    def get_batch(b: int) -> None:
-        list(pool.map(get_one, c.batch_names(b)))
 
     def compare_and_swap(i: int) -> None:
         key = c.key(i)
@@ -56,11 +46,7 @@ def main(results: Results) -> None:
         )
         assert ok
 
-    results.each_sync("create", c.seq_docs(), create_one)
-    results.each_sync(f"create x{c.batch}", c.batch_docs(), create_batch)
-    results.each_sync("get", range(c.n_seq), get)
-    results.each_sync(f"get x{c.batch}", range(c.n_batches), get_batch)
-    results.each_sync("compare_and_swap", range(c.n_seq), compare_and_swap)
+    key_ops_sync(results, c, create_one, get_one, compare_and_swap)
 
     def list_docs(prefix: str) -> list[dict[str, Any]]:
         return [json.loads(value) for value, _meta in client.get_prefix(prefix)]
@@ -80,7 +66,6 @@ def main(results: Results) -> None:
         cancel()
 
     results.each_sync(f"watch {c.n_watch}", range(c.n_watch_samples), watch)
-    pool.shutdown()
     client.close()
 
 
