@@ -15,8 +15,8 @@ import logging
 
 from neuroglia.coordination.abstractions import CoordinationBackend
 
-from ._core import EtcdClient
-from .errors import AlreadyExistsError, ConflictError, NotFoundError
+from .._core import EtcdClient
+from ..errors import AlreadyExistsError, ConflictError, NotFoundError
 
 __all__ = ["EtcdCoordinationBackend"]
 

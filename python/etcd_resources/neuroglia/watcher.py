@@ -22,9 +22,9 @@ from neuroglia.data.resources.watcher import (
     ResourceWatcherBase,
 )
 
-from .errors import ExpiredError
-from .repository import ResourceRepository
-from .watching import EventType, ResourceEvent
+from ..errors import ExpiredError
+from ..repository import ResourceRepository
+from ..watching import EventType, ResourceEvent
 
 __all__ = ["EtcdResourceWatcher"]
 

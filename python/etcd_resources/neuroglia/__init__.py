@@ -28,13 +28,13 @@ from neuroglia.data.infrastructure.tracing_mixin import TracedRepositoryMixin
 from neuroglia.dependency_injection import ServiceCollection, ServiceProviderBase
 from neuroglia.mediation import Mediator
 
-from . import lab_worker_repository, repository
-from ._core import EtcdClient
-from .config import EtcdSettings
-from .errors import use_neuroglia_conflict_error
-from .lab_workers import LabWorker
-from .neuroglia_coordination import EtcdCoordinationBackend
-from .neuroglia_watcher import EtcdResourceWatcher
+from .. import lab_worker_repository, repository
+from .._core import EtcdClient
+from ..config import EtcdSettings
+from ..errors import use_neuroglia_conflict_error
+from ..lab_workers import LabWorker
+from .coordination import EtcdCoordinationBackend
+from .watcher import EtcdResourceWatcher
 
 __all__ = [
     "EtcdCoordinationBackend",
