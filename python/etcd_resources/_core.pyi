@@ -14,6 +14,7 @@ __all__ = [
     "ListStream",
     "Ready",
     "RepositoryCore",
+    "TypePlan",
     "WatchStream",
     "__version__",
     "_shutdown",
@@ -100,6 +101,7 @@ class RepositoryCore:
         format: str = "json",
         default_namespace: str = "default",
         cache_fields: builtins.list[str] | None = None,
+        type_plan: TypePlan | None = None,
     ) -> Self: ...
     @property
     def prefix(self) -> str: ...
@@ -108,7 +110,7 @@ class RepositoryCore:
     @property
     def format(self) -> str: ...
     def key(self, name: str, namespace: str | None = None) -> str: ...
-    async def get(self, name: str, namespace: str | None = None) -> _Json | None: ...
+    async def get(self, name: str, namespace: str | None = None) -> Any | None: ...
     async def contains(self, name: str, namespace: str | None = None) -> bool: ...
     async def create(self, resource: Any, *, lease: int = 0) -> _Json: ...
     async def update(self, resource: Any) -> _Json: ...
@@ -146,7 +148,16 @@ class RepositoryCore:
         namespace: str | None = None,
         label_selector: _SelectorArg = None,
         field_selector: _SelectorArg = None,
+        *,
+        typed: bool = True,
     ) -> WatchStream: ...
+
+@final
+class TypePlan:
+    """How documents become instances of one class (made by ``typed.plan_for``)."""
+
+    def __new__(cls, classes: builtins.list[tuple[Any, ...]]) -> Self: ...
+    def build(self, doc: Any) -> Any: ...
 
 _RawChange = tuple[str, str, _Json | None, _Json | None, int]
 

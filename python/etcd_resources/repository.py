@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 from . import _core
 from .errors import ConflictError, NotFoundError
 from .tracing import traced
-from .typed import from_document
+from .typed import from_document, plan_for
 from .watching import Callback, EventType, ResourceEvent, WatchHandle
 
 __all__ = ["ResourcePage", "ResourceRepository"]
@@ -95,6 +95,8 @@ class ResourceRepository(Generic[T]):
             format=format,
             default_namespace=default_namespace,
             cache_fields=None if cache is False else ([] if cache is True else list(cache)),
+            # Reads build resource_type instances in Rust, from a plan made once per class.
+            type_plan=None if self._resource_type is None else plan_for(self._resource_type),
         )
 
     @property
@@ -113,8 +115,8 @@ class ResourceRepository(Generic[T]):
         return self._resource_type
 
     def _from_document(self, doc: Document) -> Any:
-        """Turn a stored document into what reads return: a ``resource_type`` instance, or the
-        dict itself."""
+        """Turn a document (a dict) into what reads return: a ``resource_type`` instance, or the
+        dict itself. (The core's reads already return what reads return.)"""
         if self._resource_type is None:
             return doc
         return from_document(self._resource_type, doc)
@@ -148,8 +150,7 @@ class ResourceRepository(Generic[T]):
     @traced("get")
     async def get_async(self, id: str, namespace: str | None = None) -> Any | None:
         """The resource named ``id``, or ``None`` when there is none (failures raise)."""
-        doc = await self._core.get(id, namespace)
-        return None if doc is None else self._from_document(doc)
+        return await self._core.get(id, namespace)
 
     async def add_async(
         self, entity: T, *, ttl: int | None = None, lease: _core.Lease | None = None
@@ -213,8 +214,7 @@ class ResourceRepository(Generic[T]):
             try:
                 if mutate is None:
                     return await self.update_async(entity)
-                doc = await self._core.get(name, namespace)
-                current = None if doc is None else self._from_document(doc)
+                current = await self._core.get(name, namespace)
                 if current is None:
                     raise NotFoundError(
                         f"{self._core.key(name, namespace)!r} not found",
@@ -286,9 +286,7 @@ class ResourceRepository(Generic[T]):
         # The rest arrives chunk by chunk: objects are made here while Rust reads on.
         while rest is not None and (chunk := await rest.next()) is not None:
             docs.extend(chunk)
-        if self._resource_type is None:
-            return docs
-        return [self._from_document(d) for d in docs]
+        return docs
 
     @traced("list_page")
     async def list_page_async(
@@ -307,7 +305,7 @@ class ResourceRepository(Generic[T]):
         items, version, token = await self._core.list_page(
             namespace, label_selector, field_selector, limit=limit, continue_token=continue_token
         )
-        return ResourcePage([self._from_document(d) for d in items], version, token)
+        return ResourcePage(items, version, token)
 
     @traced("count")
     async def count_async(
@@ -375,20 +373,18 @@ class ResourceRepository(Generic[T]):
         finally:
             stream.close()
 
-    def _resource_event(
-        self, kind: str, value: Document | None, previous: Document | None, revision: int
-    ) -> ResourceEvent:
-        before = None if previous is None else self._from_document(previous)
+    @staticmethod
+    def _resource_event(kind: str, value: Any, previous: Any, revision: int) -> ResourceEvent:
         if kind == "BOOKMARK":
             return ResourceEvent(EventType.BOOKMARK, None, None, str(revision))
-        resource = before if value is None else self._from_document(value)
-        return ResourceEvent(EventType(kind), resource, before, str(revision))
+        resource = previous if value is None else value
+        return ResourceEvent(EventType(kind), resource, previous, str(revision))
 
     def watch_changes(self, callback: Callback, *, start_revision: int = 0) -> WatchHandle:
         """Call ``callback(event)`` on this event loop for every change under the prefix;
         ``event.resource`` is the resource as reads return it."""
         return WatchHandle(
-            lambda: self._core.watch_stream(start_revision),
+            lambda: self._core.watch_stream(start_revision, typed=False),
             callback,
             self.prefix,
             convert=self._from_document,

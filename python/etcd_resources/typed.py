@@ -2,23 +2,43 @@
 
 ``from_document(cls, doc)`` rebuilds an instance of ``cls`` (a Neuroglia ``Resource``
 subclass, or any class) with its nested dataclasses, enums, datetimes, ``Optional``s, lists of
-dataclasses and dicts typed as declared.
+dataclasses and dicts typed as declared. Repositories with ``resource_type=`` do the same for
+every document they read (get, list, queries, pages, watch events, the cache).
 
-Where are the types declared? In dataclass fields and class annotations, which Python keeps;
-and, for classes written like Neuroglia's ``ResourceStatus`` subclasses, in annotated
-assignments inside ``__init__`` (``self.phase: LabWorkerPhase = LabWorkerPhase.PENDING``), which
-Python does *not* keep at run time. Those are recovered by reading ``__init__``'s source with
-``ast`` and evaluating each annotation in the namespace of the class's module, as
-``typing.get_type_hints`` does for class annotations (forward references and
-``from __future__ import annotations`` included). A class whose source cannot be read (defined
-in a REPL) keeps those attributes as the JSON values.
+**What a class declares.** The attributes of a class, and their types, come from every place
+Python code declares them, along the MRO (the nearest class wins): dataclass fields, class
+annotations, annotated assignments inside ``__init__`` (``self.phase: LabWorkerPhase =
+LabWorkerPhase.PENDING``, as Neuroglia's ``ResourceStatus`` subclasses are written; Python does
+not keep those at run time, so they are read from ``__init__``'s source with ``ast`` and each
+annotation is evaluated in the class's module, as ``typing.get_type_hints`` does), and
+parameters of ``__init__`` assigned to attributes (``self.lab_track = lab_track`` takes the
+parameter's annotation). For ``Resource[Spec, Status]`` the type arguments type ``spec`` and
+``status``.
+
+**How an instance is made.** When every parameter ``__init__`` requires is an attribute the
+class declares, the instance is made by calling the class with the attributes the document
+holds for its parameters (so a resource's ``__init__(metadata, spec, status=None)`` builds its
+state machine, and a dataclass its defaults); every other key of the document is then set as an
+attribute. A status whose ``__init__`` takes no parameters is made by ``cls()`` and then gets
+every stored attribute, a ``@dataclass`` with a hand-written ``__init__`` included. A class
+whose ``__init__`` requires something that is no attribute is made without ``__init__``
+(``cls.__new__``), and gets every stored attribute. Keys the class does not declare are kept as
+their JSON values; camelCase keys (``creationTimestamp``) also fill the snake_case attribute.
+
+**What cannot be rebuilt raises** :class:`~etcd_resources.SerializationError`, naming the
+attribute (``status.conditions[0].type``) and why: a value that is not a member of its enum, a
+text that is not a datetime, an object where a list is declared, a parameter ``__init__``
+requires that the document lacks, an ``__init__`` that raised. Nothing is silently left at its
+default.
+
+The plan (which attribute gets which conversion, how the instance is made) is worked out once
+per class, here; it runs in Rust (``_core.TypePlan``), building the instances straight from the
+stored bytes (or the cache's parsed documents) with no intermediate dict.
 """
 
 from __future__ import annotations
 
 import ast
-import contextlib
-import dataclasses
 import enum
 import functools
 import inspect
@@ -28,44 +48,43 @@ import textwrap
 import types
 import typing
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, TypeVar, Union
 
-__all__ = ["from_document", "type_hints"]
+from . import _core
+
+__all__ = ["from_document", "plan_for", "type_hints"]
 
 log = logging.getLogger("etcd_resources")
 
 T = TypeVar("T")
 
-# Attribute names of a Resource and the document keys they come from.
-_RESOURCE_FIELDS = {
-    "api_version": "apiVersion",
-    "kind": "kind",
-    "metadata": "metadata",
-    "spec": "spec",
-    "status": "status",
-}
+_CLASSVAR: Any = typing.ClassVar
+
+# The document keys of a Resource's attributes that are not their names.
+_ALIASES = {"api_version": ("apiVersion",)}
+
+
+def _init_function(cls: type) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    init = cls.__dict__.get("__init__")
+    if init is None or not inspect.isfunction(init):
+        return None
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    return functions[0] if functions else None
 
 
 def _init_annotations(cls: type) -> dict[str, str]:
-    """``self.x: T`` annotations inside ``cls.__init__``, as source text."""
-    init = cls.__dict__.get("__init__")
-    if init is None or not inspect.isfunction(init):
+    """``self.x: T`` annotations inside ``cls.__init__``, and ``self.x = x`` of a parameter
+    ``x: T``, as source text."""
+    function = _init_function(cls)
+    if function is None:
         return {}
-    try:
-        source = textwrap.dedent(inspect.getsource(init))
-    except (OSError, TypeError):
-        return {}
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return {}
-    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
-    if not functions:
-        return {}
-    function = functions[0]
-    # `def __init__(self, lab_track: str)` + `self.lab_track = lab_track`: the parameter's type.
     params = {
         a.arg: ast.unparse(a.annotation)
         for a in [*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs]
@@ -108,8 +127,9 @@ def _evaluate(annotation: Any, cls: type) -> Any:
 
 @functools.cache
 def type_hints(cls: type) -> dict[str, Any]:
-    """Every attribute type ``cls`` declares: class annotations, dataclass fields and
-    annotated assignments in ``__init__`` along the MRO (the nearest class wins)."""
+    """Every attribute type ``cls`` declares: class annotations, dataclass fields, annotated
+    assignments and assigned parameters in ``__init__``, along the MRO (the nearest class
+    wins)."""
     hints: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
         if klass is object or klass.__module__ in ("typing", "abc", "builtins"):
@@ -117,11 +137,12 @@ def type_hints(cls: type) -> dict[str, Any]:
         for name, annotation in _init_annotations(klass).items():
             hints[name] = _evaluate(annotation, klass)
         for name, annotation in inspect.get_annotations(klass).items():
+            if typing.get_origin(annotation) is _CLASSVAR or annotation == "ClassVar":
+                continue
             hints[name] = _evaluate(annotation, klass)
     return hints
 
 
-@functools.cache
 def _generic_args(cls: type) -> tuple[Any, ...]:
     """The type arguments a class gave its generic base (``Resource[Spec, Status]``)."""
     for klass in cls.__mro__:
@@ -132,217 +153,172 @@ def _generic_args(cls: type) -> tuple[Any, ...]:
     return ()
 
 
-def _parse_datetime(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+def _init_parameters(cls: type) -> list[tuple[str, bool]] | None:
+    """``(name, required)`` of each named parameter ``cls(...)`` takes (``None``: unknown).
+    An ``__init__(self, *args, **kwargs)`` that hands its arguments on takes those of the next
+    ``__init__`` along the MRO too."""
+    found: dict[str, bool] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        if klass is object or not inspect.isfunction(init):
+            return list(found.items())
+        try:
+            parameters = list(inspect.signature(init).parameters.values())[1:]
+        except (TypeError, ValueError):
+            return None
+        passes_on = False
+        for param in parameters:
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                passes_on = True
+            else:
+                found.setdefault(param.name, param.default is param.empty)
+        if not passes_on:
+            return list(found.items())
+    return list(found.items())
 
 
-# -- converters: a type's conversion worked out once, then applied to every value -------------
-
-Converter = typing.Callable[[Any], Any]
-
-
-def _identity(value: Any) -> Any:
-    return value
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def converter(tp: Any) -> Converter:
-    """The function that turns decoded JSON into an instance of ``tp`` (``None`` stays
-    ``None``), made once per type."""
-    try:
-        return _cached_converter(tp)
-    except TypeError:  # an unhashable type expression: not cached
-        return _make_converter(tp)
-
-
-@functools.lru_cache(maxsize=4096)
-def _cached_converter(tp: Any) -> Converter:
-    return _make_converter(tp)
-
-
-def _make_converter(tp: Any) -> Converter:
-    if tp is Any or tp is None or isinstance(tp, TypeVar):
-        return _identity
-    origin = typing.get_origin(tp)
-    if origin is Union or origin is types.UnionType:
-        options = [converter(a) for a in typing.get_args(tp) if a is not type(None)]
-
-        def union(value: Any) -> Any:
-            if value is None:
-                return None
-            for convert in options:
-                try:
-                    return convert(value)
-                except (TypeError, ValueError, KeyError):
-                    continue
-            return value
-
-        return union
-    if origin is typing.Literal or origin is typing.ClassVar:
-        return _identity
-    if origin in (list, set, frozenset, tuple) or (
-        isinstance(origin, type) and issubclass(origin, (list, set, frozenset))
-    ):
-        args = typing.get_args(tp)
-        item = converter(args[0]) if args else _identity
-        make = origin
-
-        def sequence(value: Any) -> Any:
-            if not isinstance(value, list):
-                return value
-            items = [None if v is None else item(v) for v in value]
-            return items if make is list else make(items)
-
-        return sequence
-    if origin is dict or (isinstance(origin, type) and issubclass(origin, dict)):
-        args = typing.get_args(tp)
-        item = converter(args[1]) if len(args) == 2 else _identity
-
-        def mapping(value: Any) -> Any:
-            if not isinstance(value, dict):
-                return value
-            return {k: None if v is None else item(v) for k, v in value.items()}
-
-        return mapping
-    if origin is not None or not isinstance(tp, type):
-        return _identity
-    if issubclass(tp, enum.Enum):
-        members: type[enum.Enum] = tp
-
-        def member(value: Any) -> Any:
-            if value is None:
-                return None
-            try:
-                return members(value)
-            except ValueError:
-                return members[value]  # Neuroglia's encoder wrote plain enums by name
-
-        return member
-    if tp in (datetime, date, time):
-        parse = _parse_datetime if tp is datetime else tp.fromisoformat
-        return lambda value: parse(value) if isinstance(value, str) else value
-    if tp in (uuid.UUID, Decimal):
-        return lambda value: None if value is None else tp(value)
-    if tp is float:
-        return lambda value: float(value) if isinstance(value, int) else value
-    if tp in (str, int, bool, dict, list, object):
-        return _identity
-    return lambda value: from_document(tp, value) if isinstance(value, dict) else value
-
-
-def build(tp: Any, value: Any) -> Any:
-    """``value`` (decoded JSON) as an instance of the type ``tp``."""
-    return None if value is None else converter(tp)(value)
-
-
-def _bare(cls: Any) -> Any:
-    """An instance without running ``__init__``."""
-    return cls.__new__(cls)
-
-
-@functools.cache
-def _init_parameters(cls: type) -> tuple[tuple[str, bool], ...] | None:
-    """``(name, required)`` of each named parameter of ``cls.__init__`` (``None``: unknown)."""
-    try:
-        signature = inspect.signature(cls)
-    except (TypeError, ValueError):
-        return None
-    return tuple(
-        (name, param.default is param.empty)
-        for name, param in signature.parameters.items()
-        if param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+def _is_plain_class(tp: Any) -> bool:
+    return (
+        isinstance(tp, type)
+        and tp.__module__ != "builtins"
+        and not issubclass(tp, enum.Enum | datetime | date | time | uuid.UUID | Decimal)
     )
 
 
-def _new_instance(cls: type, known: dict[str, Any]) -> Any:
-    """An instance made by ``cls.__init__`` when its required parameters can all be given
-    from ``known``; otherwise ``cls.__new__`` alone."""
-    parameters = _init_parameters(cls)
-    if parameters is None:
-        return _bare(cls)
-    kwargs = {}
-    for name, required in parameters:
-        if name in known:
-            kwargs[name] = known[name]
-        elif required:
-            return _bare(cls)
-    try:
-        return cls(**kwargs)
-    except Exception:
-        log.debug("%s(**%s) failed; building it field by field", cls.__qualname__, list(kwargs))
-        return _bare(cls)
+def _parse_datetime(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"expected ISO 8601 text, got {type(value).__name__}")
+    return datetime.fromisoformat(value)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Plan:
-    """How documents become instances of one class, worked out once."""
+def _from_text(kind: type) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise TypeError(f"expected text, got {type(value).__name__}")
+        return kind.fromisoformat(value)  # type: ignore[attr-defined]
 
-    hints: dict[str, Any]
-    # Dataclasses: (attribute, document key, converter) of each init field.
-    fields: tuple[tuple[str, str, Converter], ...] | None
-    # Resources: (attribute, document key, converter).
-    resource: tuple[tuple[str, str, Converter], ...]
-    has_id: bool
+    return parse
+
+
+class _Planner:
+    """Builds the plan of one root class: a table of the classes it reaches, and for each of
+    their attributes a node saying how a JSON value becomes the declared type."""
+
+    def __init__(self) -> None:
+        self.classes: list[tuple[Any, ...]] = []
+        self.index: dict[type, int] = {}
+
+    def object_plan(self, cls: type) -> int:
+        if cls in self.index:
+            return self.index[cls]
+        self.index[cls] = len(self.classes)
+        self.classes.append(())  # a place held for recursive types
+        hints = dict(type_hints(cls))
+        if generic := _generic_args(cls):
+            hints.setdefault("spec", Any)
+            hints.setdefault("status", Any)
+            hints["spec"], hints["status"] = generic
+        parameters = _init_parameters(cls)
+        construct = parameters is not None and all(
+            name in hints for name, required in parameters if required
+        )
+        init_names = {name for name, _ in parameters or ()} if construct else set()
+        for name in init_names:
+            hints.setdefault(name, Any)
+        read_only = {
+            name
+            for name in hints
+            if isinstance(inspect.getattr_static(cls, name, None), property)
+            and getattr(inspect.getattr_static(cls, name), "fset", None) is None
+        }
+        fields = []
+        for attr, tp in hints.items():
+            if attr.startswith("_") or attr in read_only:
+                continue
+            keys = dict.fromkeys((attr, _camel(attr), *_ALIASES.get(attr, ())))
+            fields.append((attr, tuple(keys), self.node(tp), attr in init_names))
+        required = tuple(name for name, req in parameters or () if req and construct)
+        has_id = any(k.__name__ in ("Entity", "Identifiable") for k in cls.__mro__)
+        self.classes[self.index[cls]] = (
+            cls,
+            cls.__qualname__,
+            fields,
+            required,
+            construct,
+            has_id,
+        )
+        return self.index[cls]
+
+    def node(self, tp: Any) -> tuple[Any, ...]:
+        if tp is Any or tp is None or tp is type(None) or isinstance(tp, TypeVar):
+            return ("any",)
+        if isinstance(tp, str | typing.ForwardRef):
+            return ("any",)
+        origin = typing.get_origin(tp)
+        if origin is Union or origin is types.UnionType:
+            options = [a for a in typing.get_args(tp) if a is not type(None)]
+            nodes = [self.node(a) for a in options]
+            if len(nodes) == 1:
+                return nodes[0]
+            if all(n == ("any",) for n in nodes):
+                return ("any",)
+            return ("union", nodes, _type_name(tp))
+        if origin in (typing.Literal, typing.ClassVar, typing.Final) or origin is typing.Annotated:
+            args = typing.get_args(tp)
+            return self.node(args[0]) if origin is typing.Annotated and args else ("any",)
+        if origin in (list, set, frozenset, tuple) or (
+            isinstance(origin, type) and issubclass(origin, list | set | frozenset)
+        ):
+            items = [a for a in typing.get_args(tp) if a is not Ellipsis]
+            item = self.node(items[0]) if len(items) == 1 or origin is not tuple else ("any",)
+            make = None if origin is list else origin
+            return ("list", item, make)
+        if origin is dict or (isinstance(origin, type) and issubclass(origin, dict)):
+            args = typing.get_args(tp)
+            return ("dict", self.node(args[1]) if len(args) == 2 else ("any",))
+        if origin is not None or not isinstance(tp, type):
+            return ("any",)
+        if issubclass(tp, enum.Enum):
+            lookup: dict[Any, Any] = {m.value: m for m in tp}
+            for m in tp:  # Neuroglia's JsonEncoder wrote enums by name
+                lookup.setdefault(m.name, m)
+            return ("enum", tp, lookup)
+        if tp is datetime:
+            return ("call", _parse_datetime, "a datetime")
+        if tp in (date, time):
+            return ("call", _from_text(tp), f"a {tp.__name__}")
+        if tp in (uuid.UUID, Decimal):
+            return ("call", tp, f"a {tp.__name__}")
+        if tp is float:
+            return ("float",)
+        if tp in (set, frozenset, tuple):
+            return ("list", ("any",), tp)
+        if tp in (str, int, bool, dict, list, object, bytes) or not _is_plain_class(tp):
+            return ("any",)
+        return ("object", self.object_plan(tp))
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
 @functools.cache
-def _plan(cls: type) -> _Plan:
-    hints = type_hints(cls)
-    fields = None
-    if dataclasses.is_dataclass(cls):
-        fields = tuple(
-            (f.name, f.name, converter(hints.get(f.name, Any)))
-            for f in dataclasses.fields(cls)
-            if f.init
-        )
-    spec_type, status_type = _generic_args(cls) or (Any, Any)
-    resource = []
-    for attr, key in _RESOURCE_FIELDS.items():
-        # The type arguments of `Resource[Spec, Status]` win over the base's TypeVars.
-        declared = {"spec": spec_type, "status": status_type}.get(attr, Any)
-        tp = declared if declared is not Any else hints.get(attr, Any)
-        resource.append((attr, key, converter(tp)))
-    has_id = any(k.__name__ in ("Entity", "Identifiable") for k in cls.__mro__)
-    return _Plan(hints, fields, tuple(resource), has_id)
+def plan_for(cls: type) -> _core.TypePlan:
+    """How documents become instances of ``cls``, worked out once per class."""
+    if not isinstance(cls, type):
+        raise TypeError(f"resource_type is a class, not {cls!r}")
+    planner = _Planner()
+    planner.object_plan(cls)
+    return _core.TypePlan(planner.classes)
 
 
 def from_document(cls: type[T], doc: dict[str, Any]) -> T:
     """An instance of ``cls`` from a stored document (see the module doc)."""
-    plan = _plan(cls)  # type: ignore[arg-type]
-    if plan.fields is not None:
-        init_args = {}
-        for name, _, convert in plan.fields:
-            key = name if name in doc else _RESOURCE_FIELDS.get(name, name)
-            if key in doc:
-                value = doc[key]
-                init_args[name] = None if value is None else convert(value)
-        try:
-            instance = cls(**init_args)
-        except TypeError:
-            instance = _new_instance(cls, init_args)
-            for name, value in init_args.items():
-                object.__setattr__(instance, name, value)
-        return instance
-
-    is_resource = "metadata" in doc and ("spec" in doc or "kind" in doc)
-    values: dict[str, Any] = {}
-    if is_resource:
-        for attr, key, convert in plan.resource:
-            if key in doc:
-                value = doc[key]
-                values[attr] = None if value is None else convert(value)
-        extra = {k: v for k, v in doc.items() if k not in _RESOURCE_FIELDS.values()}
-    else:
-        values = {name: build(plan.hints.get(name, Any), v) for name, v in doc.items()}
-        extra = {}
-    instance = _new_instance(cls, values)
-    for name, value in {**values, **extra}.items():
-        try:
-            setattr(instance, name, value)
-        except AttributeError:
-            log.debug("cannot set %s.%s", cls.__qualname__, name)
-    if is_resource and plan.has_id:
-        uid = getattr(getattr(instance, "metadata", None), "uid", None)
-        if uid is not None:
-            with contextlib.suppress(AttributeError):
-                instance.id = uid  # Neuroglia: a Resource's id is its metadata.uid
-    return instance
+    return typing.cast(T, plan_for(typing.cast(Any, cls)).build(doc))

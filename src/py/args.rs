@@ -7,6 +7,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::py::typed::Shape;
 use crate::py::{convert, decode};
 use crate::selector::{FieldSelector, LabelSelector, Query};
 use crate::store::KeyValue;
@@ -96,10 +97,11 @@ pub fn report_unreadable(py: Python<'_>, errors: &[Error]) -> PyResult<()> {
 pub struct Listed {
     pub items: Vec<KeyValue>,
     pub unreadable: Vec<Error>,
+    pub shape: Shape,
 }
 
 /// A page handed to Python: `(items, resource_version, continue_token)`.
-pub struct Paged(pub crate::repository::Page);
+pub struct Paged(pub crate::repository::Page, pub Shape);
 
 impl<'py> IntoPyObject<'py> for Paged {
     type Target = PyAny;
@@ -108,7 +110,8 @@ impl<'py> IntoPyObject<'py> for Paged {
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
         let page = self.0;
-        let items = Listed { items: page.items, unreadable: page.unreadable }.into_pyobject(py)?;
+        let items =
+            Listed { items: page.items, unreadable: page.unreadable, shape: self.1 }.into_pyobject(py)?;
         Ok((items, page.revision.to_string(), page.continue_token).into_pyobject(py)?.into_any())
     }
 }
@@ -119,7 +122,7 @@ impl<'py> IntoPyObject<'py> for Listed {
     type Error = PyErr;
 
     fn into_pyobject(mut self, py: Python<'py>) -> PyResult<Self::Output> {
-        let items = decode::stored_list(py, &self.items, &mut self.unreadable)?;
+        let items = decode::stored_list(py, &self.items, &self.shape, &mut self.unreadable)?;
         report_unreadable(py, &self.unreadable)?;
         Ok(items)
     }

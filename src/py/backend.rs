@@ -12,6 +12,7 @@ use crate::py::args::{label_selector, Listed};
 use crate::py::client::PyClient;
 use crate::py::convert::to_value;
 use crate::py::decode::Stored;
+use crate::py::typed::Shape;
 use crate::py::watch::PyWatchStream;
 
 /// Parse a resource_version given as a string or an int.
@@ -53,7 +54,9 @@ impl PyKvBackend {
 
     fn get<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let b = self.backend.clone();
-        spawn_call(py, self.backend.client(), async move { Ok(b.get_stored(&name).await?.map(Stored)) })
+        spawn_call(py, self.backend.client(), async move {
+            Ok(b.get_stored(&name).await?.map(|kv| Stored(kv, Shape::Dicts)))
+        })
     }
 
     fn set<'py>(
@@ -92,7 +95,7 @@ impl PyKvBackend {
         let selector = label_selector(selector)?;
         spawn_call(py, self.backend.client(), async move {
             let (items, unreadable) = b.list(&selector).await?;
-            Ok(Listed { items, unreadable })
+            Ok(Listed { items, unreadable, shape: Shape::Dicts })
         })
     }
 
@@ -130,6 +133,7 @@ impl PyKvBackend {
             start_revision,
             self.backend.prefix().len(),
             None,
+            Shape::Dicts,
         )
     }
 

@@ -18,6 +18,7 @@ use pyo3::types::{PyDict, PyList};
 use serde_json::Value;
 
 use crate::py::convert::to_python;
+use crate::py::typed::Shape;
 
 /// Versions kept at most.
 const CAPACITY: usize = 16_384;
@@ -118,8 +119,9 @@ pub fn without_gc<T>(_py: Python<'_>, f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// Cached documents handed to Python as a list of fresh copies.
-pub struct CachedList(pub Vec<Arc<Value>>);
+/// Cached documents handed to Python as a list of fresh copies (dicts), or of instances of the
+/// repository's class built from the parsed documents.
+pub struct CachedList(pub Vec<Arc<Value>>, pub Shape);
 
 impl<'py> IntoPyObject<'py> for CachedList {
     type Target = PyList;
@@ -127,8 +129,9 @@ impl<'py> IntoPyObject<'py> for CachedList {
     type Error = PyErr;
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        let items = without_gc(py, || {
-            self.0.iter().map(|doc| cached_document(py, doc)).collect::<PyResult<Vec<_>>>()
+        let items = without_gc(py, || match &self.1 {
+            Shape::Dicts => self.0.iter().map(|doc| cached_document(py, doc)).collect::<PyResult<Vec<_>>>(),
+            typed => self.0.iter().map(|doc| typed.value(py, None, doc)).collect::<PyResult<Vec<_>>>(),
         })?;
         PyList::new(py, items)
     }

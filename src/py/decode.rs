@@ -19,6 +19,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use crate::document;
 use crate::error::Error;
 use crate::py::convert::to_python;
+use crate::py::typed::Shape;
 use crate::store::KeyValue;
 
 /// Keys longer than this are not cached (they rarely repeat).
@@ -82,9 +83,9 @@ impl Failed<'_> {
 
 /// Builds one JSON value as a Python object.
 #[derive(Clone, Copy)]
-struct Build<'a, 'py> {
-    py: Python<'py>,
-    failed: &'a RefCell<Option<PyErr>>,
+pub(crate) struct Build<'a, 'py> {
+    pub(crate) py: Python<'py>,
+    pub(crate) failed: &'a RefCell<Option<PyErr>>,
 }
 
 impl<'de, 'py> DeserializeSeed<'de> for Build<'_, 'py> {
@@ -222,8 +223,9 @@ pub fn stored<'py>(py: Python<'py>, kv: &KeyValue) -> PyResult<Result<Bound<'py,
     Ok(Ok(doc))
 }
 
-/// A stored document handed to Python (decoded on the loop thread, straight from its bytes).
-pub struct Stored(pub KeyValue);
+/// A stored document handed to Python (decoded on the loop thread, straight from its bytes),
+/// as a dict or as an instance of the repository's class.
+pub struct Stored(pub KeyValue, pub Shape);
 
 impl<'py> IntoPyObject<'py> for Stored {
     type Target = PyAny;
@@ -231,7 +233,7 @@ impl<'py> IntoPyObject<'py> for Stored {
     type Error = PyErr;
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        Ok(stored(py, &self.0)??)
+        Ok(self.1.stored(py, &self.0)??)
     }
 }
 
@@ -239,11 +241,12 @@ impl<'py> IntoPyObject<'py> for Stored {
 pub fn stored_list<'py>(
     py: Python<'py>,
     items: &[KeyValue],
+    shape: &Shape,
     unreadable: &mut Vec<Error>,
 ) -> PyResult<Bound<'py, PyList>> {
     let mut out = Vec::with_capacity(items.len());
     for kv in items {
-        match stored(py, kv)? {
+        match shape.stored(py, kv)? {
             Ok(doc) => out.push(doc),
             Err(e) => unreadable.push(e),
         }

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, Mutex};
 use crate::error::Result;
 use crate::py::args::Listed;
 use crate::py::bridge::spawn;
+use crate::py::typed::Shape;
 use crate::repository::Chunk;
 
 type Chunks = mpsc::Receiver<Result<Chunk>>;
@@ -19,15 +20,17 @@ type Chunks = mpsc::Receiver<Result<Chunk>>;
 #[pyclass(frozen, name = "ListStream", module = "etcd_resources._core")]
 pub struct PyListStream {
     rx: Arc<Mutex<Chunks>>,
+    shape: Shape,
 }
 
 #[pymethods]
 impl PyListStream {
     fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let rx = self.rx.clone();
+        let shape = self.shape.clone();
         spawn(py, async move {
             match rx.lock().await.recv().await {
-                Some(chunk) => Ok(Some(listed(chunk?))),
+                Some(chunk) => Ok(Some(listed(chunk?, shape))),
                 None => Ok(None),
             }
         })
@@ -35,22 +38,23 @@ impl PyListStream {
 }
 
 /// A chunk's documents for Python (unreadable ones logged and skipped).
-fn listed(chunk: Chunk) -> Listed {
-    Listed { items: chunk.items, unreadable: chunk.unreadable }
+fn listed(chunk: Chunk, shape: Shape) -> Listed {
+    Listed { items: chunk.items, unreadable: chunk.unreadable, shape }
 }
 
 /// A listing's first chunk and, unless it was the last, the stream of the others.
 pub struct FirstChunk {
     first: Chunk,
     rest: Option<Chunks>,
+    shape: Shape,
 }
 
 impl FirstChunk {
     /// Wait for the first chunk of `rx`.
-    pub async fn read(mut rx: Chunks) -> Result<Self> {
+    pub async fn read(mut rx: Chunks, shape: Shape) -> Result<Self> {
         let first = rx.recv().await.unwrap_or_else(|| Ok(Chunk { last: true, ..Chunk::default() }))?;
         let rest = (!first.last).then_some(rx);
-        Ok(FirstChunk { first, rest })
+        Ok(FirstChunk { first, rest, shape })
     }
 }
 
@@ -60,8 +64,8 @@ impl<'py> IntoPyObject<'py> for FirstChunk {
     type Error = PyErr;
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        let items = listed(self.first).into_pyobject(py)?;
-        let rest = self.rest.map(|rx| PyListStream { rx: Arc::new(Mutex::new(rx)) });
+        let items = listed(self.first, self.shape.clone()).into_pyobject(py)?;
+        let rest = self.rest.map(|rx| PyListStream { rx: Arc::new(Mutex::new(rx)), shape: self.shape });
         Ok((items, rest).into_pyobject(py)?.into_any())
     }
 }

@@ -14,6 +14,7 @@ mod listing;
 mod logs;
 mod ready;
 mod repository;
+pub(crate) mod typed;
 mod watch;
 
 use std::time::Duration;
@@ -40,6 +41,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<listing::PyListStream>()?;
     m.add_class::<ready::Ready>()?;
     m.add_class::<lease::PyLease>()?;
+    m.add_class::<typed::TypePlan>()?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(logs::flush_logs, m)?)?;
     crate::events::set_notifier(Box::new(bridge::wake_last_loop));

@@ -17,6 +17,7 @@ use crate::py::client::PyClient;
 use crate::py::convert::{to_value, Json};
 use crate::py::decode::Stored;
 use crate::py::listing::{FirstChunk, PyListStream};
+use crate::py::typed::{Shape, TypePlan};
 use crate::py::watch::PyWatchStream;
 use crate::repository::{Removal, Repository, RepositoryConfig};
 
@@ -41,6 +42,8 @@ fn resource_value(resource: &Bound<'_, PyAny>) -> PyResult<Value> {
 #[pyclass(frozen, name = "RepositoryCore", module = "etcd_resources._core")]
 pub struct PyRepositoryCore {
     repo: Repository,
+    /// What reads return: dicts, or instances of the repository's class.
+    shape: Shape,
 }
 
 impl PyRepositoryCore {
@@ -62,7 +65,7 @@ impl PyRepositoryCore {
 #[pymethods]
 impl PyRepositoryCore {
     #[new]
-    #[pyo3(signature = (client, prefix, *, namespaced=false, format="json", default_namespace="default", cache_fields=None))]
+    #[pyo3(signature = (client, prefix, *, namespaced=false, format="json", default_namespace="default", cache_fields=None, type_plan=None))]
     fn new(
         client: &PyClient,
         prefix: String,
@@ -70,6 +73,7 @@ impl PyRepositoryCore {
         format: &str,
         default_namespace: &str,
         cache_fields: Option<Vec<String>>,
+        type_plan: Option<Py<TypePlan>>,
     ) -> PyResult<Self> {
         let config = RepositoryConfig {
             prefix,
@@ -78,7 +82,10 @@ impl PyRepositoryCore {
             default_namespace: default_namespace.to_owned(),
             cache_fields,
         };
-        Ok(PyRepositoryCore { repo: Repository::new(client.client.clone(), config)? })
+        Ok(PyRepositoryCore {
+            repo: Repository::new(client.client.clone(), config)?,
+            shape: Shape::of(type_plan),
+        })
     }
 
     #[getter]
@@ -110,8 +117,9 @@ impl PyRepositoryCore {
         namespace: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
+        let shape = self.shape.clone();
         spawn_call(py, self.repo.client(), async move {
-            Ok(repo.get_stored(&name, namespace.as_deref()).await?.map(Stored))
+            Ok(repo.get_stored(&name, namespace.as_deref()).await?.map(|kv| Stored(kv, shape)))
         })
     }
 
@@ -175,11 +183,12 @@ impl PyRepositoryCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let query = query(namespace, label_selector, field_selector)?;
+        let shape = self.shape.clone();
         self.spawn_read(py, async move {
             if let Some(cached) = repo.list_cached(&query, Consistency::from_flag(consistent)).await? {
-                return Ok(Either::Cached((CachedList(cached), None::<PyListStream>)));
+                return Ok(Either::Cached((CachedList(cached, shape), None::<PyListStream>)));
             }
-            Ok(Either::Read(FirstChunk::read(repo.list_chunks(query)).await?))
+            Ok(Either::Read(FirstChunk::read(repo.list_chunks(query), shape).await?))
         })
     }
 
@@ -204,8 +213,9 @@ impl PyRepositoryCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let query = query(namespace, label_selector, field_selector)?;
+        let shape = self.shape.clone();
         spawn_call(py, self.repo.client(), async move {
-            Ok(Paged(repo.list_page(&query, limit, continue_token.as_deref()).await?))
+            Ok(Paged(repo.list_page(&query, limit, continue_token.as_deref()).await?, shape))
         })
     }
 
@@ -231,7 +241,8 @@ impl PyRepositoryCore {
 
     /// Open a watch on this repository's resources from `start_revision` (0: now), keeping
     /// the changes that matter to the selectors. Resolves to a `WatchStream`.
-    #[pyo3(signature = (start_revision=0, namespace=None, label_selector=None, field_selector=None))]
+    /// Resources are instances of the repository's class (`typed=False`: dicts).
+    #[pyo3(signature = (start_revision=0, namespace=None, label_selector=None, field_selector=None, *, typed=true))]
     fn watch_stream<'py>(
         &self,
         py: Python<'py>,
@@ -239,12 +250,14 @@ impl PyRepositoryCore {
         namespace: Option<String>,
         label_selector: Option<&Bound<'py, PyAny>>,
         field_selector: Option<&Bound<'py, PyAny>>,
+        typed: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let query = query(namespace, label_selector, field_selector)?;
         let query = (!query.is_unfiltered()).then_some(query);
         let prefix = self.repo.config().prefix.clone();
         let len = prefix.len();
-        PyWatchStream::open(py, self.repo.client().clone(), prefix, start_revision, len, query)
+        let shape = if typed { self.shape.clone() } else { Shape::Dicts };
+        PyWatchStream::open(py, self.repo.client().clone(), prefix, start_revision, len, query, shape)
     }
 
     fn __repr__(&self) -> String {

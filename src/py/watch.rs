@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::py::args::report_unreadable;
-use crate::py::convert::to_python;
+use crate::py::typed::Shape;
 use crate::selector::Query;
 use crate::watch::{Change, ChangeStream};
 
@@ -27,6 +27,7 @@ pub struct PyWatchStream {
     /// Length of the part of each key that is not the name.
     name_start: usize,
     stop: CancellationToken,
+    shape: Shape,
 }
 
 impl PyWatchStream {
@@ -39,11 +40,12 @@ impl PyWatchStream {
         start_revision: i64,
         name_start: usize,
         query: Option<Query>,
+        shape: Shape,
     ) -> PyResult<Bound<'_, PyAny>> {
         spawn(py, async move {
             let stream = ChangeStream::open(client, &prefix, start_revision, query).await?;
             let stop = CancellationToken::new();
-            Ok(PyWatchStream { stream: Arc::new(Mutex::new(Some(stream))), prefix, name_start, stop })
+            Ok(PyWatchStream { stream: Arc::new(Mutex::new(Some(stream))), prefix, name_start, stop, shape })
         })
     }
 }
@@ -66,6 +68,7 @@ impl Drop for DropWhenStopped<'_> {
 struct Batch {
     prefix_len: usize,
     changes: Vec<Change>,
+    shape: Shape,
 }
 
 impl<'py> IntoPyObject<'py> for Batch {
@@ -83,8 +86,8 @@ impl<'py> IntoPyObject<'py> for Batch {
             }
             let kind = c.kind.name();
             let name = c.key.get(self.prefix_len..).unwrap_or(&c.key);
-            let value = c.value.as_ref().map(|v| to_python(py, v)).transpose()?;
-            let previous = c.previous.as_ref().map(|v| to_python(py, v)).transpose()?;
+            let value = c.value.as_ref().map(|v| self.shape.value(py, Some(&c.key), v)).transpose()?;
+            let previous = c.previous.as_ref().map(|v| self.shape.value(py, Some(&c.key), v)).transpose()?;
             list.append(PyTuple::new(
                 py,
                 [
@@ -109,6 +112,7 @@ impl PyWatchStream {
         let stream = self.stream.clone();
         let stop = self.stop.clone();
         let prefix_len = self.name_start;
+        let shape = self.shape.clone();
         spawn(py, async move {
             let mut guard = DropWhenStopped { guard: stream.lock().await, stop: stop.clone() };
             let Some(stream) = guard.guard.as_mut() else { return Ok(None) };
@@ -116,7 +120,7 @@ impl PyWatchStream {
                 _ = stop.cancelled() => None,
                 batch = stream.next_batch() => batch?,
             };
-            Ok(batch.map(|changes| Batch { prefix_len, changes }))
+            Ok(batch.map(|changes| Batch { prefix_len, changes, shape }))
         })
     }
 
