@@ -3,6 +3,9 @@ a command handler through the mediator, domain events after writes, conflicts.""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +13,7 @@ import pytest
 from neuroglia.core import OperationResult
 from neuroglia.data.abstractions import DomainEvent
 from neuroglia.data.infrastructure.abstractions import Repository
+from neuroglia.data.infrastructure.tracing_mixin import TracedRepositoryMixin
 from neuroglia.data.resources.abstractions import ResourceConflictError
 from neuroglia.dependency_injection import ServiceCollection
 from neuroglia.mediation import Command, CommandHandler, Mediator, NotificationHandler
@@ -94,10 +98,74 @@ def test_scopes_get_their_own_repository_on_one_client(services: ServiceCollecti
     assert a is not b
     assert a.client is b.client is provider.get_required_service(EtcdClient)
     assert isinstance(a, Repository)
-    assert isinstance(a, etcd_resources.EtcdLabWorkerResourceRepository)
-    plain = first.get_required_service(etcd_resources.EtcdLabWorkerResourceRepository)
-    assert isinstance(plain, EtcdLabWorkerResourceRepository)
+    assert type(a) is etcd_resources.EtcdLabWorkerResourceRepository
     provider.get_required_service(EtcdClient).close()
+
+
+def test_one_class_per_name_and_it_is_neuroglias() -> None:
+    import etcd_resources.neuroglia as integration
+
+    assert (
+        integration.EtcdLabWorkerResourceRepository
+        is etcd_resources.EtcdLabWorkerResourceRepository
+    )
+    assert integration.EtcdResourceRepository is etcd_resources.ResourceRepository
+    for cls in (etcd_resources.ResourceRepository, etcd_resources.EtcdLabWorkerResourceRepository):
+        assert issubclass(cls, Repository) and issubclass(cls, TracedRepositoryMixin)
+    # No other class anywhere in the package carries either name.
+    classes = {
+        (name, id(value))
+        for module_name, module in list(sys.modules.items())
+        if module_name.startswith("etcd_resources")
+        for name, value in vars(module).items()
+        if name in ("ResourceRepository", "EtcdLabWorkerResourceRepository")
+        and isinstance(value, type)
+    }
+    assert len(classes) == 2
+
+
+def test_without_neuroglia_the_classes_are_plain() -> None:
+    program = textwrap.dedent(
+        """
+        import asyncio, sys
+        sys.modules["neuroglia"] = None  # as if it were not installed
+        import etcd_resources
+        from etcd_resources import EtcdClient, EtcdLabWorkerResourceRepository, LabWorker
+
+        bases = {c.__module__.split(".")[0] for c in EtcdLabWorkerResourceRepository.__mro__}
+        assert bases == {"etcd_resources", "typing", "builtins"}, bases
+
+        async def main():
+            async with EtcdClient("memory://") as client:
+                repo = EtcdLabWorkerResourceRepository(client)
+                await repo.add_async(LabWorker.create("w1", "ccna"))
+                print((await repo.get_async("w1")).metadata.name)
+
+        asyncio.run(main())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "w1"
+
+
+async def test_extra_arguments_pass_through_neuroglias_tracing(
+    client: EtcdClient, prefix: str, spans: Any
+) -> None:
+    repo = etcd_resources.ResourceRepository[Any](client, prefix, namespaced=True)
+    spans.clear()
+    await repo.add_async({"metadata": {"name": "a", "namespace": "labs"}, "spec": {}}, ttl=60)
+    assert await repo.contains_async("a", "labs") and not await repo.contains_async("a")
+    assert (await repo.get_async("a", "labs"))["metadata"]["namespace"] == "labs"
+    assert await repo.get_async("a") is None  # the default namespace
+    await repo.remove_async("a", "labs")
+    assert not await repo.contains_async("a", "labs")
+    names = [s.name for s in spans.get_finished_spans()]
+    # Neuroglia's spans where its signatures carry the call, ours always.
+    assert "Repository.get" in names and "Repository.contains" in names
+    assert names.count("etcd_resources.get") == 2 and "etcd_resources.create" in names
 
 
 async def test_a_command_handler_runs_through_the_mediator(services: ServiceCollection) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 from neuroglia.core import OperationResult
 from neuroglia.mediation import Command, CommandHandler
 
+from .lab_worker_repository import EtcdLabWorkerResourceRepository
 from .lab_workers import LabWorker, LabWorkerPhase
-from .neuroglia import EtcdLabWorkerResourceRepository
 
 
 class CreateLabWorker(Command[OperationResult[Any]]):

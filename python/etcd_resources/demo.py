@@ -37,7 +37,8 @@ async def run(endpoints: list[str], prefix: str) -> None:
             MoveToPhase,
             MoveToPhaseHandler,
         )
-        from .neuroglia import EtcdLabWorkerResourceRepository, add_etcd_resources
+        from .lab_worker_repository import EtcdLabWorkerResourceRepository
+        from .neuroglia import add_etcd_resources
     except ImportError:
         sys.exit(
             "the demo shows the Neuroglia integration: pip install 'etcd-resources[neuroglia]'"

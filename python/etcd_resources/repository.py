@@ -13,10 +13,11 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _core
 from .errors import ConflictError, NotFoundError
+from .neuroglia import _bases as _neuroglia
 from .tracing import traced
 from .typed import from_document, plan_for
 from .watching import Callback, EventType, ResourceEvent, WatchHandle
@@ -59,7 +60,7 @@ def _name_of(resource: Any) -> str:
     return name
 
 
-class ResourceRepository(Generic[T]):
+class _Repository(Generic[T]):
     """Resources under one key prefix.
 
     ``cache=True`` (or a list of field paths to index, e.g. ``["status.phase"]``) answers lists
@@ -409,3 +410,15 @@ class ResourceRepository(Generic[T]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(prefix={self.prefix!r})"
+
+
+if TYPE_CHECKING:
+
+    class ResourceRepository(_Repository[T]):
+        """Resources under one key prefix (see ``_Repository``)."""
+
+else:
+    # With Neuroglia installed, a Neuroglia Repository traced by its TracedRepositoryMixin
+    # (see neuroglia/_bases.py); otherwise a plain class. One class under this name either way.
+    class ResourceRepository(*_neuroglia.BEFORE, _Repository[T], *_neuroglia.AFTER, Generic[T]):
+        __doc__ = _Repository.__doc__

@@ -1,0 +1,65 @@
+"""The Neuroglia side of the package's repository classes.
+
+With ``neuroglia`` importable, :class:`etcd_resources.ResourceRepository` (and so
+:class:`etcd_resources.EtcdLabWorkerResourceRepository`) is built on these bases: it is a
+Neuroglia ``Repository`` (``isinstance`` holds, domain events are published through the
+mediator after a successful write) traced by Neuroglia's ``TracedRepositoryMixin`` (a span
+``Repository.get``, ``Repository.add``, ... and a duration metric per operation). Without it,
+the bases are empty and the classes are plain. One class per name either way.
+
+Neuroglia's mixin passes on only the arguments of Neuroglia's own signatures (``get_async(id)``,
+``add_async(entity)``); :class:`NeurogliaTracing` sits above it and takes ours
+(``namespace=``, ``ttl=``, ``lease=``): a call without them goes through the mixin's span, a call
+with them skips the mixin (its span cannot carry them) and keeps the package's own span
+(``etcd_resources.get``, ...).
+
+This module imports nothing of ``etcd_resources`` but its errors, so the package can import it
+while it builds its classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["AFTER", "AVAILABLE", "BEFORE"]
+
+BEFORE: tuple[type, ...] = ()
+AFTER: tuple[type, ...] = ()
+
+try:
+    from neuroglia.data.infrastructure.abstractions import Repository
+    from neuroglia.data.infrastructure.tracing_mixin import TracedRepositoryMixin
+except ImportError:
+    AVAILABLE = False
+else:
+    AVAILABLE = True
+    from ..errors import use_neuroglia_conflict_error
+
+    use_neuroglia_conflict_error()
+
+    class NeurogliaTracing(TracedRepositoryMixin):
+        """Neuroglia's tracing around the repository methods, with their extra arguments."""
+
+        async def contains_async(self, id: str, namespace: str | None = None) -> bool:  # type: ignore[override]
+            if namespace is None:
+                return await super().contains_async(id)
+            return await super(TracedRepositoryMixin, self).contains_async(id, namespace)  # type: ignore[misc, no-any-return]
+
+        async def get_async(self, id: str, namespace: str | None = None) -> Any:  # type: ignore[override]
+            if namespace is None:
+                return await super().get_async(id)
+            return await super(TracedRepositoryMixin, self).get_async(id, namespace)  # type: ignore[misc]
+
+        async def add_async(self, entity: Any, *, ttl: int | None = None, lease: Any = None) -> Any:
+            if ttl is None and lease is None:
+                return await super().add_async(entity)
+            return await super(TracedRepositoryMixin, self).add_async(entity, ttl=ttl, lease=lease)  # type: ignore[misc]
+
+        async def remove_async(self, id: str, namespace: str | None = None) -> None:  # type: ignore[override]
+            if namespace is None:
+                await super().remove_async(id)
+            else:
+                await super(TracedRepositoryMixin, self).remove_async(id, namespace)  # type: ignore[misc]
+
+    BEFORE = (NeurogliaTracing,)
+    AFTER = (Repository[Any, str],)
