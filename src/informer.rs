@@ -123,7 +123,12 @@ impl State {
         match op {
             Op::Equals(v) => Some(keys_of(v).collect()),
             Op::In(vs) => Some(vs.iter().flat_map(keys_of).collect()),
-            Op::NotEquals(_) | Op::NotIn(_) | Op::Exists | Op::NotExists => None,
+            Op::NotEquals(_)
+            | Op::NotIn(_)
+            | Op::Exists
+            | Op::NotExists
+            | Op::GreaterThan(_)
+            | Op::LessThan(_) => None,
         }
     }
 
