@@ -6,8 +6,11 @@
 //!   handle is dropped or the client closes.
 //! - It lists the prefix at one revision, then watches from the next one (a [`ChangeStream`],
 //!   which resumes after failures); if etcd compacted past it, it lists again.
-//! - Every label is indexed, and the configured field paths (`status.phase`): an equality or
-//!   set requirement on them narrows the candidates before the full query runs.
+//! - Every label is indexed, and the configured field paths (`status.phase`): by value for
+//!   equality and set requirements, and, where the value is a number, in numeric order for `>`
+//!   and `<` (`status.active_lab_count<20` walks the counts below 20, not every document).
+//!   An indexed requirement narrows the candidates before the full query runs; a query made
+//!   only of indexed requirements needs no other test.
 //! - Reads see this client's own work by default ([`Consistency::Session`]): the repositories
 //!   tell the informers of their client the revision of every write and read under their
 //!   prefix ([`note`]), and a read waits until the cache has applied it (the watch brings that
@@ -18,6 +21,7 @@
 //!   writes acknowledged before the read began, for one round trip.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -30,7 +34,7 @@ use crate::client::Client;
 use crate::document;
 use crate::error::{Error, Result};
 use crate::listing::{self, CHUNK};
-use crate::selector::{lookup, Op, Query};
+use crate::selector::{lookup, Num, Op, Query};
 use crate::store::{prefix_end, ProgressRequester};
 use crate::watch::{ChangeStream, ChangeType};
 
@@ -60,13 +64,23 @@ impl Consistency {
 /// How long a consistent read waits for one progress report before asking again.
 const PROGRESS_RETRY: Duration = Duration::from_millis(100);
 
-type Index = HashMap<String, HashMap<String, BTreeSet<String>>>;
+/// Per label name or field path, the keys of the documents by value: by text for equality and
+/// sets, by number (in order) for `>` and `<`.
+type Index<V> = HashMap<String, BTreeMap<V, BTreeSet<String>>>;
+
+#[derive(Default)]
+struct Indexes {
+    /// Every value, as the selectors compare it (`scalar`).
+    text: Index<String>,
+    /// The values that are numbers, as `>` and `<` read them (labels: integers).
+    numbers: Index<Num>,
+}
 
 #[derive(Default)]
 struct State {
     docs: BTreeMap<String, Arc<Value>>,
-    labels: Index,
-    fields: Index,
+    labels: Indexes,
+    fields: Indexes,
 }
 
 fn scalar(value: Option<&Value>) -> String {
@@ -79,26 +93,88 @@ fn scalar(value: Option<&Value>) -> String {
     }
 }
 
+/// Add `key` under `value` of `name`, or take it out.
+fn apply<V: Ord>(index: &mut Index<V>, name: &str, value: V, key: &str, add: bool) {
+    if add {
+        let by_value = index.entry(name.to_owned()).or_default();
+        by_value.entry(value).or_default().insert(key.to_owned());
+    } else if let Some(by_value) = index.get_mut(name) {
+        if let Some(keys) = by_value.get_mut(&value) {
+            keys.remove(key);
+            if keys.is_empty() {
+                by_value.remove(&value);
+            }
+        }
+        if by_value.is_empty() {
+            index.remove(name);
+        }
+    }
+}
+
+/// The keys under the numbers a `>` or `<` allows.
+fn in_range<'a>(
+    by_number: Option<&'a BTreeMap<Num, BTreeSet<String>>>,
+    op: &Op,
+) -> impl Iterator<Item = &'a BTreeSet<String>> {
+    let range = match op {
+        Op::GreaterThan(n) => Some((Bound::Excluded(*n), Bound::Unbounded)),
+        Op::LessThan(n) => Some((Bound::Unbounded, Bound::Excluded(*n))),
+        _ => None,
+    };
+    by_number.zip(range).into_iter().flat_map(|(m, r)| m.range(r).map(|(_, keys)| keys))
+}
+
+impl Indexes {
+    /// Keys an indexed requirement allows (`None`: the operator is not indexed).
+    fn allowed(&self, name: &str, op: &Op) -> Option<BTreeSet<&String>> {
+        let by_value = self.text.get(name);
+        let keys_of = |v: &String| by_value.and_then(|m| m.get(v)).into_iter().flatten();
+        match op {
+            Op::Equals(v) => Some(keys_of(v).collect()),
+            Op::In(vs) => Some(vs.iter().flat_map(keys_of).collect()),
+            Op::GreaterThan(_) | Op::LessThan(_) => {
+                Some(in_range(self.numbers.get(name), op).flatten().collect())
+            }
+            Op::NotEquals(_) | Op::NotIn(_) | Op::Exists | Op::NotExists => None,
+        }
+    }
+
+    /// How many keys one indexed equality or comparison allows, without building a set
+    /// (`None` for other operators). A document has one value per name, so the sets of
+    /// different values are disjoint.
+    fn count(&self, name: &str, op: &Op) -> Option<usize> {
+        match op {
+            Op::Equals(v) => Some(self.text.get(name).and_then(|m| m.get(v)).map_or(0, BTreeSet::len)),
+            Op::GreaterThan(_) | Op::LessThan(_) => {
+                Some(in_range(self.numbers.get(name), op).map(BTreeSet::len).sum())
+            }
+            Op::NotEquals(_) | Op::In(_) | Op::NotIn(_) | Op::Exists | Op::NotExists => None,
+        }
+    }
+}
+
+/// Whether the indexes answer `op` exactly.
+fn indexed_op(op: &Op) -> bool {
+    matches!(op, Op::Equals(_) | Op::In(_) | Op::GreaterThan(_) | Op::LessThan(_))
+}
+
 impl State {
     fn index(&mut self, key: &str, doc: &Value, paths: &[String], add: bool) {
-        let apply = |index: &mut Index, name: &str, value: String| {
-            let by_value = index.entry(name.to_owned()).or_default();
-            if add {
-                by_value.entry(value).or_default().insert(key.to_owned());
-            } else if let Some(keys) = by_value.get_mut(&value) {
-                keys.remove(key);
-                if keys.is_empty() {
-                    by_value.remove(&value);
-                }
-            }
-        };
         if let Some(labels) = document::labels(doc) {
             for (name, value) in labels {
-                apply(&mut self.labels, name, scalar(Some(value)));
+                let text = scalar(Some(value));
+                if let Some(n) = Num::of_label(&text) {
+                    apply(&mut self.labels.numbers, name, n, key, add);
+                }
+                apply(&mut self.labels.text, name, text, key, add);
             }
         }
         for path in paths {
-            apply(&mut self.fields, path, scalar(lookup(doc, path)));
+            let value = lookup(doc, path);
+            if let Some(n) = value.and_then(Num::of_json) {
+                apply(&mut self.fields.numbers, path, n, key, add);
+            }
+            apply(&mut self.fields.text, path, scalar(value), key, add);
         }
     }
 
@@ -116,39 +192,26 @@ impl State {
         }
     }
 
-    /// Keys an indexed requirement allows (`None`: the requirement is not indexed).
-    fn allowed<'a>(index: &'a Index, name: &str, op: &Op) -> Option<BTreeSet<&'a String>> {
-        let by_value = index.get(name);
-        let keys_of = |v: &String| by_value.and_then(|m| m.get(v)).into_iter().flatten();
-        match op {
-            Op::Equals(v) => Some(keys_of(v).collect()),
-            Op::In(vs) => Some(vs.iter().flat_map(keys_of).collect()),
-            Op::NotEquals(_) | Op::NotIn(_) | Op::Exists | Op::NotExists => None,
-        }
-    }
-
     /// The keys the indexes allow for `query` (`None`: no indexed requirement, all keys).
     fn candidates<'a>(&'a self, query: &Query, paths: &[String]) -> Option<BTreeSet<&'a String>> {
-        let labels =
-            query.labels.requirements.iter().filter_map(|r| Self::allowed(&self.labels, &r.key, &r.op));
+        let labels = query.labels.requirements.iter().filter_map(|r| self.labels.allowed(&r.key, &r.op));
         let fields = query
             .fields
             .requirements
             .iter()
             .filter(|r| paths.contains(&r.key))
-            .filter_map(|r| Self::allowed(&self.fields, &r.key, &r.op));
+            .filter_map(|r| self.fields.allowed(&r.key, &r.op));
         labels.chain(fields).reduce(|a, b| a.intersection(&b).copied().collect())
     }
 
-    /// The size of the one indexed equality a query is made of, without building a set.
-    fn single_equality(&self, query: &Query, paths: &[String]) -> Option<usize> {
-        let (index, r) = match (&query.labels.requirements[..], &query.fields.requirements[..]) {
-            ([r], []) => (&self.labels, r),
-            ([], [r]) if paths.contains(&r.key) => (&self.fields, r),
-            _ => return None,
-        };
-        let Op::Equals(v) = &r.op else { return None };
-        Some(index.get(&r.key).and_then(|m| m.get(v)).map_or(0, BTreeSet::len))
+    /// The size of the one indexed equality or comparison a query is made of, without
+    /// building a set.
+    fn single_indexed(&self, query: &Query, paths: &[String]) -> Option<usize> {
+        match (&query.labels.requirements[..], &query.fields.requirements[..]) {
+            ([r], []) => self.labels.count(&r.key, &r.op),
+            ([], [r]) if paths.contains(&r.key) => self.fields.count(&r.key, &r.op),
+            _ => None,
+        }
     }
 }
 
@@ -314,23 +377,24 @@ impl Informer {
         }
     }
 
-    /// Whether the indexes answer `query` exactly (every requirement an indexed equality or
-    /// set), so candidates need no further test.
+    /// Whether the indexes answer `query` exactly (every requirement an indexed equality, set
+    /// or comparison), so candidates need no further test.
     fn only_indexed(&self, query: &Query) -> bool {
         query.namespace.is_none()
-            && query.labels.requirements.iter().all(|r| matches!(r.op, Op::Equals(_) | Op::In(_)))
+            && query.labels.requirements.iter().all(|r| indexed_op(&r.op))
             && query
                 .fields
                 .requirements
                 .iter()
-                .all(|r| matches!(r.op, Op::Equals(_) | Op::In(_)) && self.shared.paths.contains(&r.key))
+                .all(|r| indexed_op(&r.op) && self.shared.paths.contains(&r.key))
     }
 
-    /// How many cached documents match `query`; an indexed equality alone is one lookup.
+    /// How many cached documents match `query`; an indexed equality alone is one lookup, an
+    /// indexed comparison alone a walk over the distinct values in its range.
     pub fn count(&self, query: &Query) -> usize {
         let state = self.read();
         if query.namespace.is_none() {
-            if let Some(n) = state.single_equality(query, &self.shared.paths) {
+            if let Some(n) = state.single_indexed(query, &self.shared.paths) {
                 return n;
             }
         }
@@ -505,5 +569,131 @@ mod tests {
         // Shared: the same prefix and paths give the same cache.
         let again = Informer::shared(&client, "/w/", &paths).unwrap();
         assert!(Arc::ptr_eq(&again.shared, &informer.shared));
+    }
+
+    /// A document whose `status.active_lab_count` is a number, a decimal, text, null or
+    /// absent, and whose label `slots` is an integer or a word, by `i`.
+    fn counted(name: &str, i: i64) -> Value {
+        let slots = if i % 4 == 3 { "many".to_owned() } else { (i % 13).to_string() };
+        let mut doc =
+            json!({"metadata": {"name": name, "labels": {"slots": slots}}, "spec": {}, "status": {}});
+        let count = match i % 6 {
+            0 => json!(i),
+            1 => json!(i as f64 + 0.5),
+            2 => json!(i.to_string()),
+            3 => Value::Null,
+            4 => return doc,
+            _ => json!(-i),
+        };
+        doc["status"]["active_lab_count"] = count;
+        doc
+    }
+
+    fn query(labels: &str, fields: &str) -> Query {
+        Query {
+            labels: LabelSelector::parse(labels).unwrap(),
+            fields: FieldSelector::parse(fields).unwrap(),
+            ..Default::default()
+        }
+    }
+
+    /// The cache answers like a read of etcd, and comparisons on indexed paths from the
+    /// indexes alone.
+    async fn same_as_etcd(repo: &Repository, informer: &Informer, paths: &[String]) -> usize {
+        informer.wait_fresh().await.unwrap();
+        let mut answered = 0;
+        for (labels, fields) in [
+            ("", "status.active_lab_count<20"),
+            ("", "status.active_lab_count>10"),
+            ("", "status.active_lab_count>10.5"),
+            ("", "status.active_lab_count < -5"),
+            ("", "status.active_lab_count>10,status.active_lab_count<20.5"),
+            ("slots>5", ""),
+            ("slots<3", ""),
+            ("slots>5,slots<10", "status.active_lab_count<40"),
+            ("slots in (1,2,3)", "status.active_lab_count>0"),
+            ("slots>2", "status.phase=Ready"), // status.phase is not indexed
+            ("slots!=4", "status.active_lab_count>3"),
+        ] {
+            let q = query(labels, fields);
+            let want: Vec<String> = repo
+                .list(&q)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+                .collect();
+            let got: Vec<String> = informer
+                .list(&q)
+                .iter()
+                .map(|d| format!("/n/{}", d["metadata"]["name"].as_str().unwrap()))
+                .collect();
+            assert_eq!(got, want, "{labels:?} {fields:?}");
+            assert_eq!(informer.count(&q), want.len(), "{labels:?} {fields:?}");
+            if informer.only_indexed(&q) {
+                // Answered by the indexes: the candidates are exactly the matches.
+                let state = informer.read();
+                let candidates = state.candidates(&q, paths).unwrap();
+                assert_eq!(
+                    candidates.into_iter().cloned().collect::<Vec<_>>(),
+                    want,
+                    "{labels:?} {fields:?}"
+                );
+                answered += 1;
+            }
+        }
+        answered
+    }
+
+    #[tokio::test]
+    async fn comparisons_answer_from_ordered_indexes_through_changes() {
+        let client = Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap();
+        let repo = Repository::new(client.clone(), RepositoryConfig::new("/n/")).unwrap();
+        for i in 0..40 {
+            repo.create(counted(&format!("n{i:02}"), i), 0).await.unwrap();
+        }
+        let paths = vec!["status.active_lab_count".to_owned()];
+        let informer = Informer::shared(&client, "/n/", &paths).unwrap();
+        assert_eq!(same_as_etcd(&repo, &informer, &paths).await, 9);
+
+        // Updates move documents between numbers, to and from text, null and absent.
+        for i in (0..40).step_by(3) {
+            let mut doc = repo.get(&format!("n{i:02}"), None).await.unwrap().unwrap();
+            let newer = counted("unused", i + 1);
+            doc["status"] = newer["status"].clone();
+            doc["metadata"]["labels"] = newer["metadata"]["labels"].clone();
+            repo.update(doc).await.unwrap();
+        }
+        same_as_etcd(&repo, &informer, &paths).await;
+        for i in (0..40).step_by(2) {
+            repo.remove(&format!("n{i:02}"), None).await.unwrap();
+        }
+        same_as_etcd(&repo, &informer, &paths).await;
+        for i in (1..40).step_by(2) {
+            repo.remove(&format!("n{i:02}"), None).await.unwrap();
+        }
+        assert_eq!(same_as_etcd(&repo, &informer, &paths).await, 9);
+        let state = informer.read();
+        assert!(state.docs.is_empty());
+        assert!(state.labels.numbers.is_empty() && state.fields.numbers.is_empty(), "nothing left behind");
+        assert!(state.labels.text.is_empty() && state.fields.text.is_empty());
+    }
+
+    #[test]
+    fn a_comparison_alone_counts_without_a_set() {
+        let paths = vec!["status.active_lab_count".to_owned()];
+        let mut state = State::default();
+        for i in 0..12 {
+            state.put(format!("k{i:02}"), counted(&format!("k{i:02}"), i), &paths);
+        }
+        // Numbers 0, 1.5, -5, 6, 7.5, -11: three below 1.
+        assert_eq!(state.single_indexed(&query("", "status.active_lab_count<1"), &paths), Some(3));
+        assert_eq!(state.single_indexed(&query("", "status.active_lab_count>1"), &paths), Some(3));
+        assert_eq!(state.single_indexed(&query("", "status.active_lab_count>7.5"), &paths), Some(0));
+        // Labels 0, 1, 2, 4, 5, 6, 8, 9, 10 (3, 7 and 11 are words): two above 8.
+        assert_eq!(state.single_indexed(&query("slots>8", ""), &paths), Some(2));
+        assert_eq!(state.single_indexed(&query("", "status.other<1"), &paths), None, "not indexed");
+        assert_eq!(state.single_indexed(&query("slots!=1", ""), &paths), None);
     }
 }

@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from typing import Any
 
-from etcd_resources import EtcdClient, EtcdLabWorkerResourceRepository, LabWorker, LabWorkerPhase
+from etcd_resources import (
+    EtcdClient,
+    EtcdLabWorkerResourceRepository,
+    LabWorker,
+    LabWorkerPhase,
+    ResourceRepository,
+)
 
 from .test_watch import etcd_watchers, wait_for
 
@@ -41,6 +48,59 @@ async def test_the_cache_answers_like_etcd(client: EtcdClient, prefix: str) -> N
     assert names(await cached.list_async(**mixed)) == names(await direct.list_async(**mixed))
     stale_ok = await cached.list_async(consistent=False)
     assert len(stale_ok) == 30
+
+
+async def test_numeric_comparisons_answer_like_etcd_through_updates_and_deletes(
+    client: EtcdClient, prefix: str
+) -> None:
+    direct: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix)
+    cached: ResourceRepository[dict[str, Any]] = ResourceRepository(
+        client, prefix, cache=["status.active_lab_count"]
+    )
+    for i in range(30):
+        await direct.add_async(
+            {
+                "metadata": {"name": f"w{i:02}", "labels": {"slots": str(i % 7)}},
+                "spec": {},
+                "status": {"active_lab_count": i},
+            }
+        )
+    room = "status.active_lab_count<20"
+
+    async def same_as_etcd() -> int:
+        for selector in [
+            room,
+            "status.active_lab_count>25",
+            "status.active_lab_count>9.5,status.active_lab_count<20",
+        ]:
+            want = [d["metadata"]["name"] for d in await direct.list_async(field_selector=selector)]
+            got = [d["metadata"]["name"] for d in await cached.list_async(field_selector=selector)]
+            assert got == want, selector
+            assert await cached.count_async(field_selector=selector) == len(want), selector
+        both = {"label_selector": "slots>3", "field_selector": room}
+        want = [d["metadata"]["name"] for d in await direct.list_async(**both)]
+        assert [d["metadata"]["name"] for d in await cached.list_async(**both)] == want
+        return await cached.count_async(field_selector=room)
+
+    assert await same_as_etcd() == 20
+    for i in range(0, 30, 3):  # labs start: 6, 9, 12, 15 and 18 reach 20 or more
+        doc = await cached.get_async(f"w{i:02}")
+        assert doc is not None
+        doc["status"]["active_lab_count"] = i + 15
+        await cached.update_async(doc)
+    assert await same_as_etcd() == 15
+    for name, count in [("w01", "n/a"), ("w02", None), ("w04", ...)]:  # no longer numbers
+        doc = await direct.get_async(name)
+        assert doc is not None
+        if count is ...:
+            del doc["status"]["active_lab_count"]
+        else:
+            doc["status"]["active_lab_count"] = count
+        await direct.update_async(doc)
+    assert await same_as_etcd() == 12
+    for i in range(10):
+        await direct.remove_async(f"w{i:02}")
+    assert await same_as_etcd() == 7
 
 
 async def test_reads_after_writes_see_the_writes(client: EtcdClient, prefix: str) -> None:

@@ -39,6 +39,17 @@ fn keeps_metadata_and_the_selected_paths_only() {
 }
 
 #[test]
+fn keeps_the_paths_numeric_comparisons_read() {
+    let q = query("spec.aws.size>2,status.count<2.5", "", None);
+    let p = Projection::of(&q).unwrap();
+    let doc = p.read("k", &worker("Ready", "ccna", json!(null)), 9).unwrap();
+    assert_eq!(doc["spec"], json!({"aws": {"size": 3}}));
+    assert_eq!(doc["status"], json!({"count": 2}));
+    assert!(q.matches(&doc));
+    assert!(!query("spec.aws.size>3", "", None).matches(&doc));
+}
+
+#[test]
 fn unfiltered_queries_read_nothing() {
     assert!(Projection::of(&Query::default()).is_none());
 }
@@ -59,6 +70,7 @@ fn value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         (-5i64..5).prop_map(Value::from),
+        (-5.0f64..5.0).prop_map(Value::from),
         prop::sample::select(vec!["Ready", "Pending", "", "ccna"]).prop_map(Value::from),
     ];
     leaf.prop_recursive(3, 16, 4, |inner| {
@@ -78,7 +90,8 @@ proptest! {
         spec in value(),
         path in prop::sample::select(vec!["status.phase", "status", "status.a.b", "spec.a", "spec.a.phase", "kind", "metadata.name"]),
         want in prop::sample::select(vec!["Ready", "", "1", "true"]),
-        negate in any::<bool>(),
+        bound in prop::sample::select(vec!["1", "-2", "0.5", "4.25"]),
+        op in prop::sample::select(vec!["=", "!=", ">", "<"]),
         track in prop::sample::select(vec!["ccna", "ccnp"]),
     ) {
         let bytes = serde_json::to_vec(&json!({
@@ -87,8 +100,8 @@ proptest! {
             "spec": spec,
             "status": status,
         })).unwrap();
-        let op = if negate { "!=" } else { "=" };
-        let q = query(&format!("{path}{op}{want}"), "lab-track=ccna", None);
+        let value = if matches!(op, ">" | "<") { bound } else { want };
+        let q = query(&format!("{path}{op}{value}"), "lab-track=ccna", None);
         let whole = crate::document::read("k", &bytes, 4).unwrap();
         let projected = Projection::of(&q).unwrap().read("k", &bytes, 4).unwrap();
         prop_assert_eq!(q.matches(&whole), q.matches(&projected));

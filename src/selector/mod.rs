@@ -1,23 +1,33 @@
 //! Kubernetes selectors, parsed once and evaluated in Rust on stored documents.
 //!
-//! - [`LabelSelector`]: `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`, joined
-//!   by commas (AND), on `metadata.labels`. `!=` and `notin` hold when the label is absent.
+//! - [`LabelSelector`]: `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`, `a>1`,
+//!   `a<7`, joined by commas (AND), on `metadata.labels`: Kubernetes' grammar. `!=` and `notin`
+//!   hold when the label is absent; `>` and `<` take an integer and hold when the label's value
+//!   is an integer (`strconv.ParseInt`) greater or less than it, never when it is absent.
 //! - [`FieldSelector`]: the same operators on paths of the document (`status.phase=Ready`,
 //!   `metadata.namespace!=labs`, `spec.lab_track in (ccna,ccnp)`). An absent or `null` field
 //!   compares as the empty string, as in Kubernetes (`spec.node=` matches where it is unset);
-//!   numbers and booleans compare as their JSON text.
+//!   numbers and booleans compare as their JSON text. `>` and `<` (not in Kubernetes' field
+//!   selectors) take a number, integer or decimal (`status.active_lab_count<20`,
+//!   `spec.cpu>7.5`), and hold when the field is a JSON number greater or less than it
+//!   (compared as numbers: `8 > 7.5`); an absent, `null` or non-number field never matches.
 //!
 //! Malformed selectors fail with `InvalidSelector`, naming the position and what was expected.
 
+mod number;
 mod parse;
 #[cfg(test)]
 mod tests;
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::fmt;
 
 use serde_json::{Map, Value};
 
 use crate::error::Result;
+
+pub use number::Num;
 
 /// What a requirement asks of the value at its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +38,23 @@ pub enum Op {
     NotIn(Vec<String>),
     Exists,
     NotExists,
+    /// A number greater than this (an integer for labels).
+    GreaterThan(Num),
+    /// A number less than this (an integer for labels).
+    LessThan(Num),
+}
+
+impl Op {
+    /// Whether `number` (the value at the key as a number, `None` when absent or not a
+    /// number) satisfies a `>` or `<`; `None` for the other operators.
+    pub fn compare(&self, number: Option<Num>) -> Option<bool> {
+        let (bound, wanted) = match self {
+            Op::GreaterThan(bound) => (bound, Ordering::Greater),
+            Op::LessThan(bound) => (bound, Ordering::Less),
+            _ => return None,
+        };
+        Some(number.is_some_and(|n| n.cmp(bound) == wanted))
+    }
 }
 
 /// One requirement on one key (a label name, or a dotted field path).
@@ -43,8 +70,9 @@ impl Requirement {
     }
 
     /// Whether `value` (the value at the key, `None` when absent) satisfies the requirement,
-    /// with `absent` as the value compared when there is none.
-    fn test(&self, value: Option<&str>, absent: Option<&str>) -> bool {
+    /// with `absent` as the value compared when there is none; `number` reads the value as a
+    /// number for `>` and `<`.
+    fn test(&self, value: Option<&str>, absent: Option<&str>, number: impl FnOnce() -> Option<Num>) -> bool {
         let v = value.or(absent);
         match &self.op {
             Op::Equals(want) => v == Some(want.as_str()),
@@ -53,8 +81,56 @@ impl Requirement {
             Op::NotIn(set) => !v.is_some_and(|v| set.iter().any(|s| s == v)),
             Op::Exists => value.is_some(),
             Op::NotExists => value.is_none(),
+            Op::GreaterThan(_) | Op::LessThan(_) => self.op.compare(number()).unwrap_or(false),
         }
     }
+}
+
+/// Kubernetes' text of a requirement (`x in (a,b)`, `!x`, `x>1`); field values escape what
+/// the grammar would read otherwise.
+impl fmt::Display for Requirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn value(f: &mut fmt::Formatter<'_>, v: &str) -> fmt::Result {
+            for c in v.chars() {
+                if matches!(c, '\\' | ',' | '(' | ')') || parse::is_space(c) {
+                    f.write_str("\\")?;
+                }
+                write!(f, "{c}")?;
+            }
+            Ok(())
+        }
+        fn set(f: &mut fmt::Formatter<'_>, vs: &[String]) -> fmt::Result {
+            f.write_str("(")?;
+            for (i, v) in vs.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(",")?;
+                }
+                value(f, v)?;
+            }
+            f.write_str(")")
+        }
+        let key = &self.key;
+        match &self.op {
+            Op::Equals(v) => write!(f, "{key}=").and_then(|()| value(f, v)),
+            Op::NotEquals(v) => write!(f, "{key}!=").and_then(|()| value(f, v)),
+            Op::In(vs) => write!(f, "{key} in ").and_then(|()| set(f, vs)),
+            Op::NotIn(vs) => write!(f, "{key} notin ").and_then(|()| set(f, vs)),
+            Op::Exists => write!(f, "{key}"),
+            Op::NotExists => write!(f, "!{key}"),
+            Op::GreaterThan(n) => write!(f, "{key}>{n}"),
+            Op::LessThan(n) => write!(f, "{key}<{n}"),
+        }
+    }
+}
+
+fn join(f: &mut fmt::Formatter<'_>, requirements: &[Requirement]) -> fmt::Result {
+    for (i, r) in requirements.iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        write!(f, "{r}")?;
+    }
+    Ok(())
 }
 
 /// Scalars as text; objects and arrays have none.
@@ -94,7 +170,7 @@ impl LabelSelector {
     pub fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
         self.requirements.iter().all(|r| {
             let value = labels.and_then(|l| l.get(&r.key)).and_then(scalar_text);
-            r.test(value.as_deref(), None)
+            r.test(value.as_deref(), None, || value.as_deref().and_then(Num::of_label))
         })
     }
 
@@ -130,9 +206,24 @@ impl FieldSelector {
     /// Whether the document satisfies every requirement.
     pub fn matches(&self, doc: &Value) -> bool {
         self.requirements.iter().all(|r| {
-            let value = lookup(doc, &r.key).and_then(scalar_text);
-            r.test(value.as_deref(), Some(""))
+            let found = lookup(doc, &r.key);
+            let value = found.and_then(scalar_text);
+            r.test(value.as_deref(), Some(""), || found.and_then(Num::of_json))
         })
+    }
+}
+
+/// The selector's text, which parses back to it (`x=a,y in (b,c)`).
+impl fmt::Display for LabelSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        join(f, &self.requirements)
+    }
+}
+
+/// The selector's text, which parses back to it (`status.phase=Ready`).
+impl fmt::Display for FieldSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        join(f, &self.requirements)
     }
 }
 

@@ -3,14 +3,19 @@
 //! ```text
 //! selector    := "" | requirement ("," requirement)*
 //! requirement := "!" key | key | key ("=" | "==" | "!=") value | key ("in" | "notin") "(" values ")"
+//!              | key (">" | "<") number
 //! values      := value ("," value)*
 //! ```
 //!
-//! White space is allowed around every token. Label keys and values follow Kubernetes' rules
-//! (`[prefix/]name`, names and values of at most 63 characters); field keys are dotted paths,
-//! field values any characters but white space, `,`, `(` and `)`, which a `\` escapes.
+//! This is Kubernetes' label selector grammar (`k8s.io/apimachinery/pkg/labels`), whose parser
+//! tests `tests` transcribes. White space (space, tab, CR, LF) is allowed around every token.
+//! Label keys and values follow Kubernetes' rules (`[prefix/]name`, names and values of at most
+//! 63 characters); a label's number is an integer (`strconv.ParseInt`: a valid label value that
+//! fits an `i64`). Field keys are dotted paths, field values any characters but white space,
+//! `,`, `(` and `)`, which a `\` escapes; a field's number is an integer or a decimal
+//! (`20`, `-3`, `7.5`, `1e3`).
 
-use super::{Op, Requirement};
+use super::{Num, Op, Requirement};
 use crate::error::{Error, Result};
 use crate::names;
 
@@ -21,7 +26,7 @@ pub(super) enum Mode {
 }
 
 pub(super) fn parse(text: &str, mode: Mode) -> Result<Vec<Requirement>> {
-    let mut p = Parser { text, pos: 0, mode };
+    let mut p = Parser { text, pos: 0, value_start: 0, mode };
     let mut requirements = Vec::new();
     p.skip_ws();
     if p.at_end() {
@@ -42,7 +47,14 @@ pub(super) fn parse(text: &str, mode: Mode) -> Result<Vec<Requirement>> {
 struct Parser<'a> {
     text: &'a str,
     pos: usize,
+    /// Where the last value read began (errors about a value point there).
+    value_start: usize,
     mode: Mode,
+}
+
+/// White space between tokens: what Kubernetes' lexer skips.
+pub(super) fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
 fn is_key_char(c: char, mode: Mode) -> bool {
@@ -91,7 +103,7 @@ impl Parser<'_> {
     }
 
     fn skip_ws(&mut self) {
-        let trimmed = self.rest().trim_start();
+        let trimmed = self.rest().trim_start_matches(is_space);
         self.pos = self.text.len() - trimmed.len();
     }
 
@@ -125,8 +137,43 @@ impl Parser<'_> {
     }
 
     fn value(&mut self) -> Result<String> {
+        let value = self.raw_value()?;
+        if self.mode == Mode::Labels && !valid_label_part(&value) {
+            self.pos = self.value_start;
+            return self.fail(
+                "a label value (at most 63 letters, digits, '-', '_', '.', alphanumeric at both ends)",
+            );
+        }
+        Ok(value)
+    }
+
+    /// The number after `>` or `<`: an integer for labels (as Kubernetes), an integer or a
+    /// decimal for fields.
+    fn bound(&mut self) -> Result<Num> {
+        let text = self.raw_value()?;
+        let number = match self.mode {
+            Mode::Labels if valid_label_part(&text) => Num::of_label(&text),
+            Mode::Labels => None,
+            Mode::Fields => Num::parse_decimal(&text),
+        };
+        match number {
+            Some(number) => Ok(number),
+            None => {
+                self.pos = self.value_start;
+                self.fail(match self.mode {
+                    Mode::Labels => "an integer (like 7)",
+                    Mode::Fields => "a number (like 20, -3 or 7.5)",
+                })
+            }
+        }
+    }
+
+    /// A value up to white space, `,`, `(` or `)` (field values unescaped); the position
+    /// moves past it and `value_start` marks where it began.
+    fn raw_value(&mut self) -> Result<String> {
         self.skip_ws();
         let start = self.pos;
+        self.value_start = start;
         let mut value = String::new();
         let mut chars = self.rest().char_indices().peekable();
         let mut end = self.rest().len();
@@ -143,17 +190,12 @@ impl Parser<'_> {
                     end = i;
                     break;
                 }
-                c if c.is_whitespace() => {
+                c if is_space(c) => {
                     end = i;
                     break;
                 }
                 c => value.push(c),
             }
-        }
-        if self.mode == Mode::Labels && !valid_label_part(&value) {
-            return self.fail(
-                "a label value (at most 63 letters, digits, '-', '_', '.', alphanumeric at both ends)",
-            );
         }
         self.pos = start + end;
         Ok(value)
@@ -174,6 +216,14 @@ impl Parser<'_> {
             let value = self.value()?;
             return self.end_of_value(Requirement::new(key, Op::NotEquals(value)));
         }
+        if self.eat(">") {
+            let bound = self.bound()?;
+            return self.end_of_value(Requirement::new(key, Op::GreaterThan(bound)));
+        }
+        if self.eat("<") {
+            let bound = self.bound()?;
+            return self.end_of_value(Requirement::new(key, Op::LessThan(bound)));
+        }
         let save = self.pos;
         let word_len = self.rest().find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(self.rest().len());
         match &self.rest()[..word_len] {
@@ -186,7 +236,7 @@ impl Parser<'_> {
             "" if self.at_end() || self.rest().starts_with(',') => Ok(Requirement::new(key, Op::Exists)),
             _ => {
                 self.pos = save;
-                self.fail("'=', '==', '!=', 'in', 'notin', ',' or the end of the selector")
+                self.fail("'=', '==', '!=', '>', '<', 'in', 'notin', ',' or the end of the selector")
             }
         }
     }
