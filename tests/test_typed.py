@@ -71,7 +71,7 @@ def active_worker(name: str = "w1", track: str = "ccna") -> svc.LabWorker:
     return worker
 
 
-def check_worker(got: Any, expected: svc.LabWorker) -> None:
+def check_worker(got: Any, expected: svc.LabWorker, generation: int = 1) -> None:
     """Attribute by attribute, then the classes' own methods on what was read."""
     assert type(got) is svc.LabWorker
     assert got.api_version == "lab.neuroglia.io/v1" and got.kind == "LabWorker"
@@ -81,7 +81,7 @@ def check_worker(got: Any, expected: svc.LabWorker) -> None:
     assert got.metadata.uid == expected.metadata.uid and got.id == expected.metadata.uid
     assert got.metadata.labels == expected.metadata.labels
     assert got.metadata.creation_timestamp == expected.metadata.creation_timestamp
-    assert int(got.metadata.resource_version) > 0 and got.metadata.generation >= 1
+    assert int(got.metadata.resource_version) > 0 and got.metadata.generation == generation
 
     spec = got.spec
     assert type(spec) is svc.LabWorkerSpec
