@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import compare
 import concurrency
+import decode
 import query
 import watch
 from common import etcd_endpoints
@@ -32,6 +33,8 @@ def main() -> None:
         print(query.run(endpoints))
         print()
         print(watch.run(endpoints))
+        print()
+        print(decode.run())
         print()
         print(compare.run(endpoints, sys.argv[1:]))
 

@@ -37,6 +37,11 @@ async def main(results: Results) -> None:
 
         await results.each_async("get typed LabWorker", range(c.n_seq), get_typed)
 
+        async def list_typed(_: int) -> None:
+            assert len(await typed_a.list_async()) == c.n_a
+
+        await results.each_async(f"list {c.n_a} typed LabWorker", range(c.n_list), list_typed)
+
         for n, r in ((c.n_a, repo_a), (c.n_b, repo_b)):
 
             async def list_all(_: int, n: int = n, r: Any = r) -> None:

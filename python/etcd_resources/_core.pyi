@@ -17,12 +17,14 @@ __all__ = [
     "TypePlan",
     "WatchStream",
     "__version__",
+    "_decode_bench",
     "_shutdown",
     "flush_logs",
 ]
 __version__: Final[str]
 
 def _shutdown(timeout: float = 2.0) -> bool: ...
+def _decode_bench(doc: bytes, how: str, n: int) -> tuple[float, Any]: ...
 def flush_logs() -> None: ...
 
 _Json = dict[str, Any]

@@ -39,6 +39,7 @@ stored bytes (or the cache's parsed documents) with no intermediate dict.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import enum
 import functools
 import inspect
@@ -179,6 +180,35 @@ def _init_parameters(cls: type) -> list[tuple[str, bool]] | None:
     return list(found.items())
 
 
+def _dataclass_fill(cls: type) -> list[tuple[str, str, Any]] | None:
+    """For a dataclass whose ``__init__`` is the one ``@dataclass`` generated (not one of its
+    own, no ``__post_init__``, instances with a ``__dict__``): ``(field, how, default)`` of every
+    field that ``__init__`` sets, in its order; ``how`` is ``"required"``, ``"value"`` or
+    ``"factory"``. Such an ``__init__`` does nothing but set those fields, so the instance is
+    made by setting them into its ``__dict__`` straight away (what a stored document lacks gets
+    the field's default), without running Python code per field."""
+    if not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__"):
+        return None
+    init = cls.__dict__.get("__init__")
+    code = getattr(init, "__code__", None)
+    generated = (
+        code is not None
+        and code.co_filename == "<string>"
+        and getattr(init, "__qualname__", "") == f"{cls.__qualname__}.__init__"
+    )
+    if not generated or "__slots__" in cls.__dict__ or not hasattr(cls, "__dict__"):
+        return None
+    fill = []
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            fill.append((f.name, "value", f.default))
+        elif f.default_factory is not dataclasses.MISSING:
+            fill.append((f.name, "factory", f.default_factory))
+        elif f.init:
+            fill.append((f.name, "required", None))
+    return fill
+
+
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
@@ -253,6 +283,7 @@ class _Planner:
             required,
             construct,
             has_id,
+            _dataclass_fill(cls),
         )
         return self.index[cls]
 

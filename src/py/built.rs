@@ -102,7 +102,8 @@ fn is_container(obj: &Bound<'_, PyAny>) -> bool {
 /// Otherwise the collector runs every 700 new containers and walks the same young, live
 /// documents again at each generation while a listing is being built (a third of a cached
 /// query's time here). It is on again when `f` returns, so the objects are collected as usual
-/// from then on. No Python code runs inside `f`.
+/// from then on. Python code may run inside `f` (a typed read calls the classes' `__init__`);
+/// it only finds the collector paused for as long as the build takes.
 pub fn without_gc<T>(_py: Python<'_>, f: impl FnOnce() -> T) -> T {
     /// Turns the collector back on however `f` ends (a panic included).
     struct Resume(bool);

@@ -18,6 +18,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::document;
 use crate::error::Error;
+use crate::py::built::without_gc;
 use crate::py::convert::to_python;
 use crate::py::typed::Shape;
 use crate::store::KeyValue;
@@ -29,7 +30,7 @@ const KEY_CACHE_SIZE: usize = 1024;
 
 /// FNV-1a: keys are short, and SipHash cost a tenth of a document's decoding here.
 #[derive(Default)]
-struct Fnv(u64);
+pub(crate) struct Fnv(u64);
 
 impl Hasher for Fnv {
     fn finish(&self) -> u64 {
@@ -183,6 +184,14 @@ fn json<'py>(py: Python<'py>, bytes: &[u8]) -> Result<Bound<'py, PyAny>, JsonErr
     })
 }
 
+/// Parse JSON bytes into Python objects, nothing else (for `decode_bench`).
+pub(crate) fn parse<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    json(py, bytes).map_err(|e| match e {
+        JsonError::Python(e) => e,
+        JsonError::Invalid(e) => pyo3::exceptions::PyValueError::new_err(e.to_string()),
+    })
+}
+
 /// Why bytes did not become Python objects.
 enum JsonError {
     Invalid(serde_json::Error),
@@ -245,12 +254,16 @@ pub fn stored_list<'py>(
     unreadable: &mut Vec<Error>,
 ) -> PyResult<Bound<'py, PyList>> {
     let mut out = Vec::with_capacity(items.len());
-    for kv in items {
-        match shape.stored(py, kv)? {
-            Ok(doc) => out.push(doc),
-            Err(e) => unreadable.push(e),
+    // Many new containers and instances, no cycles among them: see `without_gc`.
+    without_gc(py, || {
+        for kv in items {
+            match shape.stored(py, kv)? {
+                Ok(doc) => out.push(doc),
+                Err(e) => unreadable.push(e),
+            }
         }
-    }
+        Ok::<_, PyErr>(())
+    })?;
     PyList::new(py, out)
 }
 

@@ -10,7 +10,7 @@ use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyString};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::{ClassPlan, Node, TypePlan};
+use super::{ClassPlan, FieldDefault, Node, TypePlan};
 use crate::document;
 use crate::error::Error;
 use crate::py::decode::{self, Build};
@@ -331,7 +331,28 @@ impl<'a, 'py> Typed<'a, 'py> {
     ) -> Result<Bound<'py, PyAny>, E> {
         let py = self.ctx.py;
         let cls = class.cls.bind(py);
-        let instance = if class.construct {
+        let instance = if let Some(fill) = &class.fill {
+            // A generated dataclass `__init__` would set exactly these: set them ourselves.
+            let fail = |e: PyErr| {
+                let why = format!("{} could not be made: {}", class.name, e.value(py));
+                self.ctx.fail_py::<E>(e, why)
+            };
+            let instance = cls.call_method1(pyo3::intern!(py, "__new__"), (cls,)).map_err(fail)?;
+            let dict = instance.getattr(pyo3::intern!(py, "__dict__")).map_err(fail)?;
+            let dict = dict.cast::<PyDict>().map_err(|e| fail(e.into()))?;
+            for f in fill {
+                let value = match f.field.and_then(|i| values[i].take()) {
+                    Some(v) => v,
+                    None => match &f.default {
+                        FieldDefault::Required => py.None().into_bound(py),
+                        FieldDefault::Value(v) => v.bind(py).clone(),
+                        FieldDefault::Factory(make) => make.bind(py).call0().map_err(fail)?,
+                    },
+                };
+                dict.set_item(f.attr.bind(py), value).map_err(fail)?;
+            }
+            instance
+        } else if class.construct {
             let kwargs = PyDict::new(py);
             let fail = |e: PyErr| self.ctx.fail_py::<E>(e, "keyword arguments could not be made".into());
             for &i in &class.required {

@@ -10,6 +10,7 @@
 mod build;
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
@@ -18,6 +19,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::py::decode::Fnv;
 use crate::store::KeyValue;
 
 /// How a JSON value becomes the declared type of an attribute.
@@ -55,7 +57,7 @@ pub(crate) struct ClassPlan {
     pub name: String,
     pub fields: Vec<Field>,
     /// Field index by document key (the attribute's name, its camelCase spelling, aliases).
-    pub by_key: HashMap<String, usize>,
+    pub by_key: HashMap<String, usize, BuildHasherDefault<Fnv>>,
     /// Fields `__init__` requires (given as `None` when the document lacks them: the encoder
     /// leaves `None` values out).
     pub required: Vec<usize>,
@@ -63,6 +65,25 @@ pub(crate) struct ClassPlan {
     pub construct: bool,
     /// A Neuroglia entity: its `id` is its `metadata.uid`.
     pub has_id: bool,
+    /// For a dataclass whose `__init__` is the generated one: the fields it sets, in order,
+    /// set straight into the instance's `__dict__` instead (see `typed._dataclass_fill`).
+    pub fill: Option<Vec<Fill>>,
+}
+
+/// A field a generated dataclass `__init__` sets.
+pub(crate) struct Fill {
+    pub attr: Py<PyString>,
+    /// The plan's field of that name, if it has one (not for `_private` fields).
+    pub field: Option<usize>,
+    pub default: FieldDefault,
+}
+
+/// What a field gets when the document lacks it.
+pub(crate) enum FieldDefault {
+    /// `None` (the encoder leaves `None` values out).
+    Required,
+    Value(Py<PyAny>),
+    Factory(Py<PyAny>),
 }
 
 /// The plan of one class and of every class its attributes reach (the root is the first).
@@ -99,7 +120,7 @@ fn node(obj: &Bound<'_, PyAny>) -> PyResult<Node> {
 fn class_plan(obj: &Bound<'_, PyAny>, count: usize) -> PyResult<ClassPlan> {
     let t = obj.cast::<PyTuple>()?;
     let mut fields = Vec::new();
-    let mut by_key = HashMap::new();
+    let mut by_key = HashMap::default();
     for (i, f) in t.get_item(2)?.try_iter()?.enumerate() {
         let f = f?;
         let f = f.cast::<PyTuple>()?;
@@ -127,7 +148,33 @@ fn class_plan(obj: &Bound<'_, PyAny>, count: usize) -> PyResult<ClassPlan> {
             required.push(i);
         }
     }
+    let fill_spec = t.get_item(6)?;
+    let fill = if fill_spec.is_none() {
+        None
+    } else {
+        let mut fill = Vec::new();
+        for entry in fill_spec.try_iter()? {
+            let entry = entry?;
+            let entry = entry.cast::<PyTuple>()?;
+            let attr = entry.get_item(0)?.cast_into::<PyString>()?;
+            let name = attr.to_str()?.to_owned();
+            let how: String = entry.get_item(1)?.extract()?;
+            let default = match how.as_str() {
+                "required" => FieldDefault::Required,
+                "value" => FieldDefault::Value(entry.get_item(2)?.unbind()),
+                "factory" => FieldDefault::Factory(entry.get_item(2)?.unbind()),
+                other => return Err(PyValueError::new_err(format!("unknown field default {other:?}"))),
+            };
+            fill.push(Fill {
+                attr: attr.unbind(),
+                field: fields.iter().position(|f| f.name == name),
+                default,
+            });
+        }
+        Some(fill)
+    };
     Ok(ClassPlan {
+        fill,
         cls: t.get_item(0)?.cast_into::<PyType>()?.unbind(),
         name: t.get_item(1)?.extract()?,
         fields,
