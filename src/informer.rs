@@ -184,9 +184,12 @@ type Registry = Mutex<HashMap<(usize, String, Vec<String>), Weak<Shared>>>;
 static REGISTRY: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(Registry::default);
 
 impl Informer {
-    /// The informer of `prefix` on `client` with `paths` indexed: the running one, or a new
-    /// one (which starts listing and watching on the current tokio runtime).
+    /// The informer of `prefix` (normalised to end in `/`) on `client` with `paths` indexed:
+    /// the running one, or a new one (which starts listing and watching on the current tokio
+    /// runtime).
     pub fn shared(client: &Client, prefix: &str, paths: &[String]) -> Result<Informer> {
+        let prefix = crate::names::normalize_prefix(prefix)?;
+        let prefix = prefix.as_str();
         let mut paths = paths.to_vec();
         paths.sort();
         paths.dedup();
@@ -505,5 +508,8 @@ mod tests {
         // Shared: the same prefix and paths give the same cache.
         let again = Informer::shared(&client, "/w/", &paths).unwrap();
         assert!(Arc::ptr_eq(&again.shared, &informer.shared));
+        // "/w" is the same prefix as "/w/".
+        let unslashed = Informer::shared(&client, "/w", &paths).unwrap();
+        assert!(Arc::ptr_eq(&unslashed.shared, &informer.shared));
     }
 }

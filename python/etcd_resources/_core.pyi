@@ -18,11 +18,13 @@ __all__ = [
     "__version__",
     "_shutdown",
     "flush_logs",
+    "normalize_prefix",
 ]
 __version__: Final[str]
 
 def _shutdown(timeout: float = 2.0) -> bool: ...
 def flush_logs() -> None: ...
+def normalize_prefix(prefix: str) -> str: ...
 
 _Json = dict[str, Any]
 _SelectorArg = str | Mapping[str, Any] | None
