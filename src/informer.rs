@@ -277,7 +277,8 @@ impl Informer {
     /// the client's request timeout.
     pub async fn wait_fresh(&self) -> Result<()> {
         let shared = &self.shared;
-        let target = shared.client.store()?.current_revision().await?;
+        // Asked through the prefix: a user whose role covers only it may ask.
+        let target = shared.client.store()?.current_revision(shared.prefix.as_bytes()).await?;
         let timeout = shared.client.options().timeout;
         let deadline = Instant::now() + timeout;
         let mut applied = shared.applied.subscribe();

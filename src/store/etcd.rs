@@ -460,11 +460,15 @@ impl Store for EtcdStore {
         Ok(())
     }
 
-    async fn current_revision(&self) -> Result<i64> {
-        // A count-only read of one key is the cheapest request that returns a header.
+    async fn current_revision(&self, within: &[u8]) -> Result<i64> {
+        // A count-only read of one key is the cheapest request that returns a header (its
+        // revision is the store's, not the key's), and reading the key `within` needs nothing
+        // but read permission on it: the prefix the caller works under is inside its role.
+        let key = if within.is_empty() { vec![0u8] } else { within.to_vec() };
         let resp = self
-            .read("current_revision", |mut c| async move {
-                c.get(vec![0u8], Some(GetOptions::new().with_count_only())).await
+            .read("current_revision", |mut c| {
+                let key = key.clone();
+                async move { c.get(key, Some(GetOptions::new().with_count_only())).await }
             })
             .await?;
         Ok(resp.header().map_or(0, |h| h.revision()))

@@ -211,7 +211,7 @@ async fn a_compacted_continue_token_is_expired() {
     let token = page.continue_token.unwrap();
     r.create(worker("after", "t"), 0).await.unwrap();
     let store = r.client().store().unwrap().clone();
-    store.compact(store.current_revision().await.unwrap()).await.unwrap();
+    store.compact(store.current_revision(b"").await.unwrap()).await.unwrap();
     assert!(matches!(r.list_page(&Query::default(), 2, Some(&token)).await, Err(Error::Expired { .. })));
 }
 
