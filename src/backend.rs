@@ -22,13 +22,13 @@ pub struct Backend {
 }
 
 impl Backend {
-    pub fn new(client: Client, prefix: String, format: Format) -> Result<Self> {
-        if prefix.is_empty() {
-            return Err(Error::invalid("the key prefix must not be empty"));
-        }
-        Ok(Backend { client, prefix, format })
+    /// Documents under `prefix`, normalised to end in `/` (see [`names::normalize_prefix`];
+    /// an empty one is refused).
+    pub fn new(client: Client, prefix: &str, format: Format) -> Result<Self> {
+        Ok(Backend { client, prefix: names::normalize_prefix(prefix)?, format })
     }
 
+    /// The prefix, ending in `/`.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -150,7 +150,7 @@ mod tests {
 
     fn backend() -> Backend {
         let client = Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap();
-        Backend::new(client, "/kv/".into(), Format::Json).unwrap()
+        Backend::new(client, "/kv", Format::Json).unwrap()
     }
 
     #[tokio::test]

@@ -247,9 +247,12 @@ type Registry = Mutex<HashMap<(usize, String, Vec<String>), Weak<Shared>>>;
 static REGISTRY: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(Registry::default);
 
 impl Informer {
-    /// The informer of `prefix` on `client` with `paths` indexed: the running one, or a new
-    /// one (which starts listing and watching on the current tokio runtime).
+    /// The informer of `prefix` (normalised to end in `/`) on `client` with `paths` indexed:
+    /// the running one, or a new one (which starts listing and watching on the current tokio
+    /// runtime).
     pub fn shared(client: &Client, prefix: &str, paths: &[String]) -> Result<Informer> {
+        let prefix = crate::names::normalize_prefix(prefix)?;
+        let prefix = prefix.as_str();
         let mut paths = paths.to_vec();
         paths.sort();
         paths.dedup();
@@ -337,7 +340,8 @@ impl Informer {
     /// the client's request timeout.
     pub async fn wait_fresh(&self) -> Result<()> {
         let shared = &self.shared;
-        let target = shared.client.store()?.current_revision().await?;
+        // Asked through the prefix: a user whose role covers only it may ask.
+        let target = shared.client.store()?.current_revision(shared.prefix.as_bytes()).await?;
         let timeout = shared.client.options().timeout;
         let deadline = Instant::now() + timeout;
         let mut applied = shared.applied.subscribe();
@@ -569,6 +573,9 @@ mod tests {
         // Shared: the same prefix and paths give the same cache.
         let again = Informer::shared(&client, "/w/", &paths).unwrap();
         assert!(Arc::ptr_eq(&again.shared, &informer.shared));
+        // "/w" is the same prefix as "/w/".
+        let unslashed = Informer::shared(&client, "/w", &paths).unwrap();
+        assert!(Arc::ptr_eq(&unslashed.shared, &informer.shared));
     }
 
     /// A document whose `status.active_lab_count` is a number, a decimal, text, null or

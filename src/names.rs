@@ -1,5 +1,6 @@
 //! Kubernetes name rules: resource names are DNS-1123 subdomains, namespaces DNS-1123 labels.
-//! A valid name has no `/`, so a key built from it can never leave its prefix.
+//! A valid name has no `/`, so a key built from it can never leave its prefix; and a prefix
+//! always ends in `/` ([`normalize_prefix`]), so no prefix holds another's keys.
 
 use crate::error::{Error, Result};
 
@@ -56,6 +57,18 @@ pub fn validate_namespace(namespace: &str) -> Result<()> {
     check_label(namespace, namespace)
 }
 
+/// A key prefix as every class that takes one keeps it: ending in exactly one `/`, the way
+/// the Python backend this package replaces normalised it (`prefix.rstrip("/") + "/"`), so its
+/// data is read where it wrote it. `"/x"` and `"/x/"` are the same prefix, and neither covers
+/// `"/x-other/..."`. `"/"` (every key under `/`) is allowed; an empty prefix (the whole
+/// keyspace, other tools' keys included) is refused.
+pub fn normalize_prefix(prefix: &str) -> Result<String> {
+    if prefix.is_empty() {
+        return Err(Error::invalid("the key prefix must not be empty (use \"/\" for every key under /)"));
+    }
+    Ok(format!("{}/", prefix.trim_end_matches('/')))
+}
+
 /// Check a name prefix used for listing (`keys(pattern)`): a possibly empty start of a name.
 pub fn validate_name_prefix(prefix: &str) -> Result<()> {
     if let Some(c) = prefix.chars().find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-' | '.')) {
@@ -99,6 +112,28 @@ mod tests {
         for bad in ["", "a.b", "A", &"a".repeat(64)] {
             assert!(validate_namespace(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn prefixes_end_in_one_slash() {
+        for (given, kept) in [
+            ("/x", "/x/"),
+            ("/x/", "/x/"),
+            ("/x//", "/x/"),
+            ("/lab-workers", "/lab-workers/"),
+            ("/a/b", "/a/b/"),
+            ("/", "/"),
+            ("//", "/"),
+            // No leading `/` is added: the Python backend did not add one either.
+            ("lab-workers", "lab-workers/"),
+        ] {
+            assert_eq!(normalize_prefix(given).unwrap(), kept, "{given:?}");
+        }
+        assert!(matches!(normalize_prefix(""), Err(Error::InvalidArgument { .. })));
+        // The point of it: one prefix's key range never holds another's keys.
+        let x = normalize_prefix("/x").unwrap();
+        assert!(!"/x-other/a".starts_with(&x));
+        assert!("/x/a".starts_with(&x));
     }
 
     #[test]

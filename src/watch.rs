@@ -90,7 +90,13 @@ impl ChangeStream {
     ) -> Result<Self> {
         let store = client.store()?;
         // "Now" as a revision, so that a resume after a failure knows where to start.
-        let start = if start_revision > 0 { start_revision } else { store.current_revision().await? + 1 };
+        // Asked through the watched prefix, which the caller may read (an etcd role may cover
+        // nothing else).
+        let start = if start_revision > 0 {
+            start_revision
+        } else {
+            store.current_revision(prefix.as_bytes()).await? + 1
+        };
         let inner = store.watch(prefix.as_bytes().to_vec(), start).await?;
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

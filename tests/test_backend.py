@@ -28,12 +28,13 @@ async def test_crud_round_trip(client: EtcdClient, prefix: str) -> None:
 
 async def test_keys_are_names_under_the_prefix(client: EtcdClient, prefix: str) -> None:
     b = EtcdStorageBackend(client, prefix)
-    other = EtcdStorageBackend(client, prefix + "other-")
+    other = EtcdStorageBackend(client, prefix + "alpha")  # a prefix is made to end in "/"
     for name in ["alpha", "alpha-2", "beta"]:
         await b.set(name, {"n": name})
     await other.set("x", {})
-    assert await b.keys("alpha") == ["alpha", "alpha-2"]
-    assert await b.keys() == ["alpha", "alpha-2", "beta", "other-x"]
+    assert other.prefix == prefix + "alpha/"
+    assert await b.keys("alpha") == ["alpha", "alpha-2", "alpha/x"]
+    assert await b.keys("alpha-") == ["alpha-2"]
     assert await other.keys() == ["x"]
 
 

@@ -136,10 +136,16 @@ impl PyClient {
         self.client.options().timeout.as_secs_f64()
     }
 
-    /// The store's current revision. Returns an awaitable.
-    fn current_revision<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// The store's current revision (of the whole keyspace). Returns an awaitable.
+    ///
+    /// It is learnt from a request on one key: `prefix` (normalised to end in `/`), so a user
+    /// whose etcd role covers only its prefix must pass it; without one, the key `"\0"`,
+    /// which such a user may not read (`PermissionDeniedError`).
+    #[pyo3(signature = (*, prefix=None))]
+    fn current_revision<'py>(&self, py: Python<'py>, prefix: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        spawn_call(py, &self.client, async move { client.store()?.current_revision().await })
+        let within = prefix.map(crate::names::normalize_prefix).transpose()?.unwrap_or_default();
+        spawn_call(py, &self.client, async move { client.store()?.current_revision(within.as_bytes()).await })
     }
 
     /// Forget history before `revision` (etcd's compaction). Returns an awaitable.

@@ -33,6 +33,14 @@ fn _shutdown(py: Python<'_>, timeout: f64) -> bool {
     bridge::quiesce(py, Duration::from_secs_f64(timeout.max(0.0)))
 }
 
+/// `prefix` as every class that takes a key prefix keeps it: ending in exactly one `/`
+/// (`"/x"` -> `"/x/"`), so that one prefix never covers another's keys (`"/x-other/"`).
+/// An empty prefix raises `InvalidArgumentError`.
+#[pyfunction]
+fn normalize_prefix(prefix: &str) -> PyResult<String> {
+    Ok(crate::names::normalize_prefix(prefix)?)
+}
+
 /// Add the classes to the `_core` module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::PyClient>()?;
@@ -46,6 +54,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(decode_bench::_decode_bench, m)?)?;
     m.add_function(wrap_pyfunction!(logs::flush_logs, m)?)?;
+    m.add_function(wrap_pyfunction!(normalize_prefix, m)?)?;
     crate::events::set_notifier(Box::new(bridge::wake_last_loop));
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

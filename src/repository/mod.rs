@@ -27,6 +27,7 @@ const RACE_RETRIES: usize = 32;
 /// Where a repository keeps its resources and how it writes them.
 #[derive(Clone, Debug)]
 pub struct RepositoryConfig {
+    /// Where the keys start; [`Repository::new`] makes it end in `/`.
     pub prefix: String,
     pub namespaced: bool,
     pub format: Format,
@@ -70,10 +71,10 @@ pub struct Repository {
 }
 
 impl Repository {
-    pub fn new(client: Client, config: RepositoryConfig) -> Result<Self> {
-        if config.prefix.is_empty() {
-            return Err(Error::invalid("the key prefix must not be empty"));
-        }
+    /// A repository of `config`, its prefix normalised to end in `/` (see
+    /// [`names::normalize_prefix`]; an empty one is refused).
+    pub fn new(client: Client, mut config: RepositoryConfig) -> Result<Self> {
+        config.prefix = names::normalize_prefix(&config.prefix)?;
         names::validate_namespace(&config.default_namespace)?;
         Ok(Repository { client, config, informer: Arc::default(), memo: Arc::default() })
     }

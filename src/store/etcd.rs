@@ -271,6 +271,45 @@ fn put_options(lease: i64) -> Option<PutOptions> {
     (lease != 0).then(|| PutOptions::new().with_lease(lease))
 }
 
+fn stream_closed() -> Error {
+    Error::Unavailable { message: "the watch stream was closed by etcd".into(), code: None }
+}
+
+/// What one watch response means: a batch of events (none: a progress notification, every
+/// change up to its revision sent), an error when etcd canceled the watch, or nothing (the
+/// acknowledgement of the create request).
+fn watch_batch(resp: &etcd_client::WatchResponse, start_revision: i64) -> Option<Result<WatchBatch>> {
+    if resp.canceled() {
+        let reason = resp.cancel_reason();
+        let err = if resp.compact_revision() > 0 {
+            Error::Expired { requested: start_revision, compacted: resp.compact_revision() }
+        } else if reason.contains("permission denied") {
+            // A range the user's role does not cover: final, never retried.
+            Error::PermissionDenied { message: reason.to_owned(), code: Some("PermissionDenied".into()) }
+        } else {
+            // "no leader", or the server shutting down: resumable.
+            Error::Unavailable { message: format!("watch canceled by etcd: {reason}"), code: None }
+        };
+        return Some(Err(err));
+    }
+    if resp.created() && resp.events().is_empty() {
+        return None;
+    }
+    let revision = resp.header().map_or(0, |h| h.revision());
+    let events = resp
+        .events()
+        .iter()
+        .filter_map(|e| {
+            let kind = match e.event_type() {
+                EventType::Put => EventKind::Put,
+                EventType::Delete => EventKind::Delete,
+            };
+            Some(WatchEvent { kind, kv: to_kv(e.kv()?), prev: e.prev_kv().map(to_kv) })
+        })
+        .collect();
+    Some(Ok(WatchBatch { events, revision }))
+}
+
 /// Progress requests go on the watch's own request stream.
 struct EtcdProgress {
     sender: tokio::sync::Mutex<etcd_client::WatchRequestSender>,
@@ -377,54 +416,36 @@ impl Store for EtcdStore {
         if start_revision > 0 {
             options = options.with_start_revision(start_revision);
         }
-        let stream = self.call("watch", |mut c| async move { c.watch(prefix, Some(options)).await }).await?;
+        // Wait for etcd's answer to the create request, so that a watch it refuses (a range
+        // the user may not read) fails here, at once, rather than as a broken stream.
+        let (stream, first) = self
+            .call("watch", |mut c| async move {
+                let mut stream = c.watch(prefix, Some(options)).await?;
+                let first = stream.message().await?;
+                Ok((stream, first))
+            })
+            .await?;
+        let pending = match first.as_ref().map(|resp| watch_batch(resp, start_revision)) {
+            None => return Err(stream_closed()),
+            Some(Some(Err(e))) => return Err(e),
+            Some(Some(Ok(batch))) => Some(batch),
+            Some(None) => None,
+        };
         let (sender, responses) = stream.split();
         let progress = Arc::new(EtcdProgress { sender: tokio::sync::Mutex::new(sender) });
-        let events = futures::stream::unfold(Some(responses), move |state| async move {
-            let mut stream = state?;
+        let events = futures::stream::unfold(Some((responses, pending)), move |state| async move {
+            let (mut stream, pending) = state?;
+            if let Some(batch) = pending {
+                return Some((Ok(batch), Some((stream, None))));
+            }
             loop {
                 match stream.message().await {
-                    Ok(Some(resp)) => {
-                        if resp.canceled() {
-                            let err = if resp.compact_revision() > 0 {
-                                Error::Expired {
-                                    requested: start_revision,
-                                    compacted: resp.compact_revision(),
-                                }
-                            } else {
-                                // "no leader", or the server shutting down: resumable.
-                                Error::Unavailable {
-                                    message: format!("watch canceled by etcd: {}", resp.cancel_reason()),
-                                    code: None,
-                                }
-                            };
-                            return Some((Err(err), None));
-                        }
-                        let revision = resp.header().map_or(0, |h| h.revision());
-                        if resp.created() && resp.events().is_empty() {
-                            continue;
-                        }
-                        let events = resp
-                            .events()
-                            .iter()
-                            .filter_map(|e| {
-                                let kind = match e.event_type() {
-                                    EventType::Put => EventKind::Put,
-                                    EventType::Delete => EventKind::Delete,
-                                };
-                                Some(WatchEvent { kind, kv: to_kv(e.kv()?), prev: e.prev_kv().map(to_kv) })
-                            })
-                            .collect();
-                        // No events: a progress notification (everything up to `revision` sent).
-                        return Some((Ok(WatchBatch { events, revision }), Some(stream)));
-                    }
-                    Ok(None) => {
-                        let err = Error::Unavailable {
-                            message: "the watch stream was closed by etcd".into(),
-                            code: None,
-                        };
-                        return Some((Err(err), None));
-                    }
+                    Ok(Some(resp)) => match watch_batch(&resp, start_revision) {
+                        None => continue,
+                        Some(Ok(batch)) => return Some((Ok(batch), Some((stream, None)))),
+                        Some(Err(e)) => return Some((Err(e), None)),
+                    },
+                    Ok(None) => return Some((Err(stream_closed()), None)),
                     Err(e) => return Some((Err(map_error(e)), None)),
                 }
             }
@@ -460,11 +481,15 @@ impl Store for EtcdStore {
         Ok(())
     }
 
-    async fn current_revision(&self) -> Result<i64> {
-        // A count-only read of one key is the cheapest request that returns a header.
+    async fn current_revision(&self, within: &[u8]) -> Result<i64> {
+        // A count-only read of one key is the cheapest request that returns a header (its
+        // revision is the store's, not the key's), and reading the key `within` needs nothing
+        // but read permission on it: the prefix the caller works under is inside its role.
+        let key = if within.is_empty() { vec![0u8] } else { within.to_vec() };
         let resp = self
-            .read("current_revision", |mut c| async move {
-                c.get(vec![0u8], Some(GetOptions::new().with_count_only())).await
+            .read("current_revision", |mut c| {
+                let key = key.clone();
+                async move { c.get(key, Some(GetOptions::new().with_count_only())).await }
             })
             .await?;
         Ok(resp.header().map_or(0, |h| h.revision()))

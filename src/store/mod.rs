@@ -138,8 +138,11 @@ pub trait Store: Send + Sync + 'static {
     /// Revoke a lease, deleting its keys.
     async fn lease_revoke(&self, id: i64) -> Result<()>;
 
-    /// The store's current revision.
-    async fn current_revision(&self) -> Result<i64>;
+    /// The store's current revision (of the whole keyspace, whatever key it is asked through),
+    /// learnt from a request on the one key `within`: pass the prefix the caller works under,
+    /// so a user whose etcd role covers only that prefix may ask. An empty `within` means the
+    /// key `"\0"`, outside every prefix (a user limited to prefixes may not read it).
+    async fn current_revision(&self, within: &[u8]) -> Result<i64>;
 
     /// Forget history before `revision`.
     async fn compact(&self, revision: i64) -> Result<()>;

@@ -15,7 +15,7 @@ import logging
 
 from neuroglia.coordination.abstractions import CoordinationBackend
 
-from .._core import EtcdClient
+from .._core import EtcdClient, normalize_prefix
 from ..errors import AlreadyExistsError, ConflictError, NotFoundError
 
 __all__ = ["EtcdCoordinationBackend"]
@@ -24,11 +24,12 @@ log = logging.getLogger("etcd_resources")
 
 
 class EtcdCoordinationBackend(CoordinationBackend):
-    """Leases for leader election, under ``prefix`` (default ``/leases/``)."""
+    """Leases for leader election, under ``prefix`` (default ``/leases/``; made to end in
+    ``/`` like every prefix of the package)."""
 
     def __init__(self, client: EtcdClient, prefix: str = "/leases/") -> None:
         self._client = client
-        self._prefix = prefix
+        self._prefix = normalize_prefix(prefix)
 
     def _key(self, key: str) -> str:
         return self._prefix + key

@@ -117,6 +117,26 @@ async fn namespaced_keys_and_bad_names() {
 }
 
 #[tokio::test]
+async fn a_prefix_without_its_slash_never_covers_a_longer_one() {
+    let client = Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap();
+    let x = Repository::new(client.clone(), RepositoryConfig::new("/x")).unwrap();
+    let other = Repository::new(client.clone(), RepositoryConfig::new("/x-other/")).unwrap();
+    assert_eq!(x.config().prefix, "/x/");
+    other.create(worker("w1", "ccna"), 0).await.unwrap();
+    assert!(x.get("w1", None).await.unwrap().is_none());
+    assert!(x.list(&Query::default()).await.unwrap().items.is_empty());
+    assert_eq!(x.count(&Query::default()).await.unwrap(), 0);
+    assert!(x.list_page(&Query::default(), 10, None).await.unwrap().items.is_empty());
+    // The same prefix however it is typed.
+    x.create(worker("w2", "ccna"), 0).await.unwrap();
+    let slashed = Repository::new(client.clone(), RepositoryConfig::new("/x//")).unwrap();
+    assert!(slashed.get("w2", None).await.unwrap().is_some());
+    assert_eq!(slashed.key("w2", None).unwrap(), "/x/w2");
+    let empty = Repository::new(client, RepositoryConfig::new(""));
+    assert!(matches!(empty.err(), Some(Error::InvalidArgument { .. })));
+}
+
+#[tokio::test]
 async fn oversized_documents_are_refused_before_sending() {
     let client = Client::new(
         vec![MEMORY_ENDPOINT.into()],
@@ -191,7 +211,7 @@ async fn a_compacted_continue_token_is_expired() {
     let token = page.continue_token.unwrap();
     r.create(worker("after", "t"), 0).await.unwrap();
     let store = r.client().store().unwrap().clone();
-    store.compact(store.current_revision().await.unwrap()).await.unwrap();
+    store.compact(store.current_revision(b"").await.unwrap()).await.unwrap();
     assert!(matches!(r.list_page(&Query::default(), 2, Some(&token)).await, Err(Error::Expired { .. })));
 }
 

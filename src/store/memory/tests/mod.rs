@@ -14,7 +14,10 @@ async fn revisions_count_every_write() {
     assert_eq!(r2, r1 + 1);
     let kv = &s.range(RangeRequest::key(b"/a/x")).await.unwrap().kvs[0];
     assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (r1, r2, 2));
-    assert_eq!(s.current_revision().await.unwrap(), r2);
+    assert_eq!(s.current_revision(b"/a/").await.unwrap(), r2);
+    // The store's revision, whatever key it is asked through.
+    assert_eq!(s.current_revision(b"/elsewhere/").await.unwrap(), r2);
+    assert_eq!(s.current_revision(b"").await.unwrap(), r2);
 }
 
 #[tokio::test]
