@@ -25,7 +25,9 @@ impl Backend {
     /// Documents under `prefix`, normalised to end in `/` (see [`names::normalize_prefix`];
     /// an empty one is refused).
     pub fn new(client: Client, prefix: &str, format: Format) -> Result<Self> {
-        Ok(Backend { client, prefix: names::normalize_prefix(prefix)?, format })
+        let prefix = names::normalize_prefix(prefix)?;
+        client.note_prefix(&prefix);
+        Ok(Backend { client, prefix, format })
     }
 
     /// The prefix, ending in `/`.

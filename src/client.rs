@@ -79,6 +79,10 @@ struct Inner {
     endpoints: Vec<String>,
     options: ClientOptions,
     shutdown: CancellationToken,
+    /// The first prefix a repository or backend of this client works under: where
+    /// `current_revision` reads when it is given none (a user whose etcd role covers only its
+    /// prefix may read nothing else).
+    prefix: std::sync::OnceLock<String>,
 }
 
 /// A handle on the store, shared by every repository made from it.
@@ -131,7 +135,7 @@ impl Client {
             };
             Arc::new(EtcdStore::new(config, shutdown.clone()))
         };
-        let inner = Inner { store, endpoints, options, shutdown };
+        let inner = Inner { store, endpoints, options, shutdown, prefix: std::sync::OnceLock::new() };
         Ok(Client { inner: Arc::new(inner) })
     }
 
@@ -146,6 +150,16 @@ impl Client {
     /// An identity of this client (all its clones), for per-client registries.
     pub fn id(&self) -> usize {
         Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// Remember that this client works under `prefix` (normalised); the first one counts.
+    pub fn note_prefix(&self, prefix: &str) {
+        let _ = self.inner.prefix.set(prefix.to_owned());
+    }
+
+    /// The first prefix this client worked under, if any.
+    pub fn known_prefix(&self) -> Option<&str> {
+        self.inner.prefix.get().map(String::as_str)
     }
 
     pub fn endpoints(&self) -> &[String] {

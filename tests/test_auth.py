@@ -166,6 +166,8 @@ async def test_consistent_reads_pages_and_the_current_revision(labs: EtcdClient,
     repo: Repo = ResourceRepository(labs, mine)
     written = await fill(repo, 5)
     last = int(written[-1]["metadata"]["resource_version"])
+    # Without a prefix, the client reads under the first prefix it worked under: its own.
+    assert await labs.current_revision() >= last
     assert await labs.current_revision(prefix=mine) >= last
     assert await labs.current_revision(prefix="/labs") >= last  # the role's own prefix
     assert await repo.count_async() == 5
@@ -306,13 +308,21 @@ async def first_cached_count(endpoints: list[str], prefix: str, consistent: bool
         return await cached.count_async(consistent=consistent)
 
 
+async def bare_current_revision(endpoints: list[str]) -> int:
+    """The current revision from a client that has worked under no prefix yet: it reads the
+    key "\\0", outside every prefix."""
+    async with EtcdClient(endpoints, username="labs", password=PASSWORD) as client:
+        return await client.current_revision()
+
+
 async def test_everything_outside_the_prefix_is_refused_at_once(labs: EtcdClient) -> None:
     from etcd_resources.neuroglia import EtcdCoordinationBackend
 
     theirs: Repo = ResourceRepository(labs, "/billing")
     backend = EtcdStorageBackend(labs, "/billing")
     calls: list[Callable[[], Awaitable[Any]]] = [
-        lambda: labs.current_revision(),  # key "\0": outside every prefix
+        # The first prefix this client worked under ("/billing/" above) is where it reads.
+        lambda: labs.current_revision(),
         lambda: labs.current_revision(prefix="/billing"),
         lambda: theirs.get_async("w1"),
         lambda: theirs.add_async(worker("w1")),
@@ -330,6 +340,7 @@ async def test_everything_outside_the_prefix_is_refused_at_once(labs: EtcdClient
     calls += [
         partial(first_cached_count, labs.endpoints, "/billing", k) for k in (None, True, False)
     ]
+    calls.append(partial(bare_current_revision, labs.endpoints))
     for call in calls:
         await refused_at_once(call)
     for start in (

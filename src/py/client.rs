@@ -138,13 +138,17 @@ impl PyClient {
 
     /// The store's current revision (of the whole keyspace). Returns an awaitable.
     ///
-    /// It is learnt from a request on one key: `prefix` (normalised to end in `/`), so a user
-    /// whose etcd role covers only its prefix must pass it; without one, the key `"\0"`,
-    /// which such a user may not read (`PermissionDeniedError`).
+    /// It is learnt from a count-only read of one key: `prefix` (normalised to end in `/`);
+    /// without one, the prefix of the first repository or backend made on this client, so a
+    /// user whose etcd role covers only its prefix gets it; before any, the key `"\0"`
+    /// (which such a user may not read: `PermissionDeniedError`).
     #[pyo3(signature = (*, prefix=None))]
     fn current_revision<'py>(&self, py: Python<'py>, prefix: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();
-        let within = prefix.map(crate::names::normalize_prefix).transpose()?.unwrap_or_default();
+        let within = match prefix {
+            Some(prefix) => crate::names::normalize_prefix(prefix)?,
+            None => self.client.known_prefix().unwrap_or_default().to_owned(),
+        };
         spawn_call(py, &self.client, async move { client.store()?.current_revision(within.as_bytes()).await })
     }
 

@@ -76,6 +76,7 @@ impl Repository {
     pub fn new(client: Client, mut config: RepositoryConfig) -> Result<Self> {
         config.prefix = names::normalize_prefix(&config.prefix)?;
         names::validate_namespace(&config.default_namespace)?;
+        client.note_prefix(&config.prefix);
         Ok(Repository { client, config, informer: Arc::default(), memo: Arc::default() })
     }
 
