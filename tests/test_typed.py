@@ -438,3 +438,20 @@ async def test_dict_repositories_stay_dicts(client: EtcdClient, prefix: str) -> 
     await repo.add_async(LabWorker.create("w1", "ccna"))
     got: Any = await repo.get_async("w1")
     assert isinstance(got, dict) and got["status"]["phase"] == "Pending"
+
+
+def test_classes_defined_inside_a_function() -> None:
+    # Annotations are text here (`from __future__ import annotations`); names the class's
+    # __init__ uses come from its closure.
+    class Phase(enum.Enum):
+        PENDING = "Pending"
+        READY = "Ready"
+
+    @dataclass
+    class LocalStatus:
+        def __init__(self) -> None:
+            self.phase: Phase = Phase.PENDING
+            self.count: int = 0
+
+    status = from_document(LocalStatus, {"phase": "Ready", "count": 2})
+    assert status.phase is Phase.READY and status.count == 2

@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_PREFIX", "EtcdLabWorkerResourceRepository"]
 DEFAULT_PREFIX = "/lab-workers/"
 LAB_TRACK_LABEL = "lab-track"
 ACTIVE_PHASES = (LabWorkerPhase.READY, LabWorkerPhase.DRAINING)
-CACHE_FIELDS = ["status.phase"]
+CACHE_FIELDS = ["status.phase", "status.active_lab_count"]
 
 
 def _phase_text(phase: Enum | str) -> str:

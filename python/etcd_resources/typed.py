@@ -39,6 +39,7 @@ stored bytes (or the cache's parsed documents) with no intermediate dict.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import enum
 import functools
@@ -113,11 +114,27 @@ def _self_attribute(node: ast.expr) -> str | None:
     return None
 
 
+def _closure(cls: type) -> dict[str, Any]:
+    """The names ``cls.__init__`` takes from enclosing functions (for classes defined inside a
+    function: ``self.phase: Phase = Phase.PENDING`` uses ``Phase``, so it is there)."""
+    init = cls.__dict__.get("__init__")
+    code, cells = getattr(init, "__code__", None), getattr(init, "__closure__", None) or ()
+    names: dict[str, Any] = {}
+    for name, cell in zip(code.co_freevars if code else (), cells, strict=False):
+        with contextlib.suppress(ValueError):  # a cell not filled yet
+            names[name] = cell.cell_contents
+    return names
+
+
 def _evaluate(annotation: Any, cls: type) -> Any:
     if not isinstance(annotation, str):
         return annotation
     module = sys.modules.get(cls.__module__)
-    namespace: dict[str, Any] = {**vars(typing), **(vars(module) if module else {})}
+    namespace: dict[str, Any] = {
+        **vars(typing),
+        **(vars(module) if module else {}),
+        **_closure(cls),
+    }
     namespace.setdefault(cls.__name__, cls)
     try:
         return eval(annotation, namespace)  # annotations are code, like get_type_hints does

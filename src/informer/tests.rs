@@ -1,0 +1,181 @@
+//! The informer cache against a direct read, through changes.
+
+use serde_json::json;
+
+use super::*;
+use crate::client::{ClientOptions, MEMORY_ENDPOINT};
+use crate::repository::{Repository, RepositoryConfig};
+use crate::selector::{FieldSelector, LabelSelector};
+
+fn worker(name: &str, track: &str, phase: &str) -> Value {
+    json!({"metadata": {"name": name, "labels": {"lab-track": track}}, "spec": {}, "status": {"phase": phase}})
+}
+
+#[tokio::test]
+async fn answers_from_indexes_and_reads_its_writes() {
+    let client = Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap();
+    let repo = Repository::new(client.clone(), RepositoryConfig::new("/w/")).unwrap();
+    for i in 0..20 {
+        repo.create(
+            worker(
+                &format!("w{i:02}"),
+                if i % 2 == 0 { "a" } else { "b" },
+                if i % 4 == 0 { "Ready" } else { "Pending" },
+            ),
+            0,
+        )
+        .await
+        .unwrap();
+    }
+    let paths = vec!["status.phase".to_owned()];
+    let informer = Informer::shared(&client, "/w/", &paths).unwrap();
+    informer.wait_fresh().await.unwrap();
+    assert_eq!(informer.len(), 20);
+    let ready = Query { fields: FieldSelector::parse("status.phase=Ready").unwrap(), ..Default::default() };
+    assert_eq!(informer.count(&ready), 5);
+    let both = Query { labels: LabelSelector::parse("lab-track=b").unwrap(), ..ready.clone() };
+    assert_eq!(informer.count(&both), 0);
+
+    // A write, then a consistent read: the cache has it.
+    let doc = repo.get("w01", None).await.unwrap().unwrap();
+    let mut updated = doc.clone();
+    updated["status"]["phase"] = json!("Ready");
+    repo.update(updated).await.unwrap();
+    informer.wait_fresh().await.unwrap();
+    assert_eq!(informer.count(&ready), 6);
+    assert_eq!(informer.count(&both), 1);
+    repo.remove("w00", None).await.unwrap();
+    // A write under another prefix moves etcd's revision: progress reports cover it.
+    client.store().unwrap().put(b"/elsewhere".to_vec(), b"{}".to_vec(), 0).await.unwrap();
+    informer.wait_fresh().await.unwrap();
+    assert_eq!(informer.count(&ready), 5);
+    assert_eq!(informer.list(&ready).len(), 5);
+
+    // Shared: the same prefix and paths give the same cache.
+    let again = Informer::shared(&client, "/w/", &paths).unwrap();
+    assert!(Arc::ptr_eq(&again.shared, &informer.shared));
+    // "/w" is the same prefix as "/w/".
+    let unslashed = Informer::shared(&client, "/w", &paths).unwrap();
+    assert!(Arc::ptr_eq(&unslashed.shared, &informer.shared));
+}
+
+/// A document whose `status.active_lab_count` is a number, a decimal, text, null or
+/// absent, and whose label `slots` is an integer or a word, by `i`.
+fn counted(name: &str, i: i64) -> Value {
+    let slots = if i % 4 == 3 { "many".to_owned() } else { (i % 13).to_string() };
+    let mut doc = json!({"metadata": {"name": name, "labels": {"slots": slots}}, "spec": {}, "status": {}});
+    let count = match i % 6 {
+        0 => json!(i),
+        1 => json!(i as f64 + 0.5),
+        2 => json!(i.to_string()),
+        3 => Value::Null,
+        4 => return doc,
+        _ => json!(-i),
+    };
+    doc["status"]["active_lab_count"] = count;
+    doc
+}
+
+fn query(labels: &str, fields: &str) -> Query {
+    Query {
+        labels: LabelSelector::parse(labels).unwrap(),
+        fields: FieldSelector::parse(fields).unwrap(),
+        ..Default::default()
+    }
+}
+
+/// The cache answers like a read of etcd, and comparisons on indexed paths from the
+/// indexes alone.
+async fn same_as_etcd(repo: &Repository, informer: &Informer, paths: &[String]) -> usize {
+    informer.wait_fresh().await.unwrap();
+    let mut answered = 0;
+    for (labels, fields) in [
+        ("", "status.active_lab_count<20"),
+        ("", "status.active_lab_count>10"),
+        ("", "status.active_lab_count>10.5"),
+        ("", "status.active_lab_count < -5"),
+        ("", "status.active_lab_count>10,status.active_lab_count<20.5"),
+        ("slots>5", ""),
+        ("slots<3", ""),
+        ("slots>5,slots<10", "status.active_lab_count<40"),
+        ("slots in (1,2,3)", "status.active_lab_count>0"),
+        ("slots>2", "status.phase=Ready"), // status.phase is not indexed
+        ("slots!=4", "status.active_lab_count>3"),
+    ] {
+        let q = query(labels, fields);
+        let want: Vec<String> = repo
+            .list(&q)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+            .collect();
+        let got: Vec<String> = informer
+            .list(&q)
+            .iter()
+            .map(|d| format!("/n/{}", d["metadata"]["name"].as_str().unwrap()))
+            .collect();
+        assert_eq!(got, want, "{labels:?} {fields:?}");
+        assert_eq!(informer.count(&q), want.len(), "{labels:?} {fields:?}");
+        if informer.only_indexed(&q) {
+            // Answered by the indexes: the candidates are exactly the matches.
+            let state = informer.read();
+            let candidates = state.candidates(&q, paths).unwrap();
+            assert_eq!(candidates.into_iter().cloned().collect::<Vec<_>>(), want, "{labels:?} {fields:?}");
+            answered += 1;
+        }
+    }
+    answered
+}
+
+#[tokio::test]
+async fn comparisons_answer_from_ordered_indexes_through_changes() {
+    let client = Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap();
+    let repo = Repository::new(client.clone(), RepositoryConfig::new("/n/")).unwrap();
+    for i in 0..40 {
+        repo.create(counted(&format!("n{i:02}"), i), 0).await.unwrap();
+    }
+    let paths = vec!["status.active_lab_count".to_owned()];
+    let informer = Informer::shared(&client, "/n/", &paths).unwrap();
+    assert_eq!(same_as_etcd(&repo, &informer, &paths).await, 9);
+
+    // Updates move documents between numbers, to and from text, null and absent.
+    for i in (0..40).step_by(3) {
+        let mut doc = repo.get(&format!("n{i:02}"), None).await.unwrap().unwrap();
+        let newer = counted("unused", i + 1);
+        doc["status"] = newer["status"].clone();
+        doc["metadata"]["labels"] = newer["metadata"]["labels"].clone();
+        repo.update(doc).await.unwrap();
+    }
+    same_as_etcd(&repo, &informer, &paths).await;
+    for i in (0..40).step_by(2) {
+        repo.remove(&format!("n{i:02}"), None).await.unwrap();
+    }
+    same_as_etcd(&repo, &informer, &paths).await;
+    for i in (1..40).step_by(2) {
+        repo.remove(&format!("n{i:02}"), None).await.unwrap();
+    }
+    assert_eq!(same_as_etcd(&repo, &informer, &paths).await, 9);
+    let state = informer.read();
+    assert!(state.docs.is_empty());
+    assert!(state.labels.numbers.is_empty() && state.fields.numbers.is_empty(), "nothing left behind");
+    assert!(state.labels.text.is_empty() && state.fields.text.is_empty());
+}
+
+#[test]
+fn a_comparison_alone_counts_without_a_set() {
+    let paths = vec!["status.active_lab_count".to_owned()];
+    let mut state = State::default();
+    for i in 0..12 {
+        state.put(format!("k{i:02}"), counted(&format!("k{i:02}"), i), &paths);
+    }
+    // Numbers 0, 1.5, -5, 6, 7.5, -11: three below 1.
+    assert_eq!(state.single_indexed(&query("", "status.active_lab_count<1"), &paths), Some(3));
+    assert_eq!(state.single_indexed(&query("", "status.active_lab_count>1"), &paths), Some(3));
+    assert_eq!(state.single_indexed(&query("", "status.active_lab_count>7.5"), &paths), Some(0));
+    // Labels 0, 1, 2, 4, 5, 6, 8, 9, 10 (3, 7 and 11 are words): two above 8.
+    assert_eq!(state.single_indexed(&query("slots>8", ""), &paths), Some(2));
+    assert_eq!(state.single_indexed(&query("", "status.other<1"), &paths), None, "not indexed");
+    assert_eq!(state.single_indexed(&query("slots!=1", ""), &paths), None);
+}
