@@ -18,6 +18,7 @@ import compare
 import concurrency
 import decode
 import query
+import typed
 import watch
 from common import etcd_endpoints
 
@@ -35,6 +36,8 @@ def main() -> None:
         print(watch.run(endpoints))
         print()
         print(decode.run())
+        print()
+        print(typed.run(endpoints))
         print()
         print(compare.run(endpoints, sys.argv[1:]))
 
