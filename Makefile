@@ -3,6 +3,8 @@
 #   make test    build, lint, and run every test (Rust and Python, against a real etcd)
 #   make lint    cargo fmt --check, clippy -D warnings, ruff, mypy, stubtest
 #   make bench   build (release) and run the benchmarks (peers in .bench-venvs/; ARGS="--rounds 1")
+#   make wheel   the sdist and manylinux_2_17 wheels for every CPython >= 3.11 here (dist/)
+#   make wheel-test  install each wheel in a fresh venv without Rust; run the demo and examples
 #   make dev     build a debug extension into .venv for iterating
 
 VENV   ?= .venv
@@ -11,7 +13,7 @@ BIN    := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 export VIRTUAL_ENV := $(abspath $(VENV))
 
-.PHONY: demo test lint bench dev rust-test py-test clean
+.PHONY: demo test lint bench dev rust-test py-test clean wheel wheel-test
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -35,8 +37,8 @@ lint: dev
 	cargo fmt --check
 	cargo clippy -q --all-targets -- -D warnings
 	cargo clippy -q --all-targets --no-default-features -- -D warnings
-	$(PY) -m ruff check python tests benches
-	$(PY) -m ruff format --check python tests benches
+	$(PY) -m ruff check python tests benches scripts
+	$(PY) -m ruff format --check python tests benches scripts
 	$(PY) -m mypy
 	$(PY) -m mypy.stubtest etcd_resources._core
 
@@ -50,6 +52,21 @@ test: lint rust-test py-test
 
 bench: release
 	$(PY) benches/run.py $(ARGS)
+
+# One CPython per supported minor version found here (scripts/pythons.py), or PYTHONS="...".
+PYTHONS ?= $(shell python3 scripts/pythons.py)
+
+wheel: $(VENV)/.tools
+	@test -n "$(PYTHONS)" || { echo "no CPython >= 3.11 found for the wheels"; exit 1; }
+	$(PY) -m pip install -q "ziglang>=0.13,<0.16" "auditwheel>=6"
+	rm -rf dist
+	maturin sdist -o dist
+	# zig links against glibc 2.17 whatever this machine's glibc is: manylinux2014.
+	maturin build --release --zig --compatibility manylinux2014 -o dist $(foreach p,$(PYTHONS),-i $(p))
+	for w in dist/*.whl; do echo "$$w: $$($(PY) -m auditwheel show $$w | tr '\n' ' ' | grep -o 'consistent with the following platform tag: "[^"]*"')"; done
+
+wheel-test: wheel
+	for p in $(PYTHONS); do $$p scripts/check_wheel.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) target
