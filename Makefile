@@ -5,6 +5,7 @@
 #   make bench   build (release) and run the benchmarks (peers in .bench-venvs/; ARGS="--rounds 1")
 #   make wheel   the sdist and manylinux_2_17 wheels for every CPython >= 3.11 here (dist/)
 #   make wheel-test  install each wheel in a fresh venv without Rust; run the demo and examples
+#   make docs    the documentation site (MkDocs Material, mkdocstrings) into site/, warnings fatal
 #   make dev     build a debug extension into .venv for iterating
 
 VENV   ?= .venv
@@ -13,7 +14,7 @@ BIN    := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 export VIRTUAL_ENV := $(abspath $(VENV))
 
-.PHONY: demo test lint bench dev rust-test py-test clean wheel wheel-test
+.PHONY: demo test lint bench dev rust-test py-test clean wheel wheel-test docs
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -52,6 +53,10 @@ test: lint rust-test py-test
 
 bench: release
 	$(PY) benches/run.py $(ARGS)
+
+docs: dev
+	$(PY) -m pip install -q "mkdocs>=1.6,<2" "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=0.26"
+	$(PY) -m mkdocs build --strict
 
 # One CPython per supported minor version found here (scripts/pythons.py), or PYTHONS="...".
 PYTHONS ?= $(shell python3 scripts/pythons.py)

@@ -1,4 +1,4 @@
-"""Every ``python`` example in the README runs as written."""
+"""Every ``python`` example in the README and on the documentation site runs as written."""
 
 from __future__ import annotations
 
@@ -9,15 +9,24 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).parent.parent / "README.md"
-EXAMPLES = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+ROOT = Path(__file__).parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
-def test_the_readme_has_examples() -> None:
-    assert len(EXAMPLES) >= 4
+def examples(page: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
 
 
-@pytest.mark.parametrize("source", EXAMPLES, ids=[f"example{i}" for i in range(len(EXAMPLES))])
+# Each distinct example once (the README's first one is also on the site).
+EXAMPLES = {source: f"{page.stem}-{i}" for page in PAGES for i, source in enumerate(examples(page))}
+
+
+def test_the_pages_have_examples() -> None:
+    assert len(EXAMPLES) >= 8
+    assert examples(ROOT / "README.md")
+
+
+@pytest.mark.parametrize("source", list(EXAMPLES), ids=list(EXAMPLES.values()))
 def test_example_runs(source: str) -> None:
     run = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr

@@ -1,7 +1,7 @@
 """``ResourceRepository``: Kubernetes-style resources in etcd, with Neuroglia's repository
 method names.
 
-Semantics (see the README): the key is ``prefix + name`` (``prefix + namespace + "/" + name``
+Semantics (see docs/semantics.md): the key is ``prefix + name`` (``prefix + namespace + "/" + name``
 when ``namespaced=True``); ``add_async`` is an atomic create; ``update_async`` is a
 compare-and-swap on ``metadata.resource_version`` (etcd's mod_revision); ``generation`` counts
 spec changes; deletes wait for finalizers.
