@@ -1,5 +1,6 @@
 """`make wheel-test`: install the built wheel into a fresh venv, with no Rust toolchain on
-PATH, and run the demo and every Python example of the README with it.
+PATH, and run the demo and every Python example of the README and of the documentation site
+with it.
 
 The venv is made outside the source tree and every program runs from there, so nothing is
 imported from the checkout: only what the wheel installed (and its dependencies, from PyPI).
@@ -49,7 +50,14 @@ def without_rust(path: str) -> str:
 
 def main() -> None:
     wheel = the_wheel()
-    examples = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    pages = [README, *sorted((ROOT / "docs").glob("*.md"))]
+    examples = list(
+        dict.fromkeys(
+            e
+            for page in pages
+            for e in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+        )
+    )
     with tempfile.TemporaryDirectory(prefix="etcd-resources-wheel-") as tmp:
         env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
         env["PATH"] = without_rust(os.environ.get("PATH", ""))
@@ -86,8 +94,10 @@ def main() -> None:
                 [py, "-c", source], env=env, cwd=tmp, capture_output=True, text=True, timeout=120
             )
             if run.returncode != 0:
-                sys.exit(f"README example {i} failed from the wheel:\n{run.stderr}")
-        print(f"the {len(examples)} README examples ran from the wheel")
+                sys.exit(
+                    f"example {i} of the README and the site failed from the wheel:\n{run.stderr}"
+                )
+        print(f"the {len(examples)} examples of the README and the site ran from the wheel")
         print(f"wheel: {len(examples) + 1} passed, 0 failed")
 
 
