@@ -1,23 +1,56 @@
 //! The client: one per process, owning the store (a connection to etcd, or the embedded
 //! store) and its closed state. Cheap to clone; every clone is the same client.
+//!
+//! A client belongs to the process that made it: in a child forked from that process every
+//! call fails with `Forked` at once (its connections and the runtime that served them are the
+//! parent's), and nothing of it is torn down there (see `crate::process`).
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::process::{self, Local};
 use crate::store::etcd::{EtcdConfig, EtcdStore};
 use crate::store::memory::MemoryStore;
 use crate::store::SharedStore;
 
-/// Cancelled when the process shuts down: the parent of every client's own token.
-static PROCESS: LazyLock<CancellationToken> = LazyLock::new(CancellationToken::new);
+/// Cancelled when the process shuts down: the parent of every client's own token. One per
+/// process: a forked child makes its own and never touches (cancels, or drops) its parent's.
+static PROCESS: Mutex<Option<(u32, CancellationToken)>> = Mutex::new(None);
 
-/// Close every client of the process (at interpreter exit): calls in flight end with
-/// `Closed`, watches end, later calls fail with `Closed`.
+pub(crate) fn fork_lock() -> &'static dyn process::ForkLock {
+    &PROCESS
+}
+
+/// A new token under this process's shutdown token.
+fn process_child_token() -> CancellationToken {
+    let pid = process::id();
+    let mut current = PROCESS.lock().unwrap_or_else(|p| p.into_inner());
+    match current.as_ref() {
+        Some((owner, token)) if *owner == pid => token.child_token(),
+        _ => {
+            let token = CancellationToken::new();
+            let child = token.child_token();
+            // The parent's token, if any, is left as it is: see `crate::process`.
+            std::mem::forget(current.replace((pid, token)));
+            child
+        }
+    }
+}
+
+/// Close every client of this process (at interpreter exit): calls in flight end with
+/// `Closed`, watches end, later calls fail with `Closed`. Clients a forked child inherited
+/// from its parent are left alone.
 pub fn close_all() {
-    PROCESS.cancel();
+    let pid = process::id();
+    let current = PROCESS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((owner, token)) = current.as_ref() {
+        if *owner == pid {
+            token.cancel();
+        }
+    }
 }
 
 /// The endpoint that selects the embedded store.
@@ -88,7 +121,7 @@ struct Inner {
 /// A handle on the store, shared by every repository made from it.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    inner: Arc<Local<Inner>>,
 }
 
 impl Client {
@@ -107,7 +140,7 @@ impl Client {
         if options.timeout.is_zero() || options.connect_timeout.is_zero() {
             return Err(Error::invalid("timeouts must be positive"));
         }
-        let shutdown = PROCESS.child_token();
+        let shutdown = process_child_token();
         let store: SharedStore = if endpoints.iter().any(|e| e == MEMORY_ENDPOINT) {
             if endpoints.len() > 1 {
                 return Err(Error::invalid("\"memory://\" cannot be mixed with etcd endpoints"));
@@ -136,15 +169,26 @@ impl Client {
             Arc::new(EtcdStore::new(config, shutdown.clone()))
         };
         let inner = Inner { store, endpoints, options, shutdown, prefix: std::sync::OnceLock::new() };
-        Ok(Client { inner: Arc::new(inner) })
+        Ok(Client { inner: Arc::new(Local::new(inner)) })
     }
 
-    /// The store, or `Closed` once the client is closed.
+    /// The store, or `Closed` once the client is closed (`Forked` in a forked child).
     pub fn store(&self) -> Result<&SharedStore> {
-        if self.is_closed() {
+        self.check()?;
+        if self.inner.shutdown.is_cancelled() {
             return Err(Error::Closed);
         }
         Ok(&self.inner.store)
+    }
+
+    /// `Err(Forked)` in a process forked from the one that made this client.
+    pub fn check(&self) -> Result<()> {
+        self.inner.check()
+    }
+
+    /// The process that made this client.
+    pub fn pid(&self) -> u32 {
+        self.inner.pid()
     }
 
     /// An identity of this client (all its clones), for per-client registries.
@@ -174,18 +218,24 @@ impl Client {
         self.inner.endpoints.first().is_some_and(|e| e == MEMORY_ENDPOINT)
     }
 
+    /// Whether the client refuses calls: closed, or inherited from the parent of a fork.
     pub fn is_closed(&self) -> bool {
-        self.inner.shutdown.is_cancelled()
+        !self.inner.is_here() || self.inner.shutdown.is_cancelled()
     }
 
-    /// Cancelled when the client closes; watches end on it.
-    pub fn shutdown(&self) -> &CancellationToken {
-        &self.inner.shutdown
+    /// Cancelled when the client closes; watches end on it. Only in the process that made
+    /// the client (`Forked` elsewhere).
+    pub fn shutdown(&self) -> Result<&CancellationToken> {
+        self.check()?;
+        Ok(&self.inner.shutdown)
     }
 
-    /// Refuse further calls and end every open watch. Idempotent.
+    /// Refuse further calls and end every open watch. Idempotent. In a forked child it does
+    /// nothing: the client is the parent's, and already refuses calls there.
     pub fn close(&self) {
-        self.inner.shutdown.cancel();
+        if self.inner.is_here() {
+            self.inner.shutdown.cancel();
+        }
     }
 }
 
@@ -209,6 +259,6 @@ mod tests {
         assert!(c.store().is_ok());
         c.clone().close();
         assert_eq!(c.store().err(), Some(Error::Closed));
-        assert!(c.shutdown().is_cancelled());
+        assert!(c.shutdown().unwrap().is_cancelled());
     }
 }

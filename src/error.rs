@@ -55,6 +55,13 @@ pub enum Error {
     /// The client was closed; no further calls are possible.
     #[error("the client is closed")]
     Closed,
+    /// A client (or a repository, watch, cache or lease of one) made in another process, of
+    /// which this one is a fork: its connections and the threads that served them are the
+    /// parent's.
+    #[error(
+        "EtcdClient made in process {pid} before a fork, used in process {here}: make a new client in this process"
+    )]
+    Forked { pid: u32, here: u32 },
     /// Any other error etcd answered with.
     #[error("etcd error: {message}")]
     Etcd { message: String, code: Option<String> },
@@ -88,6 +95,7 @@ impl Error {
             Error::Serialization { .. } => "SerializationError",
             Error::PermissionDenied { .. } => "PermissionDeniedError",
             Error::Closed => "ClosedError",
+            Error::Forked { .. } => "ForkedError",
             Error::Etcd { .. } => "EtcdResourcesError",
         }
     }
@@ -121,6 +129,7 @@ mod tests {
             Error::serialization(None, "m"),
             Error::PermissionDenied { message: "m".into(), code: None },
             Error::Closed,
+            Error::Forked { pid: 1, here: 2 },
         ];
         let mut kinds: Vec<_> = all.iter().map(Error::kind).collect();
         kinds.sort_unstable();
@@ -135,5 +144,10 @@ mod tests {
         assert_eq!(e.to_string(), "conflict on \"/w/a\": expected resource_version 4, found no resource");
         let e = Error::serialization(Some("/w/a"), "bad json");
         assert_eq!(e.to_string(), "\"/w/a\": bad json");
+        let e = Error::Forked { pid: 10, here: 11 };
+        assert_eq!(
+            e.to_string(),
+            "EtcdClient made in process 10 before a fork, used in process 11: make a new client in this process"
+        );
     }
 }

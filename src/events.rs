@@ -3,7 +3,7 @@
 //! touch Python. At most [`CAPACITY`] records wait; older ones are dropped and counted.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// Records kept while nobody drains them.
 pub const CAPACITY: usize = 1000;
@@ -22,8 +22,32 @@ pub struct Record {
     pub message: String,
 }
 
-static QUEUE: Mutex<(VecDeque<Record>, u64)> = Mutex::new((VecDeque::new(), 0));
+struct Queue {
+    records: VecDeque<Record>,
+    dropped: u64,
+    pid: u32,
+}
+
+/// The records, how many were dropped, and the process they were queued in (a forked child
+/// does not log its parent's records: the parent does).
+static QUEUE: Mutex<Queue> = Mutex::new(Queue { records: VecDeque::new(), dropped: 0, pid: 0 });
 static NOTIFY: OnceLock<Box<dyn Fn() + Send + Sync>> = OnceLock::new();
+
+pub(crate) fn fork_lock() -> &'static dyn crate::process::ForkLock {
+    &QUEUE
+}
+
+/// The queue, emptied first if it holds another process's records.
+fn queue() -> MutexGuard<'static, Queue> {
+    let mut queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+    let pid = crate::process::id();
+    if queue.pid != pid {
+        queue.records.clear();
+        queue.dropped = 0;
+        queue.pid = pid;
+    }
+    queue
+}
 
 /// Called after each record is queued (the bindings wake an event loop to drain them).
 pub fn set_notifier(notify: Box<dyn Fn() + Send + Sync>) {
@@ -33,12 +57,12 @@ pub fn set_notifier(notify: Box<dyn Fn() + Send + Sync>) {
 /// Queue a record.
 pub fn emit(level: Level, message: impl Into<String>) {
     {
-        let mut queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
-        if queue.0.len() >= CAPACITY {
-            queue.0.pop_front();
-            queue.1 += 1;
+        let mut queue = queue();
+        if queue.records.len() >= CAPACITY {
+            queue.records.pop_front();
+            queue.dropped += 1;
         }
-        queue.0.push_back(Record { level, message: message.into() });
+        queue.records.push_back(Record { level, message: message.into() });
     }
     if let Some(notify) = NOTIFY.get() {
         notify();
@@ -47,7 +71,7 @@ pub fn emit(level: Level, message: impl Into<String>) {
 
 /// Take the queued records, and how many were dropped since the last drain.
 pub fn drain() -> (Vec<Record>, u64) {
-    let mut queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
-    let dropped = std::mem::take(&mut queue.1);
-    (queue.0.drain(..).collect(), dropped)
+    let mut queue = queue();
+    let dropped = std::mem::take(&mut queue.dropped);
+    (queue.records.drain(..).collect(), dropped)
 }

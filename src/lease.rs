@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::events::{self, Level};
+use crate::process::Local;
 
 /// The first pause before retrying a renewal that failed on a connection error.
 const RETRY: Duration = Duration::from_millis(200);
@@ -32,7 +33,8 @@ pub struct Lease {
     pub id: i64,
     pub ttl: i64,
     client: Client,
-    state: Arc<State>,
+    /// Its tokens are waited on by the keep-alive task: a forked child leaves them alone.
+    state: Arc<Local<State>>,
 }
 
 impl Lease {
@@ -42,11 +44,11 @@ impl Lease {
             return Err(Error::invalid(format!("a lease TTL is a positive number of seconds, got {ttl}")));
         }
         let id = client.store()?.lease_grant(ttl).await?;
-        let state = Arc::new(State {
+        let state = Arc::new(Local::new(State {
             stop: CancellationToken::new(),
             lost: CancellationToken::new(),
             reason: Mutex::new(None),
-        });
+        }));
         let lease = Lease { id, ttl, client: client.clone(), state };
         if keep_alive {
             tokio::spawn(lease.clone().keep_alive());
@@ -62,7 +64,7 @@ impl Lease {
 
     async fn keep_alive(self) {
         let period = Duration::from_secs_f64((self.ttl as f64 / 3.0).max(0.5));
-        let shutdown = self.client.shutdown().clone();
+        let Ok(shutdown) = self.client.shutdown().cloned() else { return };
         let mut last_renewal = Instant::now();
         let mut pause = period;
         loop {
@@ -98,13 +100,17 @@ impl Lease {
         }
     }
 
-    /// Stop renewing; the lease then expires after its TTL.
+    /// Stop renewing; the lease then expires after its TTL. In a process forked from the one
+    /// that granted it, nothing renews it there and this does nothing.
     pub fn cancel(&self) {
-        self.state.stop.cancel();
+        if self.client.check().is_ok() {
+            self.state.stop.cancel();
+        }
     }
 
     /// Stop renewing and revoke the lease now (its keys are deleted).
     pub async fn revoke(&self) -> Result<()> {
+        self.client.check()?;
         self.state.stop.cancel();
         match self.client.store()?.lease_revoke(self.id).await {
             Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
@@ -112,13 +118,22 @@ impl Lease {
         }
     }
 
+    /// The client it was granted on.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Whether the lease was lost.
     pub fn is_lost(&self) -> bool {
         self.state.lost.is_cancelled()
     }
 
-    /// Wait until the lease is lost; the reason.
+    /// Wait until the lease is lost; the reason. (`Forked` at once in a process forked from
+    /// the one that granted it: nothing would ever tell it there.)
     pub async fn lost(&self) -> Error {
+        if let Err(e) = self.client.check() {
+            return e;
+        }
         self.state.lost.cancelled().await;
         self.state.reason.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or(Error::Closed)
     }

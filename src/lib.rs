@@ -13,6 +13,7 @@ pub mod lease;
 pub mod listing;
 pub mod metrics;
 pub mod names;
+pub mod process;
 pub mod projection;
 pub mod repository;
 pub mod selector;

@@ -20,6 +20,7 @@ use crate::client::Client;
 use crate::document;
 use crate::error::{Error, Result};
 use crate::events::{self, Level};
+use crate::process::Local;
 use crate::selector::Query;
 use crate::store::{EventKind, WatchEvent, WatchStream};
 
@@ -68,7 +69,8 @@ pub struct ChangeStream {
     client: Client,
     prefix: String,
     query: Option<Query>,
-    inner: Option<WatchStream>,
+    /// The store's stream; a forked child leaves its parent's alone (see `crate::process`).
+    inner: Option<Local<WatchStream>>,
     /// The revision of the last change delivered; the watch resumes after it.
     pub last_revision: i64,
     /// How many times in a row reopening failed (for the backoff).
@@ -106,7 +108,7 @@ impl ChangeStream {
             client,
             prefix: prefix.to_owned(),
             query,
-            inner: Some(inner),
+            inner: Some(Local::new(inner)),
             last_revision: start - 1,
             failures: 0,
             seed,
@@ -133,9 +135,10 @@ impl ChangeStream {
         matches!(e, Error::Unavailable { .. } | Error::Timeout { .. })
     }
 
-    /// The next batch, or `None` once the client is closed.
+    /// The next batch, or `None` once the client is closed (`Forked` at once in a process
+    /// forked from the one that opened it).
     pub async fn next_batch(&mut self) -> Result<Option<Vec<Change>>> {
-        let shutdown = self.client.shutdown().clone();
+        let shutdown = self.client.shutdown()?.clone();
         loop {
             let Some(inner) = self.inner.as_mut() else {
                 let pause = if self.failures == 0 { Duration::ZERO } else { self.backoff() };
@@ -150,7 +153,7 @@ impl ChangeStream {
                 };
                 match store.watch(self.prefix.as_bytes().to_vec(), self.last_revision + 1).await {
                     Ok(stream) => {
-                        self.inner = Some(stream);
+                        self.inner = Some(Local::new(stream));
                         self.reconnects += 1;
                         events::emit(
                             Level::Info,

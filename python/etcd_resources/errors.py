@@ -18,6 +18,7 @@ __all__ = [
     "EtcdResourcesError",
     "EtcdTimeoutError",
     "ExpiredError",
+    "ForkedError",
     "InvalidArgumentError",
     "InvalidNameError",
     "InvalidSelectorError",
@@ -125,6 +126,16 @@ class ClosedError(EtcdResourcesError, RuntimeError):
     """The client was closed."""
 
 
+class ForkedError(ClosedError):
+    """A client made in another process, of which this one is a fork (or a repository, watch,
+    cache or lease of such a client): its connections and the threads that served them are
+    the parent's. Make a new ``EtcdClient`` in this process. ``pid`` is the process that made
+    the client, ``current_pid`` this one."""
+
+    pid: int
+    current_pid: int
+
+
 # The class the native core raises for each error kind (by name). Integrations may put a
 # subclass in place: `use_neuroglia_conflict_error()` makes conflicts Neuroglia's too.
 _classes: dict[str, type[EtcdResourcesError]] = {
@@ -144,6 +155,7 @@ _classes: dict[str, type[EtcdResourcesError]] = {
         SerializationError,
         PermissionDeniedError,
         ClosedError,
+        ForkedError,
     )
 }
 

@@ -33,6 +33,7 @@ use crate::client::Client;
 use crate::document;
 use crate::error::{Error, Result};
 use crate::listing::{self, CHUNK};
+use crate::process::{self, Local};
 use crate::selector::Query;
 use crate::store::{prefix_end, ProgressRequester};
 use crate::watch::{ChangeStream, ChangeType};
@@ -90,15 +91,21 @@ impl Drop for Shared {
     }
 }
 
-/// A handle on a shared informer cache.
+/// A handle on a shared informer cache. It belongs to the process that started it: in a
+/// forked child its reads fail with `Forked` and it is never torn down there (its watch and
+/// task are the parent's; see `crate::process`).
 #[derive(Clone)]
 pub struct Informer {
-    shared: Arc<Shared>,
+    shared: Arc<Local<Shared>>,
 }
 
 /// Informers alive, by (client, prefix, paths).
-type Registry = Mutex<HashMap<(usize, String, Vec<String>), Weak<Shared>>>;
+type Registry = Mutex<HashMap<(usize, String, Vec<String>), Weak<Local<Shared>>>>;
 static REGISTRY: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(Registry::default);
+
+pub(crate) fn fork_lock() -> &'static dyn process::ForkLock {
+    &*REGISTRY
+}
 
 impl Informer {
     /// The informer of `prefix` (normalised to end in `/`) on `client` with `paths` indexed:
@@ -110,6 +117,7 @@ impl Informer {
         let mut paths = paths.to_vec();
         paths.sort();
         paths.dedup();
+        client.check()?;
         let key = (client.id(), prefix.to_owned(), paths.clone());
         let mut registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
         registry.retain(|_, weak| weak.strong_count() > 0);
@@ -117,7 +125,7 @@ impl Informer {
             return Ok(Informer { shared });
         }
         client.store()?; // a closed client starts nothing
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Local::new(Shared {
             client: client.clone(),
             prefix: prefix.to_owned(),
             paths,
@@ -127,7 +135,7 @@ impl Informer {
             failure: Mutex::new(None),
             progress: Mutex::new(None),
             stop: CancellationToken::new(),
-        });
+        }));
         registry.insert(key, Arc::downgrade(&shared));
         tokio::spawn(run(Arc::downgrade(&shared), shared.stop.clone()));
         Ok(Informer { shared })
@@ -161,6 +169,7 @@ impl Informer {
     /// Wait until the cache is as fresh as `consistency` asks, up to the client's request
     /// timeout. A cache still loading is waited for whatever is asked.
     pub async fn wait(&self, consistency: Consistency) -> Result<()> {
+        self.shared.check()?;
         if self.revision() == 0 {
             return self.wait_fresh().await;
         }
@@ -193,6 +202,7 @@ impl Informer {
     /// Wait until the cache has applied etcd's current revision (a linearizable read), up to
     /// the client's request timeout.
     pub async fn wait_fresh(&self) -> Result<()> {
+        self.shared.check()?;
         let shared = &self.shared;
         // Asked through the prefix: a user whose role covers only it may ask.
         let target = shared.client.store()?.current_revision(shared.prefix.as_bytes()).await?;
@@ -281,7 +291,7 @@ pub fn note(client: &Client, key: &[u8], revision: i64) {
 }
 
 /// List, then watch, applying every change; list again when etcd compacted past the watch.
-async fn run(weak: Weak<Shared>, stop: CancellationToken) {
+async fn run(weak: Weak<Local<Shared>>, stop: CancellationToken) {
     loop {
         let Some(shared) = weak.upgrade() else { return };
         let listed = tokio::select! {

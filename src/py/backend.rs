@@ -39,6 +39,7 @@ impl PyKvBackend {
     #[new]
     #[pyo3(signature = (client, prefix, *, format="json"))]
     fn new(client: &PyClient, prefix: String, format: &str) -> PyResult<Self> {
+        client.client.check()?;
         Ok(PyKvBackend { backend: Backend::new(client.client.clone(), &prefix, Format::parse(format)?)? })
     }
 

@@ -1,5 +1,5 @@
 //! Running Rust futures for asyncio: [`spawn`] returns an `asyncio.Future` of a Rust future's
-//! result, run on pyo3-async-runtimes' tokio runtime.
+//! result, run on this process's tokio runtime (`runtime.rs`).
 //!
 //! Tokio threads never touch Python. A finished future pushes its result onto the queue of
 //! its event loop and writes one byte to a socket the loop watches (`loop.add_reader`); the
@@ -14,13 +14,16 @@
 //!   hop; the `await` still yields once, so other tasks are not starved.
 //!
 //! Cancelling the asyncio future drops the Rust future (a done-callback signals it).
+//!
+//! After a fork, the child's loop gets a queue and a socket pair of its own; the parent's (its
+//! sockets are shared with the parent) are never written to, read or closed in the child.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -31,16 +34,28 @@ use pyo3::IntoPyObjectExt;
 use tokio::sync::oneshot;
 
 use crate::error::Result;
+use crate::process::{self, Local};
+use crate::py::runtime;
 
-/// Rust tasks spawned and not finished.
-static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static COMPLETE_SOON: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// `weakref.WeakKeyDictionary` from event loop to its `LoopQueue`.
 static QUEUES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// The queue of the loop used last, with a strong reference to that loop so its address
-/// cannot be reused by another loop while cached.
-static LAST: Mutex<Option<(Py<PyAny>, Arc<Queue>)>> = Mutex::new(None);
+/// cannot be reused by another loop while cached, and the process that used it.
+static LAST: Mutex<Option<Last>> = Mutex::new(None);
+
+struct Last {
+    pid: u32,
+    event_loop: Py<PyAny>,
+    queue: Arc<Queue>,
+}
+
+/// Runtime threads take `LAST` (to wake the loop for log records): it is held across forks.
+pub fn init() {
+    process::init();
+    process::lock_across_fork(&LAST);
+}
 
 type MakeResult = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 
@@ -86,15 +101,20 @@ impl Queue {
     }
 }
 
-/// The reader callback registered on an event loop: completes the queued futures.
+/// The reader callback registered on an event loop: completes the queued futures. In a
+/// forked child (running a loop it inherited, which asyncio does not support) it does nothing:
+/// the queue and its sockets are the parent's.
 #[pyclass(frozen)]
 struct LoopQueue {
-    queue: Arc<Queue>,
+    queue: Local<Arc<Queue>>,
 }
 
 #[pymethods]
 impl LoopQueue {
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        if !self.queue.is_here() {
+            return Ok(());
+        }
         let mut buf = [0u8; 256];
         loop {
             match (&self.queue.wake_rx).read(&mut buf) {
@@ -118,8 +138,8 @@ impl LoopQueue {
 /// `crate::events` from any thread; touches no Python).
 pub fn wake_last_loop() {
     if let Ok(last) = LAST.try_lock() {
-        if let Some((_, queue)) = last.as_ref() {
-            queue.wake();
+        if let Some(last) = last.as_ref().filter(|last| last.pid == process::id()) {
+            last.queue.wake();
         }
     }
 }
@@ -140,11 +160,12 @@ fn complete(py: Python<'_>, future: &Bound<'_, PyAny>, result: PyResult<Py<PyAny
 fn queue_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Queue>> {
     // The lock is never held across a call into Python: Python may switch threads there, and
     // another thread waiting for this lock while holding the GIL would deadlock us.
+    let pid = process::id();
     {
         let last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((cached_loop, queue)) = last.as_ref() {
-            if cached_loop.bind(py).is(event_loop) {
-                return Ok(queue.clone());
+        if let Some(last) = last.as_ref() {
+            if last.pid == pid && last.event_loop.bind(py).is(event_loop) {
+                return Ok(last.queue.clone());
             }
         }
     }
@@ -152,22 +173,32 @@ fn queue_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Queue
         Ok::<_, PyErr>(py.import("weakref")?.getattr("WeakKeyDictionary")?.call0()?.unbind())
     })?;
     let queues = queues.bind(py);
-    let queue = match queues.call_method1("get", (event_loop,))? {
-        found if !found.is_none() => found.cast::<LoopQueue>().map_err(PyErr::from)?.get().queue.clone(),
+    let found = queues.call_method1("get", (event_loop,))?;
+    let found =
+        if found.is_none() { None } else { Some(found.cast_into::<LoopQueue>().map_err(PyErr::from)?) };
+    let queue = match found {
+        Some(reader) if reader.get().queue.is_here() => (*reader.get().queue).clone(),
+        // None yet, or the parent's (a loop inherited through a fork): a new one, whose reader
+        // takes the parent's place in `QUEUES` (the parent's stays registered on the loop,
+        // and idle: removing it would change the epoll set the child shares with the parent).
         _ => {
             let queue = Arc::new(Queue::new().map_err(|e| crate::error::Error::Unavailable {
                 message: format!("cannot make a wake-up socket: {e}"),
                 code: None,
             })?);
-            let reader = Bound::new(py, LoopQueue { queue: queue.clone() })?;
+            let reader = Bound::new(py, LoopQueue { queue: Local::new(queue.clone()) })?;
             event_loop.call_method1("add_reader", (queue.wake_rx.as_raw_fd(), &reader))?;
             queues.set_item(event_loop, reader)?;
             queue
         }
     };
-    let previous =
-        LAST.lock().unwrap_or_else(|p| p.into_inner()).replace((event_loop.clone().unbind(), queue.clone()));
-    drop(previous); // the old loop's reference goes outside the lock
+    let last = Last { pid, event_loop: event_loop.clone().unbind(), queue: queue.clone() };
+    let previous = LAST.lock().unwrap_or_else(|p| p.into_inner()).replace(last);
+    match previous {
+        // The parent's, in a forked child: left as it is (see `crate::process`).
+        Some(previous) if previous.pid != pid => std::mem::forget(previous),
+        previous => drop(previous), // the old loop's reference goes outside the lock
+    }
     Ok(queue)
 }
 
@@ -197,22 +228,6 @@ impl CancelOnDone {
     }
 }
 
-/// Counts one running task while alive.
-struct Running;
-
-impl Running {
-    fn new() -> Self {
-        RUNNING.fetch_add(1, Ordering::AcqRel);
-        Running
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        RUNNING.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 fn make_result<T>(result: Result<T>) -> MakeResult
 where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
@@ -234,7 +249,8 @@ where
     spawn_with(py, fut, true)
 }
 
-/// [`spawn`] for a call on `client`: polled here only on the embedded store. A call to etcd
+/// [`spawn`] for a call on `client`: polled here only on the embedded store. A client made
+/// in another process (the parent of a fork) raises `ForkedError` here, at once. A call to etcd
 /// is never ready at once, and its first poll (cloning the channel, encoding the request,
 /// waking the connection's task) is better done on tokio's threads than on the event loop's,
 /// which is the one thread all of Python's tasks share: 32 concurrent gets took 10-25% less
@@ -248,6 +264,7 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
+    client.check()?;
     spawn_with(py, fut, client.is_memory())
 }
 
@@ -263,7 +280,8 @@ where
     let future = event_loop.call_method0(pyo3::intern!(py, "create_future"))?;
 
     // Poll once here: what is ready at once completes without a thread hop.
-    let runtime = pyo3_async_runtimes::tokio::get_runtime();
+    let process_runtime = runtime::current()?;
+    let runtime = &process_runtime.runtime;
     let mut fut = Box::pin(fut);
     let first = if poll_here {
         let _context = runtime.enter();
@@ -288,7 +306,7 @@ where
     let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
     future.call_method1("add_done_callback", (CancelOnDone { tx: Mutex::new(Some(cancel_tx)) },))?;
     let handle = future.clone().unbind();
-    let running = Running::new();
+    let running = process_runtime.count_running();
     runtime.spawn(async move {
         let _running = running;
         let result = tokio::select! {
@@ -300,12 +318,14 @@ where
     Ok(future)
 }
 
-/// Wait, without the GIL, up to `timeout` until no spawned task is running. Returns whether
-/// that happened. (Tasks never call into Python; this only lets closed calls wind down.)
+/// Wait, without the GIL, up to `timeout` until no task spawned in this process is running
+/// (a forked child does not wait for its parent's). Returns whether that happened. (Tasks
+/// never call into Python; this only lets closed calls wind down.)
 pub fn quiesce(py: Python<'_>, timeout: Duration) -> bool {
+    let Some(process_runtime) = runtime::existing() else { return true };
     let deadline = Instant::now() + timeout;
     py.detach(|| loop {
-        if RUNNING.load(Ordering::Acquire) == 0 {
+        if process_runtime.running() == 0 {
             return true;
         }
         if Instant::now() >= deadline {

@@ -124,7 +124,8 @@ impl PyClient {
         self.client.endpoints().to_vec()
     }
 
-    /// Whether `close()` was called.
+    /// Whether `close()` was called (always true in a process forked from the one that made
+    /// the client: there it refuses every call with `ForkedError`).
     #[getter]
     fn closed(&self) -> bool {
         self.client.is_closed()
@@ -270,7 +271,8 @@ impl PyClient {
 
     /// Close the client: later calls raise `ClosedError`, open watches end. Closes at once
     /// and returns a completed awaitable (so `await client.close()` and a bare
-    /// `client.close()` both work); closing twice is harmless.
+    /// `client.close()` both work); closing twice is harmless. In a process forked from the
+    /// one that made the client it does nothing (the connections are the parent's).
     fn close(&self, py: Python<'_>) -> Ready {
         self.client.close();
         Ready::new(py.None())
@@ -286,7 +288,11 @@ impl PyClient {
     }
 
     fn __repr__(&self) -> String {
-        let state = if self.client.is_closed() { ", closed" } else { "" };
+        let state = match self.client.check() {
+            Err(_) => format!(", made in process {} before a fork", self.client.pid()),
+            Ok(()) if self.client.is_closed() => ", closed".to_owned(),
+            Ok(()) => String::new(),
+        };
         let endpoints: Vec<String> = self.client.endpoints().iter().map(|e| format!("'{e}'")).collect();
         format!("EtcdClient(endpoints=[{}], timeout={:?}{state})", endpoints.join(", "), self.timeout())
     }

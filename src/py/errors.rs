@@ -52,6 +52,10 @@ fn fields<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyDict>> {
             d.set_item("limit", limit)?;
         }
         Error::Serialization { key, .. } => d.set_item("key", key)?,
+        Error::Forked { pid, here } => {
+            d.set_item("pid", pid)?;
+            d.set_item("current_pid", here)?;
+        }
         Error::InvalidArgument { .. } | Error::Closed => {}
     }
     Ok(d)

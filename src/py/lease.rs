@@ -8,7 +8,8 @@ use crate::py::errors::exception;
 
 /// A lease. With keep-alive, renewed in the background every third of its TTL until
 /// `cancel()` or `revoke()`; `wait_lost()` resolves (to the exception saying why) if etcd
-/// drops it.
+/// drops it. In a process forked from the one that granted it, `revoke()` and `wait_lost()`
+/// raise `ForkedError` and `cancel()` does nothing.
 #[pyclass(frozen, name = "Lease", module = "etcd_resources._core")]
 pub struct PyLease {
     pub(crate) lease: Lease,
@@ -41,12 +42,14 @@ impl PyLease {
 
     /// Stop renewing and revoke now: its keys are deleted. Returns an awaitable.
     fn revoke<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.lease.client().check()?;
         let lease = self.lease.clone();
         spawn(py, async move { lease.revoke().await })
     }
 
     /// Wait until the lease is lost. Returns an awaitable of the exception saying why.
     fn wait_lost<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.lease.client().check()?;
         let lease = self.lease.clone();
         spawn(py, async move { Ok(Lost(lease.lost().await)) })
     }

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use tokio::sync::{mpsc, Mutex};
 
 use crate::error::Result;
+use crate::process::Local;
 use crate::py::args::Listed;
 use crate::py::bridge::spawn;
 use crate::py::typed::Shape;
@@ -16,17 +17,20 @@ use crate::repository::Chunk;
 type Chunks = mpsc::Receiver<Result<Chunk>>;
 
 /// The chunks of a listing not yet handed over. `next()` resolves to the next chunk's
-/// documents, or `None` after the last.
+/// documents, or `None` after the last (`ForkedError` in a process forked from the one that
+/// listed).
 #[pyclass(frozen, name = "ListStream", module = "etcd_resources._core")]
 pub struct PyListStream {
-    rx: Arc<Mutex<Chunks>>,
+    /// The task that reads the chunks is the lister's: a forked child leaves it alone.
+    rx: Local<Arc<Mutex<Chunks>>>,
     shape: Shape,
 }
 
 #[pymethods]
 impl PyListStream {
     fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let rx = self.rx.clone();
+        self.rx.check()?;
+        let rx = (*self.rx).clone();
         let shape = self.shape.clone();
         spawn(py, async move {
             match rx.lock().await.recv().await {
@@ -65,7 +69,8 @@ impl<'py> IntoPyObject<'py> for FirstChunk {
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
         let items = listed(self.first, self.shape.clone()).into_pyobject(py)?;
-        let rest = self.rest.map(|rx| PyListStream { rx: Arc::new(Mutex::new(rx)), shape: self.shape });
+        let rest =
+            self.rest.map(|rx| PyListStream { rx: Local::new(Arc::new(Mutex::new(rx))), shape: self.shape });
         Ok((items, rest).into_pyobject(py)?.into_any())
     }
 }

@@ -15,6 +15,7 @@ mod listing;
 mod logs;
 mod ready;
 mod repository;
+mod runtime;
 pub(crate) mod typed;
 mod watch;
 
@@ -23,9 +24,11 @@ use std::time::Duration;
 use pyo3::prelude::*;
 
 /// Prepare for interpreter exit (registered with `atexit` by the package): close every
-/// client, so calls in flight end and watches stop, then wait, without the GIL, up to
-/// `timeout` seconds until every result has been delivered (see `bridge`): after that no
-/// thread of ours touches Python. Returns whether that happened in time.
+/// client of this process, so calls in flight end and watches stop, then wait, without the
+/// GIL, up to `timeout` seconds until every result has been delivered (see `bridge`): after
+/// that no thread of ours touches Python. Returns whether that happened in time. In a forked
+/// child, the clients and tasks inherited from the parent are not waited for (they are the
+/// parent's).
 #[pyfunction]
 #[pyo3(signature = (timeout=2.0))]
 fn _shutdown(py: Python<'_>, timeout: f64) -> bool {
@@ -55,6 +58,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_bench::_decode_bench, m)?)?;
     m.add_function(wrap_pyfunction!(logs::flush_logs, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_prefix, m)?)?;
+    bridge::init();
     crate::events::set_notifier(Box::new(bridge::wake_last_loop));
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

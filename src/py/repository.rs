@@ -55,6 +55,7 @@ impl PyRepositoryCore {
         T: for<'a> IntoPyObject<'a> + Send + 'static,
     {
         if self.repo.config().cache_fields.is_some() {
+            self.repo.client().check()?;
             spawn(py, fut)
         } else {
             spawn_call(py, self.repo.client(), fut)
@@ -75,6 +76,7 @@ impl PyRepositoryCore {
         cache_fields: Option<Vec<String>>,
         type_plan: Option<Py<TypePlan>>,
     ) -> PyResult<Self> {
+        client.client.check()?;
         let config = RepositoryConfig {
             prefix,
             namespaced,

@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
+use crate::process::Local;
 use crate::py::args::report_unreadable;
 use crate::py::typed::Shape;
 use crate::selector::Query;
@@ -19,6 +20,10 @@ use crate::watch::{Change, ChangeStream};
 /// `(type, name, value, previous, revision)` tuples (type: `ADDED`, `MODIFIED`, `DELETED`,
 /// `BOOKMARK`), or `None` once the watch has ended. It resumes by itself after connection
 /// failures (see `watch.rs`).
+///
+/// In a process forked from the one that opened it, `next_batch()` raises `ForkedError` and
+/// `close()` does nothing (the watch, and the task that may be waiting on it, are the
+/// parent's).
 #[pyclass(frozen, name = "WatchStream", module = "etcd_resources._core")]
 pub struct PyWatchStream {
     /// `None` once closed: dropping the `ChangeStream` ends the etcd watch.
@@ -26,7 +31,8 @@ pub struct PyWatchStream {
     prefix: String,
     /// Length of the part of each key that is not the name.
     name_start: usize,
-    stop: CancellationToken,
+    /// Cancelled by `close()`; a pending `next_batch` waits on it.
+    stop: Local<CancellationToken>,
     shape: Shape,
 }
 
@@ -42,9 +48,10 @@ impl PyWatchStream {
         query: Option<Query>,
         shape: Shape,
     ) -> PyResult<Bound<'_, PyAny>> {
+        client.check()?;
         spawn(py, async move {
             let stream = ChangeStream::open(client, &prefix, start_revision, query).await?;
-            let stop = CancellationToken::new();
+            let stop = Local::new(CancellationToken::new());
             Ok(PyWatchStream { stream: Arc::new(Mutex::new(Some(stream))), prefix, name_start, stop, shape })
         })
     }
@@ -109,8 +116,11 @@ impl PyWatchStream {
     /// The next batch of changes, or `None` when the watch has ended (closed, or the client
     /// closed). Returns an awaitable; raises on a failure (e.g. `ExpiredError`).
     fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        // Before anything else: in a forked child the parent's pending `next_batch` may hold
+        // the stream's lock forever.
+        self.stop.check()?;
         let stream = self.stream.clone();
-        let stop = self.stop.clone();
+        let stop = (*self.stop).clone();
         let prefix_len = self.name_start;
         let shape = self.shape.clone();
         spawn(py, async move {
@@ -126,6 +136,9 @@ impl PyWatchStream {
 
     /// Stop the watch and end the etcd watch; a pending `next_batch()` returns `None`.
     fn close(&self) {
+        if !self.stop.is_here() {
+            return;
+        }
         self.stop.cancel();
         // Free now if no `next_batch` holds the stream; otherwise that call frees it as it
         // ends (however it ends: see `DropWhenStopped`).
