@@ -63,7 +63,7 @@ async def _describe(repo: Repository, selection: Selection) -> None:
 
 
 def _field(label: str, value: RenderableType | str, width: int = 20) -> Text:
-    line = Text(f"{label}:", style=_KEY)
+    line = Text.assemble((f"{label}:", _KEY))
     line.append(" " * max(1, width - len(label) - 1))
     line.append_text(value if isinstance(value, Text) else Text(str(value)))
     return line
@@ -145,7 +145,7 @@ def _block(mapping: dict[str, Any], indent: int) -> list[RenderableType]:
     pad = " " * indent
     parts: list[RenderableType] = []
     for key, value in mapping.items():
-        label = Text(pad + f"{key}:", style=_KEY)
+        label = Text.assemble(pad, (f"{key}:", _KEY))
         if _is_table(value):
             parts.append(label)
             headers: list[str] = []
@@ -160,7 +160,7 @@ def _block(mapping: dict[str, Any], indent: int) -> list[RenderableType]:
         elif isinstance(value, list) and value and not all(map(_scalar, value)):
             parts.append(label)
             for item in value:
-                if isinstance(item, dict):
+                if isinstance(item, dict) and item:
                     inner = _block(item, indent + 4)
                     first = inner[0]
                     if isinstance(first, Text):
@@ -170,9 +170,9 @@ def _block(mapping: dict[str, Any], indent: int) -> list[RenderableType]:
                     parts.append(Text(pad + "  - " + _describe_value(item)))
         else:
             label.append(" " * (width - len(str(key)) - 1))
-            text = _describe_value(value)
+            text = _describe_value(value).rstrip("\n")
             if "\n" in text:
-                text = text.replace("\n", "\n" + pad + " " * (width + 1))
+                text = text.replace("\n", "\n" + pad + " " * width)
             label.append(text)
             parts.append(label)
     return parts

@@ -79,7 +79,7 @@ def write(renderable: RenderableType | str, *, console: Console | None = None) -
 def error(message: str) -> None:
     """One line on stderr: ``error: ...``."""
     console = err()
-    line = Text("error: ", style="bold red")
+    line = Text.assemble(("error:", "bold red"), " ")
     line.append(one_line(message))
     write(line, console=console)
 
@@ -378,7 +378,9 @@ class Row:
     def __init__(self, columns: list[Column], show_header: bool) -> None:
         self.columns = columns
         self.headers = ["EVENT"] + [h for h, _ in columns]
-        self.widths = [len(h) for h in self.headers]
+        # Rows come one at a time: room for common values from the start, so that most rows
+        # line up; a longer value widens its column from then on.
+        self.widths = [max(len(h), 10) for h in self.headers]
         self.widths[0] = len("MODIFIED")
         self.show_header = show_header
         self.started = False
