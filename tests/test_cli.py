@@ -528,3 +528,23 @@ def test_errors_are_one_line_with_exit_codes(env: dict[str, str]) -> None:
     assert "cannot reach etcd at http://127.0.0.1:1" in down.err
     # Flags before the verb work too, and win over the environment.
     assert cli(env, "--prefix", "/elsewhere-empty/", "count").out == "0\n"
+
+
+async def test_namespaced_keys(
+    env: dict[str, str], etcd_client: EtcdClient, etcd_prefix: str
+) -> None:
+    repo: ResourceRepository[dict[str, Any]] = ResourceRepository(
+        etcd_client, etcd_prefix, namespaced=True
+    )
+    await repo.add_async(worker("w1", "ccna", namespace="labs-a"))
+    await repo.add_async(worker("w1", "ccnp", namespace="labs-b"))
+
+    listed = cli(env, "get", "-A", "--namespaced")
+    assert [row[:3] for row in listed.lines] == [
+        ["NAMESPACE", "NAME", "PHASE"],
+        ["labs-a", "w1", "Pending"],
+        ["labs-b", "w1", "Pending"],
+    ]
+    assert cli(env, "--namespaced", "delete", "w1", "-n", "labs-b").out == "labworker/w1 deleted\n"
+    assert await repo.get_async("w1", "labs-b") is None
+    assert (await repo.get_async("w1", "labs-a"))["spec"]["lab_track"] == "ccna"
