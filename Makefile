@@ -25,10 +25,10 @@ $(VENV)/.tools: $(PY) pyproject.toml
 	touch $@
 
 dev: $(VENV)/.tools
-	maturin develop -q --extras test,neuroglia
+	maturin develop -q --extras test,neuroglia,cli
 
 release: $(VENV)/.tools
-	maturin develop -q --release --extras test,neuroglia
+	maturin develop -q --release --extras test,neuroglia,cli
 
 demo: $(VENV)/.tools
 	maturin develop -q --release --extras neuroglia

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -55,3 +56,27 @@ def test_neuroglia_app_settings() -> None:
     local = SimpleNamespace(etcd_endpoints="http://localhost:2379", connection_strings={})
     assert EtcdSettings.from_app_settings(local, {}).endpoints == ["http://localhost:2379"]
     assert EtcdSettings.from_app_settings(SimpleNamespace(), {}).endpoints == ["memory://"]
+
+
+def test_tls_settings_from_the_environment_reach_the_client(tmp_path: Path) -> None:
+    s = EtcdSettings.from_env(
+        {
+            "ETCD_ENDPOINTS": "https://etcd:2379",
+            "ETCD_CA_CERT": "/certs/ca.pem",
+            "ETCD_CLIENT_CERT": "/certs/client.pem",
+            "ETCD_CLIENT_KEY": "/certs/client-key.pem",
+            "ETCD_TLS_DOMAIN": "etcd.internal",
+        }
+    )
+    assert (s.ca_cert, s.client_cert, s.client_key, s.tls_domain) == (
+        "/certs/ca.pem",
+        "/certs/client.pem",
+        "/certs/client-key.pem",
+        "etcd.internal",
+    )
+    # create_client passes them on: a CA file that is not there is refused by the client.
+    s.ca_cert = str(tmp_path / "missing.pem")
+    with pytest.raises(InvalidArgumentError, match="cannot read ca_cert"):
+        s.create_client()
+    app = SimpleNamespace(etcd_ca_cert="/other/ca.pem")
+    assert EtcdSettings.from_app_settings(app, {}).ca_cert == "/other/ca.pem"

@@ -3,6 +3,8 @@ the test)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,3 +55,43 @@ def test_bad_tls_arguments(certs: TlsFiles, tmp_path: Path) -> None:
         EtcdClient("https://127.0.0.1:1", client_cert=certs.client_cert)
     with pytest.raises(InvalidArgumentError, match="cannot read ca_cert"):
         EtcdClient("https://127.0.0.1:1", ca_cert=tmp_path / "missing.pem")
+
+
+def test_the_command_line_takes_the_tls_flags(tls_server: EtcdServer, certs: TlsFiles) -> None:
+    from .test_cli import COMMAND
+
+    flags = [
+        "--endpoints",
+        tls_server.endpoint,
+        "--ca-cert",
+        str(certs.ca),
+        "--prefix",
+        "/tls-cli/",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
+    done = subprocess.run(
+        [
+            *COMMAND,
+            "count",
+            *flags,
+            "--client-cert",
+            str(certs.client_cert),
+            "--client-key",
+            str(certs.client_key),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert (done.returncode, done.stdout) == (0, "0\n"), done.stderr
+    refused = subprocess.run(
+        [*COMMAND, "count", *flags, "--request-timeout", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert refused.returncode == 1 and refused.stderr.startswith("error: cannot reach etcd")

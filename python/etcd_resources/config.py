@@ -8,7 +8,9 @@
 - nothing: ``memory://``, the embedded store (local development and tests).
 
 and ``ETCD_PREFIX`` (``/lab-workers/``), ``ETCD_TIMEOUT`` and ``ETCD_CONNECT_TIMEOUT`` (seconds),
-``ETCD_FORMAT`` (``json`` or ``yaml``), ``ETCD_USERNAME`` / ``ETCD_PASSWORD``.
+``ETCD_FORMAT`` (``json`` or ``yaml``), ``ETCD_USERNAME`` / ``ETCD_PASSWORD``, and for TLS
+``ETCD_CA_CERT``, ``ETCD_CLIENT_CERT``, ``ETCD_CLIENT_KEY`` (PEM files) and ``ETCD_TLS_DOMAIN``
+(the name checked against etcd's certificate).
 ``EtcdSettings.from_app_settings(settings)`` reads the same from a Neuroglia application
 settings object (``connection_strings`` and ``etcd_*`` attributes), the environment filling
 what it lacks.
@@ -69,6 +71,10 @@ class EtcdSettings:
     format: str = "json"
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    ca_cert: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    tls_domain: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EtcdSettings:
@@ -86,6 +92,10 @@ class EtcdSettings:
             format=env.get("ETCD_FORMAT") or "json",
             username=env.get("ETCD_USERNAME") or None,
             password=env.get("ETCD_PASSWORD") or None,
+            ca_cert=env.get("ETCD_CA_CERT") or None,
+            client_cert=env.get("ETCD_CLIENT_CERT") or None,
+            client_key=env.get("ETCD_CLIENT_KEY") or None,
+            tls_domain=env.get("ETCD_TLS_DOMAIN") or None,
         )
 
     @classmethod
@@ -105,7 +115,18 @@ class EtcdSettings:
             base.endpoints = list(explicit)
         elif from_strings and not env.get("ETCD_ENDPOINTS"):
             base.endpoints = _split(from_strings)
-        for name in ("prefix", "timeout", "connect_timeout", "format", "username", "password"):
+        for name in (
+            "prefix",
+            "timeout",
+            "connect_timeout",
+            "format",
+            "username",
+            "password",
+            "ca_cert",
+            "client_cert",
+            "client_key",
+            "tls_domain",
+        ):
             value = getattr(app_settings, f"etcd_{name}", None)
             if value not in (None, ""):
                 setattr(base, name, value)
@@ -119,4 +140,8 @@ class EtcdSettings:
             connect_timeout=self.connect_timeout,
             username=self.username,
             password=self.password,
+            ca_cert=self.ca_cert,
+            client_cert=self.client_cert,
+            client_key=self.client_key,
+            tls_domain=self.tls_domain,
         )
