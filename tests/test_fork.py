@@ -346,7 +346,9 @@ async def test_multiprocessing_fork_child(etcd_endpoints: list[str], prefix: str
         busy = await parent.keep_busy(result_read)
         result = json.loads(await result_read)
         await readable(process.sentinel, BOUND)
-        process.join(0)
+        # The sentinel closes as the child exits, a moment before the kernel can report its
+        # status: wait for that (bounded), as for any exiting process.
+        process.join(BOUND)
     except BaseException:
         process.kill()  # by its pid
         process.join(BOUND)
