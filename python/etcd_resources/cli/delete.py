@@ -59,25 +59,18 @@ def delete(
 
 
 async def _delete(repo: Repository, selection: Selection, dry_run: bool, yes: bool) -> None:
-    missing: list[str] = []
-    if selection.names:
-        docs, missing = await selection.named(repo)
-    else:
-        docs = await selection.listed(repo)
-        if not docs:
-            selection.nothing_found(repo)
-            return
-        if len(docs) > 1 and not yes and not dry_run:
-            shown = ", ".join(documents.name_of(d) for d in docs[:10])
-            more = f" and {len(docs) - 10} more" if len(docs) > 10 else ""
-            question = f"Delete {len(docs)} resources under {repo.prefix} ({shown}{more})?"
-            try:
-                agreed = click.confirm(question, err=True)
-            except click.Abort:
-                agreed = False
-                click.echo(err=True)  # end the question's line
-            if not agreed:
-                raise CommandError("nothing deleted", "pass --yes to delete without asking")
+    docs, missing = await selection.resolve(repo)
+    if not selection.names and len(docs) > 1 and not yes and not dry_run:
+        shown = ", ".join(documents.name_of(d) for d in docs[:10])
+        more = f" and {len(docs) - 10} more" if len(docs) > 10 else ""
+        question = f"Delete {len(docs)} resources under {repo.prefix} ({shown}{more})?"
+        try:
+            agreed = click.confirm(question, err=True)
+        except click.Abort:
+            agreed = False
+            click.echo(err=True)  # end the question's line
+        if not agreed:
+            raise CommandError("nothing deleted", "pass --yes to delete without asking")
     failed = bool(missing)
     with output.progress("deleting", total=len(docs)) as advance:
         for doc in docs:

@@ -47,13 +47,7 @@ def describe(
 
 
 async def _describe(repo: Repository, selection: Selection) -> None:
-    missing: list[str] = []
-    if selection.names:
-        docs, missing = await selection.named(repo)
-    else:
-        docs = await selection.listed(repo)
-        if not docs:
-            selection.nothing_found(repo)
+    docs, missing = await selection.resolve(repo)
     for i, doc in enumerate(docs):
         if i:
             output.write("\n")

@@ -123,12 +123,7 @@ def _command(name: str, field: str, verb: str) -> click.Command:
         selection = Selection.of(names, selector, field_selector, namespace, all_namespaces)
 
         async def work(repo: Repository) -> None:
-            if selection.names:
-                docs, missing = await selection.named(repo)
-            else:
-                docs, missing = await selection.listed(repo), []
-                if not docs:
-                    selection.nothing_found(repo)
+            docs, missing = await selection.resolve(repo)
             failed = bool(missing)
             for doc in docs:
                 try:

@@ -144,6 +144,16 @@ class Selection:
                 if token is None:
                     return items
 
+    async def resolve(self, repo: Repository) -> tuple[list[Document], list[str]]:
+        """The named resources and the missing names (each reported), or every resource the
+        selectors match (saying so when there is none)."""
+        if self.names:
+            return await self.named(repo)
+        docs = await self.listed(repo)
+        if not docs:
+            self.nothing_found(repo)
+        return docs, []
+
     def watch_fields(self) -> str | None:
         """The field selector of a watch: the given one, and the names when given."""
         parts = [self.field_selector] if self.field_selector else []
