@@ -240,10 +240,15 @@ def check_key(
                     successors.append((mask | (1 << i), after))
                 min_complete = min(min_complete, s.complete)
             i += 1
+        tried: set[tuple[str, int | None, int | None]] = set()
         for j, s in enumerate(optional, start=m):
             if s.invoke > min_complete:
                 break
-            if not (mask >> j) & 1:
+            # Unknown writes with the same effect are interchangeable here (no completion
+            # bound): trying the earliest invoked is enough (symmetry reduction).
+            effect = (s.kind, s.op.value, s.op.expected)
+            if not (mask >> j) & 1 and effect not in tried:
+                tried.add(effect)
                 after = _apply(state, s)
                 if after is not None:
                     successors.append((mask | (1 << j), after))
