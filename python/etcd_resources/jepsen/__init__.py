@@ -1,0 +1,28 @@
+"""Jepsen-style testing support: record histories of operations run through the public API
+(``Recorder``, ``run_workload``) and check them for linearizability against a per-key register
+model with compare-and-swap (``check``). See docs/reliability.md, "Histories checked for
+linearizability"."""
+
+from __future__ import annotations
+
+from .checker import CheckResult, KeyResult, State, check, check_key
+from .history import History, Kind, Operation, Outcome, Value
+from .workload import DEFINITE, INDEFINITE, Recorder, counter_resource, run_workload
+
+__all__ = [
+    "DEFINITE",
+    "INDEFINITE",
+    "CheckResult",
+    "History",
+    "KeyResult",
+    "Kind",
+    "Operation",
+    "Outcome",
+    "Recorder",
+    "State",
+    "Value",
+    "check",
+    "check_key",
+    "counter_resource",
+    "run_workload",
+]
