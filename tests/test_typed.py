@@ -455,3 +455,13 @@ def test_classes_defined_inside_a_function() -> None:
 
     status = from_document(LocalStatus, {"phase": "Ready", "count": 2})
     assert status.phase is Phase.READY and status.count == 2
+
+
+def test_a_plan_naming_a_class_it_lacks_is_refused() -> None:
+    from etcd_resources import _core
+
+    nested = ("list", ("object", 5), None)
+    with pytest.raises(ValueError, match="names a class the plan lacks"):
+        _core.TypePlan(
+            [(Paint, "Paint", [("mixed", ("mixed",), nested, True)], (), True, False, None)]
+        )

@@ -117,6 +117,18 @@ fn node(obj: &Bound<'_, PyAny>) -> PyResult<Node> {
     })
 }
 
+/// Every class a node names (however deep) is in the plan's table of `count` classes.
+fn check_classes(node: &Node, count: usize) -> PyResult<()> {
+    match node {
+        Node::Object(j) if *j >= count => {
+            Err(PyValueError::new_err("a plan node names a class the plan lacks"))
+        }
+        Node::List(item, _) | Node::Dict(item) => check_classes(item, count),
+        Node::Union(options, _) => options.iter().try_for_each(|o| check_classes(o, count)),
+        _ => Ok(()),
+    }
+}
+
 fn class_plan(obj: &Bound<'_, PyAny>, count: usize) -> PyResult<ClassPlan> {
     let t = obj.cast::<PyTuple>()?;
     let mut fields = Vec::new();
@@ -129,11 +141,7 @@ fn class_plan(obj: &Bound<'_, PyAny>, count: usize) -> PyResult<ClassPlan> {
             by_key.entry(key?.extract::<String>()?).or_insert(i);
         }
         let node = node(&f.get_item(2)?)?;
-        if let Node::Object(j) = node {
-            if j >= count {
-                return Err(PyValueError::new_err("a plan node names a class the plan lacks"));
-            }
-        }
+        check_classes(&node, count)?;
         fields.push(Field {
             name: attr.to_str()?.to_owned(),
             attr: attr.unbind(),
