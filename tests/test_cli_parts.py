@@ -144,3 +144,15 @@ def test_apply_replaces_the_sections_a_file_gives_and_keeps_the_rest() -> None:
 def test_completion_scripts() -> None:
     result = CliRunner().invoke(cli, ["completion", "bash"])
     assert result.exit_code == 0 and "_ETCD_RESOURCES_COMPLETE" in result.output
+
+
+def test_describe_shows_a_generation_of_zero() -> None:
+    # The Python repository stored Neuroglia's generation 0 for a new resource.
+    from rich.console import Console
+
+    from etcd_resources.cli.describe import render
+
+    console = Console(width=100, color_system=None, record=True)
+    console.print(render({"kind": "LabWorker", "metadata": {"name": "w", "generation": 0}}))
+    text = console.export_text()
+    assert "Generation:" in text and "Generation:         0" in text

@@ -93,7 +93,9 @@ def render(doc: Document) -> RenderableType:
         *_pairs("Annotations", meta.get("annotations")),
         _field("UID", str(meta.get("uid") or "<none>")),
         _field("Resource Version", str(meta.get("resource_version") or "<none>")),
-        _field("Generation", str(meta.get("generation") or "<none>")),
+        _field(
+            "Generation", "<none>" if meta.get("generation") is None else str(meta["generation"])
+        ),
         _field("Created", _when(meta.get("creation_timestamp"))),
     ]
     finalizers = meta.get("finalizers") or []
