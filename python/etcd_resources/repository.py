@@ -289,6 +289,33 @@ class _Repository(Generic[T]):
             docs.extend(chunk)
         return docs
 
+    async def stream_async(
+        self,
+        namespace: str | None = None,
+        label_selector: Selector = None,
+        field_selector: Selector = None,
+        *,
+        consistent: bool | None = None,
+    ) -> AsyncIterator[Any]:
+        """``async for resource in repo.stream_async(...)``: what ``list_async`` returns, one
+        resource at a time, as the listing's chunks (500 keys) arrive: one snapshot, and only
+        a chunk or two are held at once however large the prefix (Rust reads at most two
+        chunks ahead of the loop). Leaving the loop stops the reading. From a cache, the
+        cached matches."""
+        docs, rest = await self._core.list(
+            namespace, label_selector, field_selector, consistent=consistent
+        )
+        try:
+            while True:
+                for doc in docs:
+                    yield doc
+                if rest is None or (chunk := await rest.next()) is None:
+                    return
+                docs = chunk
+        finally:
+            docs = []
+            rest = None  # dropped: the Rust reader stops
+
     @traced("list_page")
     async def list_page_async(
         self,
