@@ -45,7 +45,7 @@ async def measure(n: int) -> str:
         return "\n".join(
             [
                 f"{n} LabWorkers of ~2 KB on the embedded store",
-                f"{'async for over stream_async()':<36}+{peak - before:8.1f} MiB of RSS at its peak",
+                f"{'async for over stream_async()':<36}+{peak - before:8.1f} MiB of RSS, peak",
                 f"{'list_async() holding them all':<36}+{held:8.1f} MiB of RSS",
             ]
         )
