@@ -7,6 +7,7 @@ undone. Skipped (saying why) where network namespaces cannot be made; CI runs as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +26,8 @@ from etcd_resources import (
 )
 from etcd_resources.jepsen import History, check, run_workload
 from etcd_resources.jepsen.faults import Crash, Degrade, Fault, Isolate, Pause, injected
-from etcd_resources.jepsen.netns import PREFIX, NetnsCluster, netns_available
+from etcd_resources.jepsen.netns import PREFIX, NetnsCluster, NetnsMember, netns_available
+from etcd_resources.testing import EtcdServerError
 
 WHY_NOT = netns_available()
 pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"no network namespaces: {WHY_NOT}")
@@ -77,6 +79,22 @@ class Run:
     fault: Fault
     history: History
     recovery: float
+    window: tuple[float, float]
+    """When the fault was started and undone (``History.now()``)."""
+    leader_during: str | None = None
+    """The leader the members not faulted had elected by the end of the fault."""
+
+    def ok_per_second(self) -> tuple[float, float, float]:
+        """Operations completed ok per second before, during and after the fault."""
+        start, stop = self.window
+        oks = [op.complete for op in self.history if op.outcome == "ok"]
+        first = min(op.invoke for op in self.history)
+        last = max(oks)
+        return (
+            sum(1 for t in oks if t < start) / max(start - first, 1e-9),
+            sum(1 for t in oks if start <= t < stop) / (stop - start),
+            sum(1 for t in oks if t >= stop) / max(last - stop, 1e-9),
+        )
 
 
 async def run_with_fault(
@@ -84,6 +102,7 @@ async def run_with_fault(
     prefix: str,
     make_fault: Callable[[], Fault],
     *,
+    faulted: Callable[[Fault], list[NetnsMember]] = lambda f: [],
     before: float = 0.5,
     hold: float = 3.0,
     after: float = 2.0,
@@ -96,13 +115,20 @@ async def run_with_fault(
         probe = EtcdStorageBackend(client, prefix.rstrip("/") + "-probe/")
         await wait_serving(probe, 10)
         faults: list[Fault] = []
+        window: list[float] = []
+        leader: list[str] = []
 
         async def nemesis() -> float:
             await asyncio.sleep(before)  # the fault schedule, not synchronisation
             fault = await asyncio.to_thread(make_fault)
             faults.append(fault)
             async with injected(fault):
+                window.append(History.now())
                 await asyncio.sleep(hold)
+                others = [m for m in cluster.members if m not in faulted(fault)]
+                with contextlib.suppress(EtcdServerError):
+                    leader.append((await asyncio.to_thread(cluster.leader, others)).name)
+            window.append(History.now())
             return await wait_serving(probe, RECOVERY_BOUND)
 
         async with asyncio.TaskGroup() as group:
@@ -112,15 +138,19 @@ async def run_with_fault(
                 )
             )
             healing = group.create_task(nemesis())
-    return Run(faults[0], work.result(), healing.result())
+    return Run(
+        faults[0], work.result(), healing.result(), (window[0], window[1]), next(iter(leader), None)
+    )
 
 
 def verify(run: Run) -> None:
     history = run.history
     result = check(history, keys=KEYS)
+    rates = "/".join(f"{r:.0f}" for r in run.ok_per_second())
     print(
         f"\n{run.fault.name}: {len(history)} operations, {history.count(outcome='ok')} ok, "
         f"{history.count(outcome='fail')} failed, {history.count(outcome='unknown')} unknown; "
+        f"ok/s before/during/after {rates}; leader during {run.leader_during}; "
         f"recovered in {run.recovery:.2f}s; "
         f"states searched {sum(r.states for r in result.keys.values())}"
     )
@@ -154,27 +184,54 @@ def test_cluster_in_namespaces_serves_and_is_torn_down(tmp_path: Path) -> None:
     assert PREFIX == "erf-"
 
 
+def members_of(fault: Fault) -> list[NetnsMember]:
+    if isinstance(fault, Isolate):
+        return fault.members
+    assert isinstance(fault, Degrade | Pause | Crash)
+    return [fault.member]
+
+
+async def leader_fault(
+    cluster: NetnsCluster, prefix: str, make: Callable[[NetnsMember], Fault]
+) -> Run:
+    """``make(leader)`` held while the workload runs: the others elect a new leader."""
+    old = cluster.leader()
+    run = await run_with_fault(cluster, prefix, lambda: make(old), faulted=members_of)
+    verify(run)
+    assert run.leader_during is not None and run.leader_during != old.name, run.leader_during
+    return run
+
+
 async def test_isolated_follower(healthy: NetnsCluster, etcd_prefix: str) -> None:
-    verify(await run_with_fault(healthy, etcd_prefix, lambda: Isolate(healthy.followers()[:1])))
+    run = await run_with_fault(
+        healthy, etcd_prefix, lambda: Isolate(healthy.followers()[:1]), faulted=members_of
+    )
+    verify(run)
+    assert run.ok_per_second()[1] > 0, "the majority served no one during the partition"
 
 
 async def test_isolated_leader(healthy: NetnsCluster, etcd_prefix: str) -> None:
-    verify(await run_with_fault(healthy, etcd_prefix, lambda: Isolate([healthy.leader()])))
+    await leader_fault(healthy, etcd_prefix, lambda m: Isolate([m]))
 
 
 async def test_no_quorum(healthy: NetnsCluster, etcd_prefix: str) -> None:
-    run = await run_with_fault(healthy, etcd_prefix, lambda: Isolate(healthy.followers()), hold=2.5)
+    run = await run_with_fault(
+        healthy, etcd_prefix, lambda: Isolate(healthy.followers()), hold=2.5, faulted=members_of
+    )
     verify(run)
     assert run.history.count(outcome="unknown") > 0
 
 
 async def test_delayed_and_lossy_leader(healthy: NetnsCluster, etcd_prefix: str) -> None:
-    verify(await run_with_fault(healthy, etcd_prefix, lambda: Degrade(healthy.leader())))
+    run = await run_with_fault(
+        healthy, etcd_prefix, lambda: Degrade(healthy.leader()), faulted=members_of
+    )
+    verify(run)
 
 
 async def test_paused_leader(healthy: NetnsCluster, etcd_prefix: str) -> None:
-    verify(await run_with_fault(healthy, etcd_prefix, lambda: Pause(healthy.leader())))
+    await leader_fault(healthy, etcd_prefix, Pause)
 
 
 async def test_crashed_leader_restarts_on_its_data(healthy: NetnsCluster, etcd_prefix: str) -> None:
-    verify(await run_with_fault(healthy, etcd_prefix, lambda: Crash(healthy.leader())))
+    await leader_fault(healthy, etcd_prefix, Crash)

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
@@ -242,11 +243,13 @@ class NetnsCluster:
             if member.running:
                 member.wait_healthy(timeout)
 
-    def leader(self) -> NetnsMember:
-        """The member that is the Raft leader now (by its own account and its term: a
-        member that was paused may still believe it leads; the highest term wins)."""
+    def leader(self, among: Sequence[NetnsMember] | None = None) -> NetnsMember:
+        """The member that is the Raft leader now, asking ``among`` (every member by
+        default; leave out one that is isolated or paused, which would not answer for 2 s).
+        The member that says it leads with the highest term wins (one that was paused may
+        still believe it leads, in an old term)."""
         best: tuple[int, NetnsMember] | None = None
-        for member in self.members:
+        for member in self.members if among is None else among:
             if not member.running:
                 continue
             try:
