@@ -7,6 +7,7 @@
 #   make wheel-test  install each wheel in a fresh venv without Rust; run the demo and examples
 #   make docs    the documentation site (MkDocs Material, mkdocstrings) into site/, warnings fatal
 #   make dev     build a debug extension into .venv for iterating
+#   make jepsen  24 histories under mixed faults in network namespaces (root; a few minutes; not in CI)
 
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -14,7 +15,7 @@ BIN    := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 export VIRTUAL_ENV := $(abspath $(VENV))
 
-.PHONY: demo test lint bench dev rust-test py-test clean wheel wheel-test docs
+.PHONY: demo test lint bench jepsen dev rust-test py-test clean wheel wheel-test docs
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -53,6 +54,9 @@ test: lint rust-test py-test
 
 bench: release
 	$(PY) benches/run.py $(ARGS)
+
+jepsen: dev
+	timeout 600 $(PY) -m etcd_resources.jepsen.run $(ARGS)
 
 docs: dev
 	$(PY) -m pip install -q "mkdocs>=1.6,<2" "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=0.26"

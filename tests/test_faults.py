@@ -27,6 +27,7 @@ from etcd_resources import (
 from etcd_resources.jepsen import History, check, run_workload
 from etcd_resources.jepsen.faults import Crash, Degrade, Fault, Isolate, Pause, injected
 from etcd_resources.jepsen.netns import PREFIX, NetnsCluster, NetnsMember, netns_available
+from etcd_resources.jepsen.observe import Observed, Observer
 from etcd_resources.testing import EtcdServerError
 
 WHY_NOT = netns_available()
@@ -81,6 +82,8 @@ class Run:
     recovery: float
     window: tuple[float, float]
     """When the fault was started and undone (``History.now()``)."""
+    observed: Observed
+    """The watcher's events and the informer cache, checked after healing."""
     leader_during: str | None = None
     """The leader the members not faulted had elected by the end of the fault."""
 
@@ -109,11 +112,14 @@ async def run_with_fault(
 ) -> Run:
     """``run_workload`` for ``before + hold + after`` seconds; the fault (made when it is
     injected, so it can pick the leader of that moment) is held from ``before`` for ``hold``
-    seconds; then the time until the client is served again is measured."""
+    seconds; then the time until the client is served again is measured. A watcher and an
+    informer cache (``Observer``) run alongside and are checked once the cluster is healed."""
     async with EtcdClient(cluster.endpoints, timeout=TIMEOUT, breaker_threshold=0) as client:
         repo: ResourceRepository[Any] = ResourceRepository(client, prefix)
         probe = EtcdStorageBackend(client, prefix.rstrip("/") + "-probe/")
         await wait_serving(probe, 10)
+        observer = Observer(client, prefix)
+        await observer.start()
         faults: list[Fault] = []
         window: list[float] = []
         leader: list[str] = []
@@ -138,8 +144,14 @@ async def run_with_fault(
                 )
             )
             healing = group.create_task(nemesis())
+        observed = await observer.finish()
     return Run(
-        faults[0], work.result(), healing.result(), (window[0], window[1]), next(iter(leader), None)
+        faults[0],
+        work.result(),
+        healing.result(),
+        (window[0], window[1]),
+        observed,
+        next(iter(leader), None),
     )
 
 
@@ -152,9 +164,17 @@ def verify(run: Run) -> None:
         f"{history.count(outcome='fail')} failed, {history.count(outcome='unknown')} unknown; "
         f"ok/s before/during/after {rates}; leader during {run.leader_during}; "
         f"recovered in {run.recovery:.2f}s; "
-        f"states searched {sum(r.states for r in result.keys.values())}"
+        f"states searched {sum(r.states for r in result.keys.values())}; "
+        f"watch events {run.observed.events}, missing {run.observed.missing}, "
+        f"duplicated {run.observed.duplicated}, out of order {run.observed.out_of_order}; "
+        f"cache mismatches {run.observed.cache_mismatches}"
     )
     assert result.linearizable, "\n".join(result.violations)
+    assert run.observed.missing == 0, run.observed.details
+    assert run.observed.duplicated == 0, run.observed.details
+    assert run.observed.out_of_order == 0, run.observed.details
+    assert run.observed.cache_mismatches == 0, run.observed.details
+    assert run.observed.events > 10
     assert not result.inconclusive
     assert history.count("cas", "ok") > 10
     assert run.recovery < RECOVERY_BOUND
