@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +19,13 @@ import pytest
 from etcd_resources import (
     EtcdClient,
     EtcdStorageBackend,
-    EtcdTimeoutError,
     ResourceRepository,
-    UnavailableError,
 )
 from etcd_resources.jepsen import History, check, run_workload
 from etcd_resources.jepsen.faults import Crash, Degrade, Fault, Isolate, Pause, injected
 from etcd_resources.jepsen.netns import PREFIX, NetnsCluster, NetnsMember, netns_available
 from etcd_resources.jepsen.observe import Observed, Observer
+from etcd_resources.jepsen.run import wait_serving
 from etcd_resources.testing import EtcdServerError
 
 WHY_NOT = netns_available()
@@ -55,24 +53,6 @@ def healthy(cluster: NetnsCluster) -> NetnsCluster:
             member.start()
     cluster.wait_healthy(30)
     return cluster
-
-
-async def wait_serving(backend: EtcdStorageBackend, within: float) -> float:
-    """Seconds until a write and a read through the client succeed (polled, bounded)."""
-    started = time.monotonic()
-    deadline = started + within
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            await backend.set("probe", {"n": attempt})
-            got = await backend.get("probe")
-            assert got is not None and got["n"] == attempt
-            return time.monotonic() - started
-        except (UnavailableError, EtcdTimeoutError):
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)  # poll interval
 
 
 @dataclass

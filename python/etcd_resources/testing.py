@@ -285,6 +285,20 @@ class EtcdServer:
         with urllib.request.urlopen(request, timeout=2) as resp:
             return dict(json.load(resp))
 
+    def leading_term(self) -> int | None:
+        """The Raft term in which this member believes it leads, or ``None`` when it does not
+        (or does not answer: stopped, paused, cut off)."""
+        if not self.running:
+            return None
+        try:
+            status = self.member_status()
+        except (OSError, ValueError):
+            return None
+        header = status.get("header", {})
+        if str(status.get("leader")) != str(header.get("member_id")):
+            return None
+        return int(status.get("raftTerm", 0))
+
     def start(self, timeout: float = 30.0) -> Self:
         """Start the server and wait until ``/health`` answers true."""
         if self.running:
@@ -389,14 +403,7 @@ class EtcdCluster:
     def leader(self) -> EtcdServer:
         """The member that is the Raft leader now."""
         for member in self.members:
-            if not member.running:
-                continue
-            try:
-                status = member.member_status()
-            except (OSError, ValueError):
-                continue
-            header = status.get("header", {})
-            if str(status.get("leader")) == str(header.get("member_id")):
+            if member.leading_term() is not None:
                 return member
         raise EtcdServerError("no member is the leader")
 

@@ -250,17 +250,9 @@ class NetnsCluster:
         still believe it leads, in an old term)."""
         best: tuple[int, NetnsMember] | None = None
         for member in self.members if among is None else among:
-            if not member.running:
-                continue
-            try:
-                status = member.member_status()
-            except (OSError, ValueError):
-                continue
-            header = status.get("header", {})
-            if str(status.get("leader")) == str(header.get("member_id")):
-                term = int(status.get("raftTerm", 0))
-                if best is None or term > best[0]:
-                    best = (term, member)
+            term = member.leading_term()
+            if term is not None and (best is None or term > best[0]):
+                best = (term, member)
         if best is None:
             raise EtcdServerError("no member is the leader")
         return best[1]

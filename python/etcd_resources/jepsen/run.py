@@ -60,7 +60,9 @@ async def wait_serving(backend: EtcdStorageBackend, within: float) -> float:
         attempt += 1
         try:
             await backend.set("probe", {"n": attempt})
-            await backend.get("probe")
+            got = await backend.get("probe")
+            if got is None or got.get("n") != attempt:
+                raise AssertionError(f"read {got!r} after writing n={attempt}")
             return time.monotonic() - started
         except (UnavailableError, EtcdTimeoutError):
             if time.monotonic() - started > within:
