@@ -4,8 +4,14 @@ client and prefix however many repositories use it."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
+import json
+import pickle
+from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from etcd_resources import (
     EtcdClient,
@@ -13,6 +19,7 @@ from etcd_resources import (
     LabWorker,
     LabWorkerPhase,
     ResourceRepository,
+    thaw,
 )
 
 from .test_watch import etcd_watchers, wait_for
@@ -155,18 +162,48 @@ async def test_session_reads_cost_no_round_trip_and_linearizable_ones_see_other_
     other.close()
 
 
-async def test_cached_reads_hand_out_independent_copies(client: EtcdClient, prefix: str) -> None:
+async def test_cached_reads_share_read_only_documents(client: EtcdClient, prefix: str) -> None:
     cached = EtcdLabWorkerResourceRepository(client, prefix, resource_type=dict, cache=True)
     await cached.add_async(LabWorker.create("w1", "ccna"))
     first = (await cached.list_async())[0]
-    first["spec"]["lab_track"] = "changed by a caller"
-    first["metadata"]["labels"].clear()
-    first["status"]["conditions"] = [{"oops": True}]
+    # Dicts and lists to every reader of them...
+    assert isinstance(first, dict) and isinstance(first["status"]["conditions"], list)
+    assert json.loads(json.dumps(first)) == first
+    # ... that no reader can change, at any depth, by any method.
+    edits: list[Callable[[], object]] = [
+        lambda: first["spec"].__setitem__("lab_track", "changed by a caller"),
+        lambda: first["metadata"]["labels"].clear(),
+        lambda: first["metadata"]["labels"].update(x="y"),
+        lambda: first["metadata"].pop("name"),
+        lambda: first["status"].setdefault("new", 1),
+        lambda: first.popitem(),
+        lambda: first["status"].__delitem__("phase"),
+        lambda: first["status"]["conditions"].append({"oops": True}),
+        lambda: first["metadata"]["finalizers"].extend(["f"]),
+        lambda: first["status"]["conditions"].sort(),
+    ]
+    for edit in edits:
+        with pytest.raises(TypeError, match="thaw"):
+            edit()
     again = (await cached.list_async())[0]
+    assert again is first, "the same objects for the same version: nothing copied per reader"
     assert again["spec"]["lab_track"] == "ccna"
     assert again["metadata"]["labels"] == {"lab-track": "ccna"}
-    assert again["status"].get("conditions") != [{"oops": True}]
-    assert again is not first and again["spec"] is not first["spec"]
+    # A mutable copy on request: plain dicts and lists all the way down, independent.
+    for mutable in (thaw(first), copy.deepcopy(first), pickle.loads(pickle.dumps(first))):
+        assert type(mutable) is dict and type(mutable["status"]["conditions"]) is list
+        assert mutable == first
+        mutable["spec"]["lab_track"] = "changed by a caller"
+        mutable["status"]["conditions"].append({"oops": True})
+        assert first["spec"]["lab_track"] == "ccna" and first["status"]["conditions"] == []
+    # A new version is a new document; the old one is left as it was read.
+    await cached.update_async(thaw(first) | {"spec": thaw(first["spec"]) | {"lab_track": "ccnp"}})
+    newer = (await cached.list_async())[0]
+    assert newer["spec"]["lab_track"] == "ccnp" and first["spec"]["lab_track"] == "ccna"
+    # Reads straight from etcd are plain dicts, as before.
+    got = await cached.get_async("w1")
+    assert type(got) is dict
+    got["spec"]["lab_track"] = "fine"
     # The collector is paused while a list is built, and left as it was.
     assert gc.isenabled()
     gc.disable()
@@ -175,3 +212,53 @@ async def test_cached_reads_hand_out_independent_copies(client: EtcdClient, pref
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+async def test_documents_written_by_other_tools_read_the_same_from_the_cache(
+    client: EtcdClient, prefix: str
+) -> None:
+    """camelCase metadata, `api_version`, YAML, garbage: the cache (from its first list and
+    from its watch) answers as a read of etcd does, and its indexes see the normalised
+    documents."""
+    writes = {
+        "w1": b'{"api_version": "v1", "kind": "LabWorker", "metadata": {"name": "w1", '
+        b'"namespace": "labs", "creationTimestamp": "2025-01-01T00:00:00Z", '
+        b'"resourceVersion": "9", "labels": {"lab-track": "ccna", "slots": "7"}}, '
+        b'"status": {"phase": "Ready", "active_lab_count": 3}}',
+        "w2": b"apiVersion: v1\nkind: LabWorker\nmetadata:\n  name: w2\n"
+        b"  labels: {lab-track: ccna, slots: '12'}\nstatus:\n  phase: Ready\n"
+        b"  active_lab_count: 11\n  conditions: [{type: A}]\n",
+        "w3": b"{not json",
+    }
+    plain: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix)
+    cached: ResourceRepository[dict[str, Any]] = ResourceRepository(
+        client, prefix, cache=["status.phase", "status.active_lab_count"]
+    )
+    queries: list[dict[str, Any]] = [
+        {},
+        {"label_selector": "lab-track=ccna"},
+        {"label_selector": "slots>10"},
+        {"label_selector": "slots", "field_selector": "status.active_lab_count<5"},
+        {"field_selector": "status.phase=Ready,metadata.name!=w1"},
+        {"namespace": "labs"},
+        {"field_selector": "status.conditions="},
+    ]
+
+    async def same() -> None:
+        for query in queries:
+            want = await plain.list_async(**query)
+            got = await cached.list_async(consistent=True, **query)
+            assert got == want, query
+            assert await cached.count_async(**query) == len(want), query
+
+    await client.put_raw(prefix + "w1", writes["w1"])
+    await client.put_raw(prefix + "w3", writes["w3"])
+    await same()  # from the first list
+    await client.put_raw(prefix + "w2", writes["w2"])
+    await same()  # w2 from the watch
+    assert [d["metadata"]["name"] for d in await cached.list_async()] == ["w1", "w2"]
+    w2 = (await cached.list_async(label_selector="slots>10"))[0]
+    assert w2["apiVersion"] == "v1" and w2["status"]["conditions"] == [{"type": "A"}]
+    w1 = (await cached.list_async(namespace="labs"))[0]
+    assert "creationTimestamp" not in w1["metadata"]
+    assert w1["metadata"]["creation_timestamp"] == "2025-01-01T00:00:00Z"

@@ -29,6 +29,7 @@ from .errors import (
 )
 from .lab_worker_repository import EtcdLabWorkerResourceRepository
 from .lab_workers import LabWorker, LabWorkerPhase, LabWorkerSpec, LabWorkerStatus
+from .readonly import ReadOnlyDict, ReadOnlyList, thaw
 from .repository import ResourcePage, ResourceRepository
 from .typed import from_document
 from .watching import EventType, ResourceEvent, WatchEvent, WatchHandle
@@ -58,6 +59,8 @@ __all__ = [
     "LabWorkerStatus",
     "NotFoundError",
     "PermissionDeniedError",
+    "ReadOnlyDict",
+    "ReadOnlyList",
     "ResourceEvent",
     "ResourcePage",
     "ResourceRepository",
@@ -68,4 +71,5 @@ __all__ = [
     "WatchHandle",
     "__version__",
     "from_document",
+    "thaw",
 ]

@@ -25,17 +25,16 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
-use crate::document;
 use crate::error::{Error, Result};
 use crate::listing::{self, CHUNK};
 use crate::process::{self, Local};
+use crate::repository::AHEAD;
 use crate::selector::Query;
-use crate::store::{prefix_end, ProgressRequester};
+use crate::store::{prefix_end, KeyValue, ProgressRequester};
 use crate::watch::{ChangeStream, ChangeType};
 
 /// How fresh a read from the cache must be.
@@ -68,7 +67,8 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-use state::{indexed_op, State};
+pub use state::Entry;
+use state::State;
 
 struct Shared {
     client: Client,
@@ -83,6 +83,18 @@ struct Shared {
     failure: Mutex<Option<Error>>,
     progress: Mutex<Option<Arc<dyn ProgressRequester>>>,
     stop: CancellationToken,
+}
+
+impl Shared {
+    /// Stop with `e`: every read from now on fails with it (waiting ones are woken).
+    fn fail(&self, e: Error) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        self.applied.send_modify(|_| {});
+    }
+
+    fn has_failed(&self) -> bool {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
 }
 
 impl Drop for Shared {
@@ -167,10 +179,15 @@ impl Informer {
     }
 
     /// Wait until the cache is as fresh as `consistency` asks, up to the client's request
-    /// timeout. A cache still loading is waited for whatever is asked.
+    /// timeout. A cache still loading is waited for whatever is asked: its first listing
+    /// first (as long as it takes: each of its requests has the request timeout, and a failed
+    /// one fails the cache), then etcd's current revision.
     pub async fn wait(&self, consistency: Consistency) -> Result<()> {
         self.shared.check()?;
         if self.revision() == 0 {
+            let mut applied = self.shared.applied.subscribe();
+            let _ = applied.wait_for(|r| *r > 0 || self.shared.has_failed()).await;
+            self.failed()?;
             return self.wait_fresh().await;
         }
         match consistency {
@@ -230,50 +247,16 @@ impl Informer {
         }
     }
 
-    /// The cached documents matching `query`, in key order.
-    pub fn list(&self, query: &Query) -> Vec<Arc<Value>> {
-        let state = self.read();
-        let exact = self.only_indexed(query);
-        match state.candidates(query, &self.shared.paths) {
-            Some(keys) => keys
-                .into_iter()
-                .filter_map(|k| state.docs.get(k))
-                .filter(|d| exact || query.matches(d))
-                .cloned()
-                .collect(),
-            None => state.docs.values().filter(|d| query.matches(d)).cloned().collect(),
-        }
+    /// The cached documents matching `query`, in key order (shared with the cache: an
+    /// [`Entry`] never changes; a change to the resource replaces it).
+    pub fn list(&self, query: &Query) -> Vec<Arc<Entry>> {
+        self.read().list(query, &self.shared.paths)
     }
 
-    /// Whether the indexes answer `query` exactly (every requirement an indexed equality, set
-    /// or comparison), so candidates need no further test.
-    fn only_indexed(&self, query: &Query) -> bool {
-        query.namespace.is_none()
-            && query.labels.requirements.iter().all(|r| indexed_op(&r.op))
-            && query
-                .fields
-                .requirements
-                .iter()
-                .all(|r| indexed_op(&r.op) && self.shared.paths.contains(&r.key))
-    }
-
-    /// How many cached documents match `query`; an indexed equality alone is one lookup, an
-    /// indexed comparison alone a walk over the distinct values in its range.
+    /// How many cached documents match `query`; one indexed equality or comparison alone is
+    /// a lookup per value it allows.
     pub fn count(&self, query: &Query) -> usize {
-        let state = self.read();
-        if query.namespace.is_none() {
-            if let Some(n) = state.single_indexed(query, &self.shared.paths) {
-                return n;
-            }
-        }
-        let only_indexed = self.only_indexed(query);
-        match state.candidates(query, &self.shared.paths) {
-            Some(keys) if only_indexed => keys.len(),
-            Some(keys) => {
-                keys.into_iter().filter_map(|k| state.docs.get(k)).filter(|d| query.matches(d)).count()
-            }
-            None => state.docs.values().filter(|d| query.matches(d)).count(),
-        }
+        self.read().count(query, &self.shared.paths)
     }
 }
 
@@ -290,8 +273,19 @@ pub fn note(client: &Client, key: &[u8], revision: i64) {
     }
 }
 
-/// List, then watch, applying every change; list again when etcd compacted past the watch.
+/// [`follow`], then, if it ended without a failure (the client closed), fail later reads
+/// with `Closed`, waking those waiting.
 async fn run(weak: Weak<Local<Shared>>, stop: CancellationToken) {
+    follow(&weak, stop).await;
+    if let Some(shared) = weak.upgrade() {
+        if !shared.has_failed() {
+            shared.fail(Error::Closed);
+        }
+    }
+}
+
+/// List, then watch, applying every change; list again when etcd compacted past the watch.
+async fn follow(weak: &Weak<Local<Shared>>, stop: CancellationToken) {
     loop {
         let Some(shared) = weak.upgrade() else { return };
         let listed = tokio::select! {
@@ -302,7 +296,7 @@ async fn run(weak: Weak<Local<Shared>>, stop: CancellationToken) {
             Ok(revision) => revision,
             Err(Error::Closed) => return,
             Err(e) => {
-                *shared.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                shared.fail(e);
                 return;
             }
         };
@@ -315,7 +309,7 @@ async fn run(weak: Weak<Local<Shared>>, stop: CancellationToken) {
             Err(Error::Expired { .. }) => continue,
             Err(e) => {
                 if let Some(shared) = weak.upgrade() {
-                    *shared.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    shared.fail(e);
                 }
                 return;
             }
@@ -334,7 +328,7 @@ async fn run(weak: Weak<Local<Shared>>, stop: CancellationToken) {
                 Err(Error::Expired { .. }) => break, // list again
                 Err(e) => {
                     if let Some(shared) = weak.upgrade() {
-                        *shared.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        shared.fail(e);
                     }
                     return;
                 }
@@ -346,7 +340,16 @@ async fn run(weak: Weak<Local<Shared>>, stop: CancellationToken) {
                 for change in changes {
                     match (change.kind, change.value) {
                         (ChangeType::Added | ChangeType::Modified, Some(doc)) => {
-                            state.put(change.key, doc, &shared.paths)
+                            let kv = KeyValue {
+                                key: change.key.as_bytes().to_vec(),
+                                mod_revision: change.revision,
+                                ..KeyValue::default()
+                            };
+                            match Entry::from_document(change.key.as_str().into(), &doc, kv, &shared.paths) {
+                                Ok(entry) => state.put(entry, &shared.paths),
+                                // Cannot happen for a decoded document; left out as unreadable.
+                                Err(_) => state.delete(&change.key, &shared.paths),
+                            }
                         }
                         (ChangeType::Added | ChangeType::Modified, None) | (ChangeType::Deleted, _) => {
                             state.delete(&change.key, &shared.paths)
@@ -361,20 +364,39 @@ async fn run(weak: Weak<Local<Shared>>, stop: CancellationToken) {
     }
 }
 
-/// Load every document under the prefix at one revision into a fresh state.
+/// Load every document under the prefix at one revision into a fresh state. The next chunk
+/// is asked of etcd before this one's entries are made, so the two overlap (they take about
+/// as long as each other).
 async fn list(shared: &Shared) -> Result<i64> {
     let store = shared.client.store()?;
-    let mut state = State::default();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<KeyValue>>(AHEAD);
     let end = prefix_end(shared.prefix.as_bytes());
-    let done = listing::scan(&**store, shared.prefix.as_bytes(), &end, 0, CHUNK, |kv| {
-        let key = String::from_utf8_lossy(&kv.key).into_owned();
-        // Unreadable documents are left out of the cache, as lists leave them out.
-        if let Ok(doc) = document::read(&key, &kv.value, kv.mod_revision) {
-            state.put(key, doc, &shared.paths);
+    let read = async move {
+        let done = listing::scan_chunks(&**store, shared.prefix.as_bytes(), &end, 0, CHUNK, |kvs, _| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(kvs).await; // the receiver lives as long as this future
+                Ok(None)
+            }
+        })
+        .await;
+        drop(tx);
+        done
+    };
+    let mut state = State::default();
+    let projection = state::holding(&shared.paths);
+    let make = async {
+        while let Some(kvs) = rx.recv().await {
+            for kv in kvs {
+                // Unreadable documents are left out of the cache, as lists leave them out.
+                if let Ok(entry) = Entry::from_stored(kv, &shared.paths, &projection) {
+                    state.put(entry, &shared.paths);
+                }
+            }
         }
-        Ok(true)
-    })
-    .await?;
+    };
+    let (done, ()) = tokio::join!(read, make);
+    let done = done?;
     *shared.state.write().unwrap_or_else(|p| p.into_inner()) = state;
     shared.applied.send_replace(done.revision);
     Ok(done.revision)

@@ -20,6 +20,7 @@ use crate::document;
 use crate::error::Error;
 use crate::py::built::without_gc;
 use crate::py::convert::to_python;
+use crate::py::readonly;
 use crate::py::typed::Shape;
 use crate::store::KeyValue;
 
@@ -87,6 +88,8 @@ impl Failed<'_> {
 pub(crate) struct Build<'a, 'py> {
     pub(crate) py: Python<'py>,
     pub(crate) failed: &'a RefCell<Option<PyErr>>,
+    /// Make read-only dicts and lists (`crate::py::readonly`) instead of plain ones.
+    pub(crate) read_only: bool,
 }
 
 impl<'de, 'py> DeserializeSeed<'de> for Build<'_, 'py> {
@@ -160,11 +163,12 @@ impl<'de, 'py> Visitor<'de> for Build<'_, 'py> {
         while let Some(item) = seq.next_element_seed(self)? {
             items.push(item);
         }
-        PyList::new(self.py, items).map(Bound::into_any).map_err(|e| Failed(self.failed).fail(e))
+        let list = if self.read_only { readonly::list(self.py, items) } else { PyList::new(self.py, items) };
+        list.map(Bound::into_any).map_err(|e| Failed(self.failed).fail(e))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let dict = PyDict::new(self.py);
+        let dict = new_dict(self.py, self.read_only).map_err(|e| Failed(self.failed).fail(e))?;
         while let Some(k) = map.next_key_seed(Key(self.py))? {
             let v = map.next_value_seed(self)?;
             dict.set_item(k, v).map_err(|e| Failed(self.failed).fail(e))?;
@@ -173,11 +177,21 @@ impl<'de, 'py> Visitor<'de> for Build<'_, 'py> {
     }
 }
 
+/// An empty dict, read-only or not.
+fn new_dict(py: Python<'_>, read_only: bool) -> PyResult<Bound<'_, PyDict>> {
+    if read_only {
+        readonly::dict(py)
+    } else {
+        Ok(PyDict::new(py))
+    }
+}
+
 /// Parse JSON bytes into Python objects.
-fn json<'py>(py: Python<'py>, bytes: &[u8]) -> Result<Bound<'py, PyAny>, JsonError> {
+fn json<'py>(py: Python<'py>, bytes: &[u8], read_only: bool) -> Result<Bound<'py, PyAny>, JsonError> {
     let failed = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let parsed = Build { py, failed: &failed }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    let parsed =
+        Build { py, failed: &failed, read_only }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
     parsed.map_err(|e| match failed.into_inner() {
         Some(py_err) => JsonError::Python(py_err),
         None => JsonError::Invalid(e),
@@ -186,7 +200,7 @@ fn json<'py>(py: Python<'py>, bytes: &[u8]) -> Result<Bound<'py, PyAny>, JsonErr
 
 /// Parse JSON bytes into Python objects, nothing else (for `decode_bench`).
 pub(crate) fn parse<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    json(py, bytes).map_err(|e| match e {
+    json(py, bytes, false).map_err(|e| match e {
         JsonError::Python(e) => e,
         JsonError::Invalid(e) => pyo3::exceptions::PyValueError::new_err(e.to_string()),
     })
@@ -202,14 +216,35 @@ enum JsonError {
 /// what [`document::read`] then [`to_python`] make, in one pass for JSON. The inner error is a
 /// document that cannot be read (listings report and skip those); the outer one, Python's.
 pub fn stored<'py>(py: Python<'py>, kv: &KeyValue) -> PyResult<Result<Bound<'py, PyAny>, Error>> {
+    stored_as(py, kv, false)
+}
+
+/// [`stored`] made of read-only dicts and lists (`crate::py::readonly`).
+pub fn stored_read_only<'py>(py: Python<'py>, kv: &KeyValue) -> PyResult<Result<Bound<'py, PyAny>, Error>> {
+    stored_as(py, kv, true)
+}
+
+fn stored_as<'py>(
+    py: Python<'py>,
+    kv: &KeyValue,
+    read_only: bool,
+) -> PyResult<Result<Bound<'py, PyAny>, Error>> {
     let key = || String::from_utf8_lossy(&kv.key).into_owned();
     if !document::is_json_object(&kv.value) {
-        return match document::read(&key(), &kv.value, kv.mod_revision) {
-            Ok(doc) => to_python(py, &doc).map(Ok),
-            Err(e) => Ok(Err(e)),
+        let doc = match document::read(&key(), &kv.value, kv.mod_revision) {
+            Ok(doc) => doc,
+            Err(e) => return Ok(Err(e)),
         };
+        if !read_only {
+            return to_python(py, &doc).map(Ok);
+        }
+        let json = match document::encode(&key(), &doc, document::Format::Json) {
+            Ok(json) => json,
+            Err(e) => return Ok(Err(e)),
+        };
+        return stored_as(py, &KeyValue { value: json, ..kv.clone() }, true);
     }
-    let doc = match json(py, &kv.value) {
+    let doc = match json(py, &kv.value, read_only) {
         Ok(doc) => doc,
         Err(JsonError::Python(e)) => return Err(e),
         Err(JsonError::Invalid(e)) => {
@@ -217,11 +252,11 @@ pub fn stored<'py>(py: Python<'py>, kv: &KeyValue) -> PyResult<Result<Bound<'py,
         }
     };
     let dict = doc.cast::<PyDict>()?;
-    normalize(py, dict)?;
+    normalize(py, dict, read_only)?;
     let meta = match dict.get_item(pyo3::intern!(py, "metadata"))? {
         Some(meta) => meta,
         None => {
-            let meta = PyDict::new(py).into_any();
+            let meta = new_dict(py, read_only)?.into_any();
             dict.set_item(pyo3::intern!(py, "metadata"), &meta)?;
             meta
         }
@@ -269,7 +304,7 @@ pub fn stored_list<'py>(
 
 /// [`document::normalize`] on a Python dict: `api_version` -> `apiVersion`, camelCase
 /// metadata keys -> snake_case (the first of two spellings wins).
-fn normalize(py: Python<'_>, doc: &Bound<'_, PyDict>) -> PyResult<()> {
+fn normalize(py: Python<'_>, doc: &Bound<'_, PyDict>, read_only: bool) -> PyResult<()> {
     if !doc.contains(pyo3::intern!(py, "apiVersion"))? {
         if let Some(v) = doc.get_item(pyo3::intern!(py, "api_version"))? {
             doc.del_item(pyo3::intern!(py, "api_version"))?;
@@ -287,7 +322,7 @@ fn normalize(py: Python<'_>, doc: &Bound<'_, PyDict>) -> PyResult<()> {
     if !camel {
         return Ok(());
     }
-    let snake = PyDict::new(py);
+    let snake = new_dict(py, read_only)?;
     for (k, v) in meta.iter() {
         let name = document::snake_case(k.cast::<PyString>()?.to_str()?);
         if !snake.contains(&name)? {

@@ -13,6 +13,7 @@ mod errors;
 mod lease;
 mod listing;
 mod logs;
+mod readonly;
 mod ready;
 mod repository;
 mod runtime;

@@ -4,7 +4,6 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::Repository;
 use crate::error::{Error, Result};
@@ -47,8 +46,8 @@ pub struct Chunk {
 /// Chunks a streamed listing keeps ready ahead of its consumer.
 pub const AHEAD: usize = 2;
 
-/// Documents read from the informer cache (shared, not copied).
-pub type Cached = Vec<std::sync::Arc<Value>>;
+/// Documents read from the informer cache (shared with it, not copied).
+pub type Cached = Vec<std::sync::Arc<crate::informer::Entry>>;
 
 /// What a continue token carries: the snapshot revision and the next key.
 #[derive(Serialize, Deserialize)]

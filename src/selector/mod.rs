@@ -72,7 +72,12 @@ impl Requirement {
     /// Whether `value` (the value at the key, `None` when absent) satisfies the requirement,
     /// with `absent` as the value compared when there is none; `number` reads the value as a
     /// number for `>` and `<`.
-    fn test(&self, value: Option<&str>, absent: Option<&str>, number: impl FnOnce() -> Option<Num>) -> bool {
+    pub(crate) fn test(
+        &self,
+        value: Option<&str>,
+        absent: Option<&str>,
+        number: impl FnOnce() -> Option<Num>,
+    ) -> bool {
         let v = value.or(absent);
         match &self.op {
             Op::Equals(want) => v == Some(want.as_str()),
@@ -134,7 +139,7 @@ fn join(f: &mut fmt::Formatter<'_>, requirements: &[Requirement]) -> fmt::Result
 }
 
 /// Scalars as text; objects and arrays have none.
-fn scalar_text(value: &Value) -> Option<Cow<'_, str>> {
+pub(crate) fn scalar_text(value: &Value) -> Option<Cow<'_, str>> {
     match value {
         Value::String(s) => Some(Cow::Borrowed(s)),
         Value::Number(n) => Some(Cow::Owned(n.to_string())),

@@ -99,7 +99,7 @@ impl<'a, 'py> Typed<'a, 'py> {
     }
 
     fn generic(self) -> Build<'a, 'py> {
-        Build { py: self.ctx.py, failed: &self.ctx.failed }
+        Build { py: self.ctx.py, failed: &self.ctx.failed, read_only: false }
     }
 
     /// A decoded value through a Python step (an enum lookup, a parse).
