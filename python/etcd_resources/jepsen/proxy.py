@@ -23,11 +23,14 @@ A listener is in one of four modes:
   close), and so is every new one as soon as it is accepted.
 
 ``heal()`` returns to ``forward``: stalled connections resume, blackholed ones are reset
-(the client sees the RST and reconnects), new ones forward. With ``mid_request=True`` a
-fault starts not at once but when the next response comes back from etcd (a chunk of at
-least ``MID_REQUEST_BYTES`` from the member, more than any HTTP/2 control frame), before it
-is forwarded: the request reached etcd and was answered, and it is the answer that is
-stalled, dropped or reset (the client cannot know whether a write happened).
+(the client sees the RST and reconnects; ``ProxyBlackhole(keep_dead=True)``, or
+``heal(reset_dead=False)``, leaves them silent for good instead), new ones forward.
+
+With ``mid_request=True`` a fault starts not at once but when the next response comes back
+from etcd (a chunk of at least ``MID_REQUEST_BYTES`` from the member, more than any HTTP/2
+control frame), before it is forwarded: the request reached etcd and was answered, and it is
+the answer that is stalled, dropped or reset (the client cannot know whether a write
+happened).
 
 A TCP proxy accepts connections itself, so with it in the path a member that cannot be
 reached (isolated, crashed) looks to the client like an accepted connection that is then
