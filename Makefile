@@ -7,7 +7,8 @@
 #   make wheel-test  install each wheel in a fresh venv without Rust; run the demo and examples
 #   make docs    the documentation site (MkDocs Material, mkdocstrings) into site/, warnings fatal
 #   make dev     build a debug extension into .venv for iterating
-#   make jepsen  24 histories under mixed faults in network namespaces (root; a few minutes; not in CI)
+#   make jepsen  27 histories (2 client processes each) under mixed faults: network namespaces and
+#                a TCP proxy (root, or proxy faults only; about 3 minutes; not in CI)
 
 VENV   ?= .venv
 PY     := $(VENV)/bin/python

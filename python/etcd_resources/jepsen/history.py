@@ -141,7 +141,9 @@ class History:
 
     @staticmethod
     def now() -> float:
-        """The clock invocations and completions are read from."""
+        """The clock invocations and completions are read from. ``time.monotonic()`` is
+        ``clock_gettime(CLOCK_MONOTONIC)`` on Linux: one clock for the whole machine, so the
+        times of client processes merged into one history are comparable."""
         return time.monotonic()
 
     def record(
@@ -190,7 +192,16 @@ class History:
 
     @staticmethod
     def merge(histories: Iterable[History]) -> History:
-        """One history of several (e.g. one per process), operations renumbered."""
+        """One history of several (e.g. one per client process), ordered by invocation and
+        renumbered. Their times must come from one clock (``now()`` is machine-wide on
+        Linux); a process number found in two of them raises ``ValueError`` (two clients
+        recorded as one would hide which operations were concurrent)."""
+        histories = list(histories)
+        owner: dict[int, int] = {}
+        for i, h in enumerate(histories):
+            for process in {op.process for op in h.operations}:
+                if owner.setdefault(process, i) != i:
+                    raise ValueError(f"process {process} is in histories {owner[process]} and {i}")
         ops = [op for h in histories for op in h.operations]
         ops.sort(key=lambda op: op.invoke)
         return History([replace(op, id=i) for i, op in enumerate(ops)], len(ops))

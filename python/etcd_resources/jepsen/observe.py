@@ -104,6 +104,43 @@ class Observer:
                     raise
                 await asyncio.sleep(0.1)  # retry interval
 
+    async def _reference(self, final: int, details: list[str]) -> list[Event]:
+        """What etcd holds for the prefix from the start revision up to ``final``: a fresh
+        watch on the healed cluster. Opening it is retried (bounded) when it fails with
+        ``UnavailableError`` or ``EtcdTimeoutError`` (noted in ``details``): right after a
+        member or an endpoint comes back, the client can fail one call with a stale
+        "tcp connect error" (see docs/reliability.md), and the reference is not what is
+        under test."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while True:
+            reference: list[Event] = []
+            reached = asyncio.Event()
+            fresh = asyncio.create_task(
+                _watch_until(self.direct, self.start_revision, reference, [final], reached)
+            )
+            waiter = asyncio.create_task(reached.wait())
+            try:
+                await asyncio.wait(
+                    {fresh, waiter},
+                    timeout=max(0.0, deadline - loop.time()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                for task in (waiter, fresh):
+                    task.cancel()
+                await asyncio.gather(waiter, fresh, return_exceptions=True)
+            if reached.is_set():
+                return reference
+            error = None if fresh.cancelled() else fresh.exception()
+            if isinstance(error, UnavailableError | EtcdTimeoutError) and loop.time() < deadline:
+                details.append(f"reference watch reopened after {error!r}")
+                await asyncio.sleep(0.1)  # retry interval
+                continue
+            if error is not None:
+                raise error
+            raise TimeoutError(f"the reference watch did not reach revision {final}")
+
     async def finish(self) -> Observed:
         assert self._task is not None, "start() first"
         final = await self._final_revision()
@@ -122,20 +159,7 @@ class Observer:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
 
-        # The reference: a fresh watch from the same revision on the healed cluster.
-        reference: list[Event] = []
-        target = [final]
-        reached = asyncio.Event()
-        fresh = asyncio.create_task(
-            _watch_until(self.direct, self.start_revision, reference, target, reached)
-        )
-        try:
-            await asyncio.wait_for(reached.wait(), self.timeout)
-        finally:
-            fresh.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await fresh
-        reference = [e for e in reference if e[0] <= final]
+        reference = [e for e in await self._reference(final, details) if e[0] <= final]
         seen = [e for e in self.seen if e[0] <= final]
 
         missing = sorted(set(reference) - set(seen))

@@ -1,9 +1,12 @@
 """``python -m etcd_resources.jepsen.run`` (``make jepsen``): many short histories, each a
-workload under one fault of ``faults`` (cycling through every kind) on a three-member cluster
-in network namespaces (``netns``, needs root), with a watcher and an informer cache alongside
-(``observe``). Prints per fault kind: operations, acknowledged, unknown, violations, watch
-events missing/duplicated, cache mismatches and the time to recover; exits 1 on any violation
-or mismatch. Every loop and wait is bounded."""
+workload of several client processes (``clients``) under one fault (cycling through every
+kind: those of ``faults`` on a three-member cluster in network namespaces, ``netns``, needs
+root; those of ``proxy`` on a TCP proxy between the clients and that cluster), with a watcher
+and an informer cache alongside (``observe``). Prints per fault kind: operations,
+acknowledged, unknown, violations, watch events missing/duplicated, cache mismatches and the
+time to recover; exits 1 on any violation or mismatch. Where namespaces cannot be made, runs
+the proxy's kinds alone on a loopback cluster (``--proxy-only`` does so anywhere). Every loop
+and wait is bounded."""
 
 from __future__ import annotations
 
@@ -11,29 +14,67 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
-from .. import EtcdClient, EtcdStorageBackend, EtcdTimeoutError, ResourceRepository
+from .. import EtcdClient, EtcdStorageBackend, EtcdTimeoutError
 from ..errors import UnavailableError
+from ..testing import EtcdCluster
 from .checker import check
+from .clients import ClientProcesses
 from .faults import Crash, Degrade, Fault, Isolate, Pause, injected
 from .netns import NetnsCluster, netns_available
 from .observe import Observer
-from .workload import run_workload
+from .proxy import ProxyBlackhole, ProxyReset, ProxyStall, TcpProxy
 
 KEYS = ("a", "b", "c")
 TIMEOUT = 2.0
 RECOVERY_BOUND = 15.0
 
-KINDS: dict[str, Callable[[NetnsCluster], Fault]] = {
-    "isolate follower": lambda c: Isolate(c.followers()[:1]),
-    "isolate leader": lambda c: Isolate([c.leader()]),
-    "no quorum": lambda c: Isolate(c.followers()),
-    "degrade leader": lambda c: Degrade(c.leader()),
-    "pause leader": lambda c: Pause(c.leader()),
-    "crash leader": lambda c: Crash(c.leader()),
+
+@dataclass
+class Target:
+    """What the faults act on: the cluster, and the proxy in front of its members."""
+
+    cluster: NetnsCluster | EtcdCluster
+    proxy: TcpProxy
+
+    @property
+    def netns(self) -> NetnsCluster:
+        if not isinstance(self.cluster, NetnsCluster):
+            raise RuntimeError("this fault needs the cluster in network namespaces")
+        return self.cluster
+
+    def leader_index(self) -> int:
+        leader = self.cluster.leader()
+        return next(i for i, m in enumerate(self.cluster.members) if m is leader)
+
+
+@dataclass(frozen=True)
+class FaultKind:
+    make: Callable[[Target], Fault]
+    """Made when it is injected (so it can pick the leader of that moment)."""
+    proxy: bool = False
+    """The proxy's fault: clients go through the proxy (no namespaces needed)."""
+
+
+KINDS: dict[str, FaultKind] = {
+    "isolate follower": FaultKind(lambda t: Isolate(t.netns.followers()[:1])),
+    "isolate leader": FaultKind(lambda t: Isolate([t.netns.leader()])),
+    "no quorum": FaultKind(lambda t: Isolate(t.netns.followers())),
+    "degrade leader": FaultKind(lambda t: Degrade(t.netns.leader())),
+    "pause leader": FaultKind(lambda t: Pause(t.netns.leader())),
+    "crash leader": FaultKind(lambda t: Crash(t.netns.leader())),
+    # Every connection stalled as etcd answers a request, then resumed (held bytes delivered).
+    "proxy stall": FaultKind(lambda t: ProxyStall(t.proxy, mid_request=True), proxy=True),
+    # Every connection reset as etcd answers a request, and every new one until healed.
+    "proxy reset": FaultKind(lambda t: ProxyReset(t.proxy, mid_request=True), proxy=True),
+    # The leader's endpoint blackholed as it answers a request (the others still forward).
+    "proxy blackhole 1": FaultKind(
+        lambda t: ProxyBlackhole(t.proxy, [t.leader_index()], mid_request=True), proxy=True
+    ),
 }
 
 
@@ -70,37 +111,53 @@ async def wait_serving(backend: EtcdStorageBackend, within: float) -> float:
             await asyncio.sleep(0.05)  # poll interval
 
 
-async def one(
-    cluster: NetnsCluster, kind: str, seed: int, totals: Totals, *, hold: float, after: float
-) -> None:
+@dataclass(frozen=True)
+class Shape:
+    """The shape of every history: client processes and tasks, and the fault's schedule."""
+
+    processes: int = 2
+    tasks: int = 3
+    before: float = 0.3
+    hold: float = 2.5
+    after: float = 1.0
+
+
+async def one(target: Target, kind: str, seed: int, totals: Totals, shape: Shape) -> None:
+    """One history: ``shape.processes`` client processes run the workload while the fault of
+    ``kind`` is held; the parent runs the watcher and the cache, then checks everything."""
     prefix = f"/jepsen-{seed}/"
-    before = 0.3
-    async with EtcdClient(cluster.endpoints, timeout=TIMEOUT, breaker_threshold=0) as client:
-        repo: ResourceRepository[Any] = ResourceRepository(client, prefix)
+    fault_kind = KINDS[kind]
+    endpoints = target.proxy.endpoints if fault_kind.proxy else target.cluster.endpoints
+    async with EtcdClient(endpoints, timeout=TIMEOUT, breaker_threshold=0) as client:
         probe = EtcdStorageBackend(client, f"/jepsen-{seed}-probe/")
         await wait_serving(probe, RECOVERY_BOUND)
         observer = Observer(client, prefix)
         await observer.start()
+        clients = ClientProcesses(
+            endpoints,
+            prefix,
+            processes=shape.processes,
+            tasks=shape.tasks,
+            keys=KEYS,
+            duration=shape.before + shape.hold + shape.after,
+            seed=seed,
+            timeout=TIMEOUT,
+        )
 
         async def nemesis() -> float:
-            await asyncio.sleep(before)  # the fault schedule, not synchronisation
-            fault = await asyncio.to_thread(KINDS[kind], cluster)
+            await asyncio.sleep(shape.before)  # the fault schedule, not synchronisation
+            fault = await asyncio.to_thread(fault_kind.make, target)
             async with injected(fault):
-                await asyncio.sleep(hold)
+                await asyncio.sleep(shape.hold)
             return await wait_serving(probe, RECOVERY_BOUND)
 
-        async with asyncio.TaskGroup() as group:
-            work = group.create_task(
-                run_workload(
-                    repo,
-                    keys=KEYS,
-                    tasks=4,
-                    duration=before + hold + after,
-                    max_ops=20_000,
-                    seed=seed,
-                )
-            )
-            healing = group.create_task(nemesis())
+        try:
+            await clients.start()
+            async with asyncio.TaskGroup() as group:
+                work = group.create_task(clients.join())
+                healing = group.create_task(nemesis())
+        finally:
+            await clients.close()
         observed = await observer.finish()
     history = work.result()
     result = check(history, keys=KEYS)
@@ -117,11 +174,14 @@ async def one(
     totals.notes += result.violations + result.inconclusive + observed.details
 
 
-def heal(cluster: NetnsCluster) -> None:
-    for member in cluster.members:
+def heal(target: Target) -> None:
+    """Every member running and healthy, every proxy listener forwarding."""
+    target.proxy.heal()
+    for member in target.cluster.members:
         if not member.running:
             member.start()
-    cluster.wait_healthy(30)
+    for member in target.cluster.members:
+        member.wait_healthy(30)
 
 
 def report(by_kind: dict[str, Totals]) -> str:
@@ -140,19 +200,28 @@ def report(by_kind: dict[str, Totals]) -> str:
     return "\n".join(lines)
 
 
-async def main_async(histories: int, hold: float, after: float) -> int:
-    by_kind = {kind: Totals() for kind in KINDS}
-    kinds = list(KINDS)
+async def main_async(
+    histories: int, shape: Shape, *, proxy_only: bool = False, only: Sequence[str] = ()
+) -> int:
+    kinds = [k for k, v in KINDS.items() if (v.proxy or not proxy_only) and (not only or k in only)]
+    if not kinds:
+        raise ValueError(f"no fault kind to run among {only}")
+    by_kind = {kind: Totals() for kind in kinds}
     started = time.monotonic()
-    with NetnsCluster() as cluster:
+    cluster = EtcdCluster() if proxy_only else NetnsCluster()
+    with cluster, TcpProxy(cluster.endpoints) as proxy:
+        target = Target(cluster, proxy)
         for i in range(histories):
             kind = kinds[i % len(kinds)]
-            await asyncio.to_thread(heal, cluster)
+            await asyncio.to_thread(heal, target)
             try:
-                await one(cluster, kind, i, by_kind[kind], hold=hold, after=after)
+                await one(target, kind, i, by_kind[kind], shape)
             except Exception as e:  # a run that could not finish counts as a violation
                 by_kind[kind].violations += 1
-                by_kind[kind].notes.append(f"history {i}: {e!r}")
+                where = traceback.extract_tb(e.__traceback__)[-1]
+                by_kind[kind].notes.append(
+                    f"history {i}: {e!r} (at {Path(where.filename).name}:{where.lineno})"
+                )
             elapsed = time.monotonic() - started
             print(f"history {i + 1}/{histories}: {kind}, {elapsed:.0f}s", flush=True)
     print(report(by_kind))
@@ -162,22 +231,40 @@ async def main_async(histories: int, hold: float, after: float) -> int:
             print(f"{kind}: {note}")
         failed |= bool(t.violations or t.missing or t.duplicated or t.cache_mismatches)
     print(
-        f"{histories} histories in {time.monotonic() - started:.0f}s: {'FAIL' if failed else 'ok'}"
+        f"{histories} histories ({shape.processes} client processes x {shape.tasks} tasks each) "
+        f"in {time.monotonic() - started:.0f}s: {'FAIL' if failed else 'ok'}"
     )
     return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--histories", type=int, default=24)
+    parser.add_argument("--histories", type=int, default=27)
     parser.add_argument("--hold", type=float, default=2.5, help="seconds each fault is held")
     parser.add_argument("--after", type=float, default=1.0, help="workload seconds after it")
+    parser.add_argument("--processes", type=int, default=2, help="client processes a history")
+    parser.add_argument("--tasks", type=int, default=3, help="asyncio tasks a client process")
+    parser.add_argument(
+        "--proxy-only",
+        action="store_true",
+        help="only the proxy's faults, on a loopback cluster (no namespaces, no root)",
+    )
+    parser.add_argument(
+        "--kinds", default="", help=f"comma-separated fault kinds (default all: {', '.join(KINDS)})"
+    )
     args = parser.parse_args(argv)
-    why = netns_available()
-    if why is not None:
-        print(f"no network namespaces: {why}", file=sys.stderr)
-        return 2
-    return asyncio.run(main_async(args.histories, args.hold, args.after))
+    only = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    unknown = [k for k in only if k not in KINDS]
+    if unknown:
+        parser.error(f"unknown fault kinds {unknown}")
+    shape = Shape(processes=args.processes, tasks=args.tasks, hold=args.hold, after=args.after)
+    proxy_only = args.proxy_only
+    if not proxy_only:
+        why = netns_available()
+        if why is not None:
+            print(f"no network namespaces ({why}): the proxy's faults only", file=sys.stderr)
+            proxy_only = True
+    return asyncio.run(main_async(args.histories, shape, proxy_only=proxy_only, only=only))
 
 
 if __name__ == "__main__":
