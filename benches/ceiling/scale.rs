@@ -1,57 +1,86 @@
-//! The ceiling's jobs for `benches/scale.py` (a CONFIG.json with a `"mode"`): load a prefix
-//! fast, drop it again, and read it the way a plain Rust program would, for the ratios of the
-//! rows at 10k and 100k documents.
+//! The ceiling's jobs for `benches/scale.py` and `benches/bench_check.py` (a CONFIG.json with
+//! a `"mode"`): load a prefix fast, drop it again, and serve single operations on request so
+//! that each sample of the Rust program can be paired with a sample of the package taken right
+//! before or after it (a burst of load on a shared machine then hits both alike).
 //!
 //! - `load`: key TAB value lines on stdin (the documents `benches/scale.py` makes with the
 //!   benches' generator), put in transactions of `batch` puts, `in_flight` at once.
 //! - `drop`: delete the prefix, then compact etcd's history up to now (so the next load does
 //!   not pile onto the last one's).
-//! - `read`: samples of one range of the prefix (bytes only: the plain range read the cache's
-//!   initial sync is compared with) and of list, find (two phases), count and a label filter,
-//!   each of them that range with every value parsed into a `serde_json::Value`, as
-//!   `benches/ceiling.rs` lists. One range to warm up, then `samples` rounds, the operations
-//!   interleaved within a round so a burst of load on the machine hits them all alike.
+//! - `serve`: one JSON command a line on stdin, one JSON line back with the `seconds` of each
+//!   of its `repeat` runs (or an `error`). The reads: `range` (one range of a prefix, values
+//!   left as bytes: the plain range read the cache's initial sync is compared with), `list`
+//!   (that range with every value parsed into a `serde_json::Value`, as `benches/ceiling.rs`
+//!   lists), `find` and `count` (list, then `status.phase` compared), `label` (list, then a
+//!   label compared). The key operations, as `benches/ceiling.rs` does them: `get`, `get_many`
+//!   (at once), `create`, `create_many` (at once), `cas` (get, parse, change, put if the
+//!   mod_revision is still the one read).
 
-use std::io::Read;
+use std::io::{BufRead, Read, Write};
 use std::time::Instant;
 
-use etcd_client::{Client, CompactionOptions, DeleteOptions, GetOptions, KvClient, Txn, TxnOp};
+use etcd_client::{
+    Client, CompactionOptions, Compare, CompareOp, DeleteOptions, GetOptions, KvClient, Txn, TxnOp,
+};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::Result;
+use crate::{create, get, Result};
 
 #[derive(Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum Job {
-    Load { endpoint: String, batch: usize, in_flight: usize },
-    Drop { endpoint: String, prefix: String },
-    Read(Box<Reads>),
+    Load {
+        endpoint: String,
+        batch: usize,
+        in_flight: usize,
+    },
+    Drop {
+        endpoint: String,
+        prefix: String,
+    },
+    /// `template`: the document `create` writes (under the name it is given).
+    Serve {
+        endpoint: String,
+        template: Value,
+    },
+}
+
+/// One command of `serve`.
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Op {
+    Range { prefix: String, n: usize },
+    List { prefix: String, n: usize },
+    Find { prefix: String, phase: String, n: usize },
+    Count { prefix: String, phase: String, n: usize },
+    Label { prefix: String, key: String, value: String, n: usize },
+    Get { key: String },
+    GetMany { keys: Vec<String> },
+    Create { prefix: String, names: Vec<String> },
+    CreateMany { prefix: String, names: Vec<String> },
+    Cas { key: String },
 }
 
 #[derive(Deserialize)]
-pub struct Reads {
-    endpoint: String,
-    prefix: String,
-    n: usize,
-    samples: usize,
-    /// `status.phase` of the large find (1/8 of the fleet) and of the small one.
-    many_phase: String,
-    many: usize,
-    few_phase: String,
-    few: usize,
-    /// A label and its value, and how many carry it.
-    label_key: String,
-    label_value: String,
-    labelled: usize,
+struct Command {
+    #[serde(flatten)]
+    op: Op,
+    /// Runs of the operation (for `create`, one per name).
+    #[serde(default = "one")]
+    repeat: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 pub async fn run(job: Job) -> Result<Map<String, Value>> {
     match job {
         Job::Load { endpoint, batch, in_flight } => load(&endpoint, batch, in_flight).await,
         Job::Drop { endpoint, prefix } => drop_prefix(&endpoint, &prefix).await,
-        Job::Read(reads) => read(&reads).await,
+        Job::Serve { endpoint, template } => serve(&endpoint, &template).await,
     }
 }
 
@@ -122,52 +151,100 @@ fn check(what: &str, got: usize, wanted: usize) -> Result<()> {
     Ok(())
 }
 
-async fn read(c: &Reads) -> Result<Map<String, Value>> {
-    let client = Client::connect([c.endpoint.as_str()], None).await?;
-    // 100,000 documents of 2 KB are ~210 MB in one response: far above tonic's 4 MB default.
-    let mut kv = client.kv_client().max_decoding_message_size(1 << 30);
-    let ops = ["range", "list", "find many", "find few", "count", "label"];
-    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(c.samples); ops.len()];
-    // Warm-up: one range (connects, and etcd reads its pages once).
-    check("range", range(&mut kv, &c.prefix).await?.len(), c.n)?;
-    for _ in 0..c.samples {
-        for (op, times) in ops.iter().zip(samples.iter_mut()) {
-            let started = Instant::now();
-            match *op {
-                "range" => check(op, std::hint::black_box(range(&mut kv, &c.prefix).await?).len(), c.n)?,
-                "list" => check(op, std::hint::black_box(list(&mut kv, &c.prefix).await?).len(), c.n)?,
-                "find many" => {
-                    let docs: Vec<Value> = list(&mut kv, &c.prefix)
-                        .await?
-                        .into_iter()
-                        .filter(|d| phase_is(d, &c.many_phase))
-                        .collect();
-                    check(op, std::hint::black_box(docs).len(), c.many)?
-                }
-                "find few" => {
-                    let docs: Vec<Value> = list(&mut kv, &c.prefix)
-                        .await?
-                        .into_iter()
-                        .filter(|d| phase_is(d, &c.few_phase))
-                        .collect();
-                    check(op, std::hint::black_box(docs).len(), c.few)?
-                }
-                "count" => {
-                    let count =
-                        list(&mut kv, &c.prefix).await?.iter().filter(|d| phase_is(d, &c.many_phase)).count();
-                    check(op, count, c.many)?
-                }
-                _ => {
-                    let docs: Vec<Value> = list(&mut kv, &c.prefix)
-                        .await?
-                        .into_iter()
-                        .filter(|d| d["metadata"]["labels"][&c.label_key] == c.label_value.as_str())
-                        .collect();
-                    check(op, std::hint::black_box(docs).len(), c.labelled)?
-                }
+fn named(template: &Value, name: &str) -> Value {
+    let mut doc = template.clone();
+    doc["metadata"]["name"] = Value::from(name);
+    doc
+}
+
+/// One run of `op` (the `i`-th, for the operations that take a name per run).
+async fn once(client: &Client, kv: &mut KvClient, template: &Value, op: &Op, i: usize) -> Result<()> {
+    let filtered = |docs: Vec<Value>, keep: &dyn Fn(&Value) -> bool| -> Vec<Value> {
+        docs.into_iter().filter(|d| keep(d)).collect()
+    };
+    match op {
+        Op::Range { prefix, n } => check("range", std::hint::black_box(range(kv, prefix).await?).len(), *n),
+        Op::List { prefix, n } => check("list", std::hint::black_box(list(kv, prefix).await?).len(), *n),
+        Op::Find { prefix, phase, n } => {
+            let docs = filtered(list(kv, prefix).await?, &|d| phase_is(d, phase));
+            check("find", std::hint::black_box(docs).len(), *n)
+        }
+        Op::Count { prefix, phase, n } => {
+            let count = list(kv, prefix).await?.iter().filter(|d| phase_is(d, phase)).count();
+            check("count", count, *n)
+        }
+        Op::Label { prefix, key, value, n } => {
+            let docs = filtered(list(kv, prefix).await?, &|d| d["metadata"]["labels"][key] == value.as_str());
+            check("label", std::hint::black_box(docs).len(), *n)
+        }
+        Op::Get { key } => get(client.clone(), key.clone()).await.map(drop),
+        Op::GetMany { keys } => {
+            let gets = keys.iter().map(|key| get(client.clone(), key.clone()));
+            futures::future::try_join_all(gets).await.map(drop)
+        }
+        Op::Create { prefix, names } => {
+            let name = names.get(i).ok_or("create: fewer names than runs")?;
+            create(client.clone(), format!("{prefix}{name}"), named(template, name)).await
+        }
+        Op::CreateMany { prefix, names } => {
+            let creates = names
+                .iter()
+                .map(|name| create(client.clone(), format!("{prefix}{name}-{i}"), named(template, name)));
+            futures::future::try_join_all(creates).await.map(drop)
+        }
+        Op::Cas { key } => {
+            let resp = kv.get(key.clone(), None).await?;
+            let got = resp.kvs().first().ok_or("cas: no such key")?;
+            let mut doc: Value = serde_json::from_slice(got.value())?;
+            let errors = doc["status"]["error_count"].as_i64().unwrap_or(0);
+            doc["status"]["error_count"] = Value::from(errors + 1);
+            let txn = Txn::new()
+                .when([Compare::mod_revision(key.clone(), CompareOp::Equal, got.mod_revision())])
+                .and_then([TxnOp::put(key.clone(), serde_json::to_vec(&doc)?, None)]);
+            if !kv.txn(txn).await?.succeeded() {
+                return Err("cas: conflict".into());
             }
-            times.push(started.elapsed().as_secs_f64());
+            Ok(())
         }
     }
-    Ok(ops.iter().zip(samples).map(|(op, times)| (op.to_string(), Value::from(times))).collect())
+}
+
+/// Commands on stdin until it closes; a line of samples (or the error) back for each.
+async fn serve(endpoint: &str, template: &Value) -> Result<Map<String, Value>> {
+    let client = Client::connect([endpoint], None).await?;
+    // 100,000 documents of 2 KB are ~210 MB in one response: far above tonic's 4 MB default.
+    let mut kv = client.kv_client().max_decoding_message_size(1 << 30);
+    let mut served = 0usize;
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = match serde_json::from_str::<Command>(&line) {
+            Ok(command) => {
+                let mut seconds = Vec::with_capacity(command.repeat);
+                let mut failed = None;
+                for i in 0..command.repeat {
+                    let started = Instant::now();
+                    if let Err(e) = once(&client, &mut kv, template, &command.op, i).await {
+                        failed = Some(e.to_string());
+                        break;
+                    }
+                    seconds.push(started.elapsed().as_secs_f64());
+                }
+                match failed {
+                    None => serde_json::json!({ "seconds": seconds }),
+                    Some(e) => serde_json::json!({ "error": e }),
+                }
+            }
+            Err(e) => serde_json::json!({ "error": format!("bad command: {e}") }),
+        };
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{answer}")?;
+        out.flush()?;
+        served += 1;
+    }
+    let mut out = Map::new();
+    out.insert("served".into(), Value::from(served));
+    Ok(out)
 }
