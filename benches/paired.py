@@ -188,6 +188,7 @@ class Row:
     target: float | None = None  # in `unit` (lower is better), or a floor on `ratio`
     target_is_ratio: bool = False
     target_text: str = ""
+    as_multiple: bool = False  # a miss shown as ours / reference (the sync row: "13.6x")
 
     @classmethod
     def of(cls, key: str, label: str, measured: Paired, **more: Any) -> Row:
@@ -224,9 +225,9 @@ class Row:
         assert self.target is not None
         if self.target_is_ratio:
             assert self.ratio is not None
-            if self.target < 1:  # a bound on ours / reference: shown as such
+            if self.as_multiple:
                 return f"missed ({1 / self.ratio:.1f}x)"
-            return "missed"
+            return f"missed ({self.ratio:.2f})"
         return f"missed ({self.ours / self.target:.1f}x)"
 
 

@@ -310,6 +310,7 @@ async def probe_rows(
             target=1 / TARGET_SYNC,
             target_is_ratio=True,
             target_text=f"<= {TARGET_SYNC}x range",
+            as_multiple=True,
         ),
     ]
     for key, label, field in (
