@@ -4,7 +4,7 @@
 #   make lint    cargo fmt --check, clippy -D warnings, ruff, mypy, stubtest
 #   make bench   build (release) and run the benchmarks (peers in .bench-venvs/; ARGS="--rounds 1")
 #   make bench-scale  10k and 100k LabWorkers: etcd and cache reads, RSS per cached resource (~5 min)
-#   make bench-check  one small run's ratios against benches/baseline.json (~2 min; ARGS=--record)
+#   make bench-check  one small run's ratios against benches/baseline.json (~1 min + builds; ARGS=--record)
 #   make wheel   the sdist and manylinux_2_17 wheels for every CPython >= 3.11 here (dist/)
 #   make wheel-test  install each wheel in a fresh venv without Rust; run the demo and examples
 #   make docs    the documentation site (MkDocs Material, mkdocstrings) into site/, warnings fatal
@@ -61,8 +61,8 @@ bench: release
 bench-scale: release
 	timeout 1200 $(PY) benches/scale.py $(ARGS)
 
-# One run (about 1.5 minutes) checked against benches/baseline.json; ARGS=--record re-records it
-# from 5 runs (about 8 minutes). Both bounded by `timeout`.
+# One run (about a minute, plus the release and Rust ceiling builds after a change) checked against
+# benches/baseline.json; ARGS=--record re-records it from 5 runs (about 5 minutes). Bounded by `timeout`.
 bench-check: release
 	timeout 1800 $(PY) benches/bench_check.py $(ARGS)
 
