@@ -3,6 +3,8 @@
 #   make test    build, lint, and run every test (Rust and Python, against a real etcd)
 #   make lint    cargo fmt --check, clippy -D warnings, ruff, mypy, stubtest
 #   make bench   build (release) and run the benchmarks (peers in .bench-venvs/; ARGS="--rounds 1")
+#   make bench-scale  10k and 100k LabWorkers: etcd and cache reads, RSS per cached resource (~5 min)
+#   make bench-check  one small run's ratios against benches/baseline.json (~1 min + builds; ARGS=--record)
 #   make wheel   the sdist and manylinux_2_17 wheels for every CPython >= 3.11 here (dist/)
 #   make wheel-test  install each wheel in a fresh venv without Rust; run the demo and examples
 #   make docs    the documentation site (MkDocs Material, mkdocstrings) into site/, warnings fatal
@@ -16,7 +18,7 @@ BIN    := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 export VIRTUAL_ENV := $(abspath $(VENV))
 
-.PHONY: demo test lint bench jepsen dev rust-test py-test clean wheel wheel-test docs
+.PHONY: demo test lint bench bench-scale bench-check jepsen dev rust-test py-test clean wheel wheel-test docs
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -55,6 +57,15 @@ test: lint rust-test py-test
 
 bench: release
 	$(PY) benches/run.py $(ARGS)
+
+# Bounded: the run takes about 5 minutes; `timeout` ends it at 20 whatever happens.
+bench-scale: release
+	timeout 1200 $(PY) benches/scale.py $(ARGS)
+
+# One run (about a minute, plus the release and Rust ceiling builds after a change) checked against
+# benches/baseline.json; ARGS=--record re-records it from 5 runs (about 5 minutes). Bounded by `timeout`.
+bench-check: release
+	timeout 1800 $(PY) benches/bench_check.py $(ARGS)
 
 jepsen: dev
 	timeout 600 $(PY) -m etcd_resources.jepsen.run $(ARGS)

@@ -3,6 +3,9 @@
 //! line of samples in seconds per operation, like `benches/contenders/*.py`.
 //!
 //!     cargo bench -q --no-default-features --bench ceiling -- CONFIG.json
+//!
+//! A CONFIG.json with a `"mode"` is a job of `benches/scale.py` instead (`ceiling/scale.rs`:
+//! load, drop or read a large prefix).
 
 use std::future::Future;
 use std::time::Instant;
@@ -31,6 +34,9 @@ struct Config {
     /// A LabWorker document (`benches/common.py`); each create gets its own name.
     template: Value,
 }
+
+#[path = "ceiling/scale.rs"]
+mod scale;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Result<T> = std::result::Result<T, Error>;
@@ -217,17 +223,32 @@ async fn run(c: &Config) -> Result<Map<String, Value>> {
     Ok(rows)
 }
 
+enum Job {
+    Compare(Box<Config>),
+    Scale(scale::Job),
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     let Some(path) = args.get(1) else {
         eprintln!("usage: ceiling CONFIG.json");
         std::process::exit(2);
     };
-    let config: Config = match std::fs::read(path)
-        .map_err(Error::from)
-        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(Error::from))
-    {
-        Ok(config) => config,
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("cannot read {path}: {e}");
+            std::process::exit(2);
+        }
+    };
+    let scale_job = serde_json::from_slice::<Value>(&bytes).ok().is_some_and(|v| v.get("mode").is_some());
+    let parsed = if scale_job {
+        serde_json::from_slice(&bytes).map(Job::Scale)
+    } else {
+        serde_json::from_slice(&bytes).map(|config| Job::Compare(Box::new(config)))
+    };
+    let job = match parsed {
+        Ok(job) => job,
         Err(e) => {
             eprintln!("cannot read {path}: {e}");
             std::process::exit(2);
@@ -240,7 +261,11 @@ fn main() {
             std::process::exit(1);
         }
     };
-    match runtime.block_on(run(&config)) {
+    let done = match job {
+        Job::Compare(config) => runtime.block_on(run(&config)),
+        Job::Scale(job) => runtime.block_on(scale::run(job)),
+    };
+    match done {
         Ok(rows) => println!("{}", Value::Object(rows)),
         Err(e) => {
             eprintln!("etcd: {e}");
