@@ -1,9 +1,11 @@
 //! [`EtcdStore`]: the [`Store`] on a real etcd cluster, through the `etcd-client` crate.
 //!
-//! Constructing it does no I/O: the connection is made by the first call (and made again by
-//! a later call if it failed). Every call clones the cheap `etcd_client::Client` handle, so
-//! concurrent calls run concurrently on the one HTTP/2 connection pool; nothing serialises
-//! them. Every call runs under the request timeout.
+//! Constructing it does no I/O: each endpoint's connection is made by the first call sent to
+//! it (and made again by a later call if it failed). Every call clones the cheap
+//! `etcd_client::Client` handle of the endpoint it goes to, so concurrent calls run
+//! concurrently on the HTTP/2 connections; nothing serialises them. Every call runs under the
+//! request timeout. Which endpoint a call goes to, and what happens when one stops
+//! answering: [`super::endpoints`].
 
 use std::error::Error as _;
 use std::future::Future;
@@ -17,10 +19,10 @@ use etcd_client::{
     TxnOpResponse, WatchOptions,
 };
 use futures::StreamExt;
-use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::{self, Breaker};
+use super::endpoints::{classify, EndpointSnapshot, Endpoints, Outcome, Watching};
 use super::WatchStream;
 use super::{
     prefix_end, EventKind, KeyValue, ProgressRequester, RangeRequest, RangeResponse, Store, WatchBatch,
@@ -89,10 +91,20 @@ impl TlsConfig {
     }
 }
 
+/// HTTP/2 keep-alive ping interval: a connection with requests or watches open that has read
+/// nothing for this long is pinged, and closed if the ping is not answered within the request
+/// timeout (a watch on a silent member then ends and reopens elsewhere, even with no request
+/// to notice). etcd counts a ping less than `--grpc-keepalive-min-time` (5 s by default) after
+/// the previous one as abuse and closes the connection (GOAWAY `too_many_pings`): hyper pings
+/// only after the interval without reading anything, so pings are at least this far apart.
+/// Idle connections are not pinged: etcd does not permit pings without a stream open.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
+
 /// The store on an etcd cluster.
 pub struct EtcdStore {
     config: EtcdConfig,
-    client: OnceCell<Client>,
+    /// One connection per member, with its health (see `endpoints`).
+    endpoints: Arc<Endpoints>,
     /// Whether any request has been answered: a timeout before that means etcd is
     /// unreachable (`Unavailable`), after it that one request was slow (`Timeout`).
     answered: AtomicBool,
@@ -102,13 +114,45 @@ pub struct EtcdStore {
     metrics: Metrics,
 }
 
+/// Where an attempt went: the endpoint, and the token cancelled if it is ejected.
+struct Route {
+    index: usize,
+    ejected: CancellationToken,
+}
+
+/// A failed attempt: the caller's error, and what it says of the endpoint.
+struct Failed {
+    error: Error,
+    outcome: Outcome,
+}
+
 impl EtcdStore {
     /// A store for `config`; connects on first use.
     pub fn new(config: EtcdConfig, closed: CancellationToken) -> Self {
         let breaker = Breaker::new(config.breaker_threshold, config.breaker_reset);
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(config.connect_timeout)
+            .with_timeout(config.timeout)
+            .with_keep_alive(KEEP_ALIVE_INTERVAL, config.timeout)
+            .with_keep_alive_while_idle(false)
+            .with_require_leader(true);
+        if let Some(tls) = &config.tls {
+            options = options.with_tls(tls.options());
+        }
+        if let Some((user, password)) = &config.credentials {
+            // Expired auth tokens are refreshed (and the call retried) transparently.
+            options = options.with_user(user.clone(), password.clone()).with_auto_token_refresh(true);
+        }
+        let endpoints = Endpoints::new(
+            &config.endpoints,
+            options,
+            config.connect_timeout,
+            config.timeout,
+            closed.clone(),
+        );
         EtcdStore {
             config,
-            client: OnceCell::new(),
+            endpoints,
             answered: AtomicBool::new(false),
             closed,
             breaker,
@@ -116,56 +160,10 @@ impl EtcdStore {
         }
     }
 
-    async fn client(&self) -> Result<Client> {
-        let client = self
-            .client
-            .get_or_try_init(|| async {
-                let mut options = ConnectOptions::new()
-                    .with_connect_timeout(self.config.connect_timeout)
-                    .with_timeout(self.config.timeout)
-                    .with_keep_alive(Duration::from_secs(10), self.config.timeout)
-                    .with_keep_alive_while_idle(true)
-                    .with_require_leader(true);
-                if let Some(tls) = &self.config.tls {
-                    options = options.with_tls(tls.options());
-                }
-                if let Some((user, password)) = &self.config.credentials {
-                    // Expired auth tokens are refreshed (and the call retried) transparently.
-                    options = options.with_user(user.clone(), password.clone()).with_auto_token_refresh(true);
-                }
-                let connect = Client::connect(&self.config.endpoints, Some(options));
-                match tokio::time::timeout(self.config.connect_timeout, connect).await {
-                    Ok(result) => result.map_err(map_error),
-                    Err(_) => Err(Error::Unavailable {
-                        message: format!(
-                            "could not connect to {:?} within {:?}",
-                            self.config.endpoints, self.config.connect_timeout
-                        ),
-                        code: None,
-                    }),
-                }
-            })
-            .await?;
-        Ok(client.clone())
-    }
-
-    /// Run one request with the request timeout.
+    /// Run one request with the request timeout. It is sent again, to another endpoint,
+    /// only when the connection for it could not be made (it never left); otherwise a write
+    /// that timed out or whose connection broke may have been applied, and its error says so.
     async fn call<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T>
-    where
-        F: FnOnce(Client) -> Fut,
-        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
-    {
-        self.breaker.admit().map_err(|e| self.with_endpoints(e))?;
-        let started = std::time::Instant::now();
-        let result = self.attempt(operation, self.config.timeout, f).await;
-        self.metrics.record(operation, started.elapsed(), result.is_ok());
-        self.breaker.record(result.as_ref().map(|_| ()));
-        result
-    }
-
-    /// A read: retried with backoff and jitter when etcd could not be reached, within the
-    /// request timeout. (Writes are not retried: one that timed out may have been applied.)
-    async fn read<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T>
     where
         F: Fn(Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -173,63 +171,208 @@ impl EtcdStore {
         self.breaker.admit().map_err(|e| self.with_endpoints(e))?;
         let started = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + self.config.timeout;
-        let mut pause = Duration::from_millis(50);
-        let mut attempt = 0;
+        let mut tried = Vec::new();
         let result = loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.attempt(operation, left.max(Duration::from_millis(1)), &f).await {
-                Err(e) if breaker::unreachable(&e) && attempt < self.config.retries => {
-                    attempt += 1;
-                    let nanos = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.subsec_nanos());
-                    let wait = pause.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0);
-                    if tokio::time::Instant::now() + wait >= deadline {
-                        break Err(e);
-                    }
-                    tokio::select! {
-                        _ = self.closed.cancelled() => break Err(Error::Closed),
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                    pause *= 2;
+            let index = self.endpoints.pick(&tried);
+            tried.push(index);
+            match self.attempt(operation, index, left.max(Duration::from_millis(1)), false, &f).await {
+                Err(Failed { outcome: Outcome::NotSent, .. })
+                    if tried.len() < self.endpoints.len() && tokio::time::Instant::now() < deadline =>
+                {
+                    continue
                 }
-                other => break other,
+                other => break other.map(|(value, _)| value).map_err(|failed| failed.error),
             }
         };
+        self.metrics.record(operation, started.elapsed(), result.is_ok());
+        self.breaker.record(result.as_ref().map(|_| ()));
+        result
+    }
+
+    /// A read: tried again when etcd could not be reached, within the request timeout, on
+    /// another endpoint when there is one. Reads are hedged: with several endpoints, a read
+    /// that has no answer after its share of the timeout (`timeout / (retries + 1)`) is also
+    /// sent to another endpoint, the first answer wins and the others are dropped; so a read
+    /// sent to a silent member is answered by another in time, while a read that is slow
+    /// everywhere still has the whole timeout. An endpoint that let another answer first
+    /// after its share of the time is ejected (a probe re-admits it soon if it was only
+    /// slow). An attempt also gives up when its endpoint is ejected meanwhile. An attempt
+    /// that fails is followed at once by one to an endpoint not tried yet; once every
+    /// endpoint was tried, retries wait first, with backoff and jitter. (Writes are not
+    /// retried: one that timed out may have been applied.)
+    async fn read<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        self.read_routed(operation, f).await.map(|(value, _)| value)
+    }
+
+    async fn read_routed<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<(T, Route)>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        self.breaker.admit().map_err(|e| self.with_endpoints(e))?;
+        let started = std::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let hedge = (self.endpoints.len() > 1).then(|| self.config.timeout / (self.config.retries + 1));
+        let mut pause = Duration::from_millis(50);
+        // Every attempt launched: its endpoint, when it started, whether it ended.
+        let mut launched: Vec<(usize, tokio::time::Instant, bool)> = Vec::new();
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut next_launch = Some(tokio::time::Instant::now());
+        // Whether the next launch is a hedge (beside attempts still running) rather than the
+        // first attempt or a retry after a failure.
+        let mut hedging = false;
+        let mut last_error = None;
+        let result = loop {
+            let now = tokio::time::Instant::now();
+            if let Some(at) = next_launch.filter(|at| *at <= now) {
+                let tried: Vec<usize> = launched.iter().map(|a| a.0).collect();
+                let index = self.endpoints.pick(&tried);
+                next_launch = None;
+                // A hedge goes only to a healthy endpoint not tried yet (`pick` prefers one).
+                if !hedging || (self.endpoints.is_healthy(index) && !tried.contains(&index)) {
+                    let attempt = launched.len();
+                    launched.push((index, now, false));
+                    let left = deadline.saturating_duration_since(now).max(Duration::from_millis(1));
+                    let f = &f;
+                    running
+                        .push(async move { (attempt, self.attempt(operation, index, left, true, f).await) });
+                    let more = launched.len() <= self.config.retries as usize;
+                    next_launch = hedge.filter(|_| more).map(|h| at + h).filter(|t| *t < deadline);
+                    hedging = true;
+                }
+            }
+            if running.is_empty() && next_launch.is_none() {
+                break Err(last_error.unwrap_or_else(|| self.no_answer(operation, self.config.timeout)));
+            }
+            let wake = next_launch.unwrap_or(deadline);
+            let (attempt, outcome) = tokio::select! {
+                _ = self.closed.cancelled() => break Err(Error::Closed),
+                _ = tokio::time::sleep_until(wake), if next_launch.is_some() => continue,
+                Some(done) = running.next() => done,
+            };
+            launched[attempt].2 = true;
+            match outcome {
+                Ok(value) => {
+                    // Endpoints still silent after their share of the time, while this one
+                    // answered: eject them.
+                    let now = tokio::time::Instant::now();
+                    for (index, at, _) in launched.iter().filter(|a| !a.2) {
+                        if hedge.is_some_and(|h| now.duration_since(*at) >= h) {
+                            self.endpoints.record(*index, Outcome::Silent);
+                        }
+                    }
+                    break Ok(value);
+                }
+                Err(Failed { error, .. }) if breaker::unreachable(&error) => {
+                    last_error = Some(error);
+                    if launched.len() > self.config.retries as usize {
+                        continue;
+                    }
+                    let now = tokio::time::Instant::now();
+                    let untried = (0..self.endpoints.len()).any(|i| !launched.iter().any(|a| a.0 == i));
+                    let retry_at = if untried {
+                        // Another endpoint may answer: at once.
+                        now
+                    } else {
+                        let nanos = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.subsec_nanos());
+                        let wait = pause.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0);
+                        pause *= 2;
+                        now + wait
+                    };
+                    if retry_at < deadline {
+                        // A retry, not a hedge: it may go to an endpoint tried already.
+                        next_launch = Some(next_launch.map_or(retry_at, |t| t.min(retry_at)));
+                        hedging = false;
+                    }
+                }
+                Err(failed) => break Err(failed.error),
+            }
+        };
+        drop(running);
         // The breaker and the metrics count calls, not attempts.
         self.metrics.record(operation, started.elapsed(), result.is_ok());
         self.breaker.record(result.as_ref().map(|_| ()));
         result
     }
 
-    /// One attempt, under `timeout`.
-    async fn attempt<T, F, Fut>(&self, operation: &'static str, timeout: Duration, f: F) -> Result<T>
+    /// One attempt on endpoint `index`, under `timeout`. A `read` gives up when the endpoint
+    /// is ejected meanwhile.
+    async fn attempt<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        index: usize,
+        timeout: Duration,
+        read: bool,
+        f: F,
+    ) -> std::result::Result<(T, Route), Failed>
     where
         F: FnOnce(Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
-        let client = tokio::select! {
-            _ = self.closed.cancelled() => return Err(Error::Closed),
-            client = self.client() => client?,
+        let closed = || Failed { error: Error::Closed, outcome: Outcome::Answered };
+        if self.endpoints.is_empty() {
+            return Err(Failed { error: Error::invalid("no endpoints given"), outcome: Outcome::Answered });
+        }
+        let (_in_flight, ejected) = self.endpoints.begin(index);
+        let work = async {
+            let client = self.endpoints.client(index).await.map_err(Err)?;
+            f(client).await.map_err(Ok)
         };
-        let call = tokio::time::timeout(timeout, f(client));
         let outcome = tokio::select! {
-            _ = self.closed.cancelled() => return Err(Error::Closed),
-            outcome = call => outcome,
+            _ = self.closed.cancelled() => return Err(closed()),
+            _ = ejected.cancelled(), if read => None,
+            outcome = tokio::time::timeout(timeout, work) => Some(outcome),
         };
-        let result = match outcome {
-            Ok(Ok(value)) => {
+        let failed = match outcome {
+            Some(Ok(Ok(value))) => {
                 self.answered.store(true, Ordering::Relaxed);
-                return Ok(value);
+                self.endpoints.record(index, Outcome::Answered);
+                return Ok((value, Route { index, ejected }));
             }
-            Ok(Err(e)) => map_error(e),
-            Err(_) if !self.answered.load(Ordering::Relaxed) => Error::Unavailable {
-                message: format!("no answer within {:?}", self.config.timeout),
-                code: None,
+            // The connection could not be made.
+            Some(Ok(Err(Err(failure)))) => Failed { error: failure.error, outcome: failure.outcome },
+            Some(Ok(Err(Ok(e)))) => match classify(&e) {
+                Outcome::Answered => {
+                    self.answered.store(true, Ordering::Relaxed);
+                    Failed { error: map_error(e), outcome: Outcome::Answered }
+                }
+                // tonic's own deadline (the same request timeout) fired first.
+                Outcome::Silent => {
+                    Failed { error: self.no_answer(operation, timeout), outcome: Outcome::Silent }
+                }
+                outcome @ (Outcome::Broken | Outcome::NotSent) => Failed { error: map_error(e), outcome },
             },
-            Err(_) => Error::Timeout { operation: operation.to_owned(), seconds: timeout.as_secs_f64() },
+            Some(Err(_)) => Failed { error: self.no_answer(operation, timeout), outcome: Outcome::Silent },
+            // Another request found the endpoint silent: it was ejected (already recorded).
+            None => {
+                let message = format!(
+                    "{} stopped answering (ejected) while the request waited",
+                    self.endpoints.url(index)
+                );
+                return Err(Failed {
+                    error: Error::Unavailable { message, code: None },
+                    outcome: Outcome::Silent,
+                });
+            }
         };
-        Err(self.with_endpoints(result))
+        self.endpoints.record(index, failed.outcome);
+        Err(Failed { error: self.with_endpoints(failed.error), outcome: failed.outcome })
+    }
+
+    /// The error of a request that got no answer in `timeout`.
+    fn no_answer(&self, operation: &'static str, timeout: Duration) -> Error {
+        if self.answered.load(Ordering::Relaxed) {
+            Error::Timeout { operation: operation.to_owned(), seconds: timeout.as_secs_f64() }
+        } else {
+            Error::Unavailable { message: format!("no answer within {timeout:?}"), code: None }
+        }
     }
 
     /// Name the endpoints in an `Unavailable` error.
@@ -310,6 +453,12 @@ fn watch_batch(resp: &etcd_client::WatchResponse, start_revision: i64) -> Option
     Some(Ok(WatchBatch { events, revision }))
 }
 
+/// Where a watch stream is open: counted on its endpoint, and ended if it is ejected.
+struct WatchOn {
+    watching: Watching,
+    ejected: CancellationToken,
+}
+
 /// Progress requests go on the watch's own request stream.
 struct EtcdProgress {
     sender: tokio::sync::Mutex<etcd_client::WatchRequestSender>,
@@ -359,8 +508,12 @@ impl Store for EtcdStore {
     }
 
     async fn put(&self, key: Vec<u8>, value: Vec<u8>, lease: i64) -> Result<i64> {
-        let resp =
-            self.call("put", |mut c| async move { c.put(key, value, put_options(lease)).await }).await?;
+        let resp = self
+            .call("put", |mut c| {
+                let (key, value) = (key.clone(), value.clone());
+                async move { c.put(key, value, put_options(lease)).await }
+            })
+            .await?;
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 
@@ -368,7 +521,12 @@ impl Store for EtcdStore {
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.clone(), value, put_options(lease))]);
-        let resp = self.call("create", |mut c| async move { c.txn(txn).await }).await?;
+        let resp = self
+            .call("create", |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await?;
         if !resp.succeeded() {
             return Err(Error::AlreadyExists { key: key_string(&key) });
         }
@@ -380,7 +538,12 @@ impl Store for EtcdStore {
             .when([Compare::mod_revision(key.clone(), CompareOp::Equal, expected)])
             .and_then([TxnOp::put(key.clone(), value, put_options(lease))])
             .or_else([TxnOp::get(key.clone(), Some(GetOptions::new().with_keys_only()))]);
-        let resp = self.call("compare_and_swap", |mut c| async move { c.txn(txn).await }).await?;
+        let resp = self
+            .call("compare_and_swap", |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await?;
         if !resp.succeeded() {
             let actual = Self::actual_revision(resp.op_responses());
             return Err(Error::Conflict { key: key_string(&key), expected, actual });
@@ -395,7 +558,12 @@ impl Store for EtcdStore {
             .when(compares)
             .and_then([TxnOp::delete(key.clone(), None::<DeleteOptions>)])
             .or_else([TxnOp::get(key.clone(), Some(GetOptions::new().with_keys_only()))]);
-        let resp = self.call("delete", |mut c| async move { c.txn(txn).await }).await?;
+        let resp = self
+            .call("delete", |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await?;
         let revision = resp.header().map_or(0, |h| h.revision());
         let responses = resp.op_responses();
         if !resp.succeeded() {
@@ -417,12 +585,16 @@ impl Store for EtcdStore {
             options = options.with_start_revision(start_revision);
         }
         // Wait for etcd's answer to the create request, so that a watch it refuses (a range
-        // the user may not read) fails here, at once, rather than as a broken stream.
-        let (stream, first) = self
-            .call("watch", |mut c| async move {
-                let mut stream = c.watch(prefix, Some(options)).await?;
-                let first = stream.message().await?;
-                Ok((stream, first))
+        // the user may not read) fails here, at once, rather than as a broken stream. Opening
+        // a watch changes nothing, so it is retried elsewhere as a read is.
+        let ((stream, first), route) = self
+            .read_routed("watch", |mut c| {
+                let (prefix, options) = (prefix.clone(), options.clone());
+                async move {
+                    let mut stream = c.watch(prefix, Some(options)).await?;
+                    let first = stream.message().await?;
+                    Ok((stream, first))
+                }
             })
             .await?;
         let pending = match first.as_ref().map(|resp| watch_batch(resp, start_revision)) {
@@ -433,20 +605,33 @@ impl Store for EtcdStore {
         };
         let (sender, responses) = stream.split();
         let progress = Arc::new(EtcdProgress { sender: tokio::sync::Mutex::new(sender) });
-        let events = futures::stream::unfold(Some((responses, pending)), move |state| async move {
-            let (mut stream, pending) = state?;
+        // The stream ends when its endpoint is ejected (the watcher reopens it elsewhere from
+        // the next revision), and a connection failure under it ejects the endpoint.
+        let on = WatchOn { watching: self.endpoints.watching(route.index), ejected: route.ejected };
+        let events = futures::stream::unfold(Some((responses, pending, on)), move |state| async move {
+            let (mut stream, pending, on) = state?;
             if let Some(batch) = pending {
-                return Some((Ok(batch), Some((stream, None))));
+                return Some((Ok(batch), Some((stream, None, on))));
             }
             loop {
-                match stream.message().await {
+                let message = tokio::select! {
+                    _ = on.ejected.cancelled() => {
+                        let message = format!("watch moved: {} stopped answering (ejected)", on.watching.url());
+                        return Some((Err(Error::Unavailable { message, code: None }), None));
+                    }
+                    message = stream.message() => message,
+                };
+                match message {
                     Ok(Some(resp)) => match watch_batch(&resp, start_revision) {
                         None => continue,
-                        Some(Ok(batch)) => return Some((Ok(batch), Some((stream, None)))),
+                        Some(Ok(batch)) => return Some((Ok(batch), Some((stream, None, on)))),
                         Some(Err(e)) => return Some((Err(e), None)),
                     },
                     Ok(None) => return Some((Err(stream_closed()), None)),
-                    Err(e) => return Some((Err(map_error(e)), None)),
+                    Err(e) => {
+                        on.watching.record(classify(&e));
+                        return Some((Err(map_error(e)), None));
+                    }
                 }
             }
         });
@@ -502,6 +687,10 @@ impl Store for EtcdStore {
 
     fn metrics(&self) -> Option<Metrics> {
         Some(self.metrics.clone())
+    }
+
+    fn endpoints(&self) -> Vec<EndpointSnapshot> {
+        self.endpoints.snapshot()
     }
 }
 

@@ -4,6 +4,7 @@
 //! against both.
 
 pub mod breaker;
+pub mod endpoints;
 pub mod etcd;
 pub mod memory;
 
@@ -150,6 +151,11 @@ pub trait Store: Send + Sync + 'static {
     /// Per-operation statistics of calls to a server (`None` for the embedded store).
     fn metrics(&self) -> Option<crate::metrics::Metrics> {
         None
+    }
+
+    /// Each endpoint's health and counters (empty for the embedded store).
+    fn endpoints(&self) -> Vec<endpoints::EndpointSnapshot> {
+        Vec::new()
     }
 }
 

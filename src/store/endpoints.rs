@@ -1,0 +1,664 @@
+//! Endpoint health: the etcd store keeps one connection per cluster member and sends each
+//! request to a member that answers, so one silent member does not stall the client.
+//!
+//! Why not etcd-client's balanced channel (`Client::connect` with every endpoint): tower's
+//! balancer sends a request to any connection that is "ready", and a connection to a member
+//! that went silent (blackholed, or paused with SIGSTOP) stays ready, since nothing on it
+//! fails; a third of the requests then wait out their whole timeout (issue #14: 950 ok
+//! operations a second fell to 2 with one member isolated). HTTP/2 keep-alive would close
+//! that connection eventually, but etcd refuses pings more often than every 5 s
+//! (`--grpc-keepalive-min-time`), so it takes 5 s plus the ping timeout; and the balancer
+//! cannot say which endpoint a request went to, which a read needs to retry on another.
+//!
+//! So, as etcd's own clientv3 balancer skips unhealthy endpoints:
+//!
+//! - One `etcd_client::Client` per endpoint ([`Endpoints::client`], connected on first use),
+//!   each with its [`Health`]: healthy, or ejected.
+//! - [`Endpoints::pick`] routes a request to a healthy endpoint with the fewest requests in
+//!   flight (ties in turn), avoiding those the request already tried; when every endpoint is
+//!   ejected it picks among all (as the client did before: the circuit breaker handles "etcd
+//!   is down").
+//! - An attempt that gets no answer in its time ([`Outcome::Silent`]), whose connection
+//!   breaks ([`Outcome::Broken`]) or cannot be made ([`Outcome::NotSent`]) ejects its
+//!   endpoint (when there is another: a single endpoint is never ejected). An answer, even an error etcd sends (a conflict, "no leader"), is not a
+//!   failure of the endpoint: every member answers "no leader" for a moment during an
+//!   election, and ejecting them all would leave only the silent one.
+//! - Ejecting an endpoint cancels its [`Endpoints::ejected`] token: reads in flight on it
+//!   give up and are retried elsewhere, watches on it end and reopen elsewhere from the next
+//!   revision. Writes in flight on it are left to finish or time out: one that was sent may
+//!   have been applied, and only its own answer (or timeout) can say so.
+//! - A background task probes ejected endpoints ([`Health::probe_failed`]: after
+//!   [`PROBE_FIRST`], doubling up to [`PROBE_MAX`], with jitter) with the cheapest
+//!   linearizable read, which needs a leader and a quorum; the first answer re-admits the
+//!   endpoint, as does any answer to a request sent there while every endpoint was ejected.
+//!   The task runs only while an endpoint is ejected, and ends when the client closes or is
+//!   dropped.
+
+use std::error::Error as _;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, ConnectOptions, GetOptions};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::events::{self, Level};
+
+/// The pause before the first probe of an endpoint just ejected.
+pub const PROBE_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause between probes of an endpoint that stays silent.
+pub const PROBE_MAX: Duration = Duration::from_secs(3);
+
+/// The health of one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Requests go to it.
+    Healthy,
+    /// It stopped answering: requests go elsewhere while any endpoint is healthy, and a probe
+    /// is due at `next_probe` (one at a time: `probing`).
+    Ejected { next_probe: Instant, failed_probes: u32, probing: bool },
+}
+
+impl Health {
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, Health::Healthy)
+    }
+
+    /// A request on it got no answer, or its connection failed. Returns whether this ejected
+    /// it (it was healthy).
+    pub fn fail(&mut self, now: Instant) -> bool {
+        match self {
+            Health::Healthy => {
+                *self = Health::Ejected { next_probe: now + PROBE_FIRST, failed_probes: 0, probing: false };
+                true
+            }
+            Health::Ejected { .. } => false,
+        }
+    }
+
+    /// It answered (a request or a probe). Returns whether this re-admitted it.
+    pub fn answer(&mut self) -> bool {
+        let ejected = !self.is_healthy();
+        *self = Health::Healthy;
+        ejected
+    }
+
+    /// When the next probe is due: `None` when healthy or while a probe runs.
+    pub fn due(&self) -> Option<Instant> {
+        match self {
+            Health::Ejected { next_probe, probing: false, .. } => Some(*next_probe),
+            Health::Ejected { probing: true, .. } | Health::Healthy => None,
+        }
+    }
+
+    /// Whether a probe is due at `now`; if so it is marked as running.
+    pub fn start_probe(&mut self, now: Instant) -> bool {
+        match self {
+            Health::Ejected { next_probe, probing, .. } if !*probing && *next_probe <= now => {
+                *probing = true;
+                true
+            }
+            Health::Ejected { .. } | Health::Healthy => false,
+        }
+    }
+
+    /// A probe got no useful answer: the next one after a longer pause, scaled by `jitter`
+    /// (in `[0.5, 1]`).
+    pub fn probe_failed(&mut self, now: Instant, jitter: f64) {
+        if let Health::Ejected { next_probe, failed_probes, probing } = self {
+            *failed_probes = failed_probes.saturating_add(1);
+            *probing = false;
+            *next_probe = now + probe_backoff(*failed_probes).mul_f64(jitter);
+        }
+    }
+}
+
+/// The pause after `failed_probes` probes in a row got no answer.
+pub fn probe_backoff(failed_probes: u32) -> Duration {
+    PROBE_FIRST.saturating_mul(1 << failed_probes.min(16)).min(PROBE_MAX)
+}
+
+/// How an attempt on an endpoint ended, as far as the endpoint's health goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// etcd answered (a result, or an error it sent), or the error is the client's own.
+    Answered,
+    /// No answer in time: the request may have been applied.
+    Silent,
+    /// The connection broke under the request: it may have been applied.
+    Broken,
+    /// The connection could not be made: the request was never sent.
+    NotSent,
+}
+
+impl Outcome {
+    /// Whether the endpoint failed (and is ejected).
+    pub fn failed(self) -> bool {
+        !matches!(self, Outcome::Answered)
+    }
+}
+
+/// What an error from a connection says about its endpoint. A `tonic::Status` that etcd
+/// sent carries no source; one tonic made from a failure of the connection does (a connect
+/// error, hyper's keep-alive timeout, a reset).
+pub fn classify(e: &etcd_client::Error) -> Outcome {
+    use etcd_client::Error as E;
+    match e {
+        E::GRpcStatus(status) => match status.source() {
+            None => Outcome::Answered,
+            Some(source) => classify_source(source),
+        },
+        E::TransportError(t) => classify_source(t),
+        E::IoError(_) => Outcome::Broken,
+        E::InvalidArgs(_)
+        | E::InvalidUri(_)
+        | E::EndpointError(_)
+        | E::InvalidMetadataValue(_)
+        | E::Utf8Error(_)
+        | E::WatchError(_)
+        | E::LeaseKeepAliveError(_)
+        | E::ElectError(_)
+        | E::EndpointsNotManaged
+        | E::Internal(_) => Outcome::Answered,
+    }
+}
+
+fn classify_source(error: &(dyn std::error::Error + 'static)) -> Outcome {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<tonic::ConnectError>() {
+            return Outcome::NotSent;
+        }
+        if e.is::<tonic::TimeoutExpired>() {
+            return Outcome::Silent;
+        }
+        source = e.source();
+    }
+    Outcome::Broken
+}
+
+/// Whether an answer says the member cannot serve now ("no leader", shutting down): a probe
+/// answered so does not re-admit it.
+fn not_serving(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::Unavailable)
+}
+
+/// A connection that could not be made, as an error for the caller and an outcome for the
+/// endpoint's health.
+pub struct ConnectFailure {
+    pub error: Error,
+    pub outcome: Outcome,
+}
+
+/// One endpoint's state and counters.
+struct Member {
+    url: String,
+    client: OnceCell<Client>,
+    health: Mutex<Health>,
+    /// Cancelled when the endpoint is ejected (and replaced by a fresh token).
+    ejected: Mutex<CancellationToken>,
+    in_flight: AtomicU64,
+    requests: AtomicU64,
+    failures: AtomicU64,
+    ejections: AtomicU64,
+    probes: AtomicU64,
+    watches: AtomicU64,
+}
+
+impl Member {
+    fn health(&self) -> MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What one endpoint has done so far (`client.endpoint_health()` in Python).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSnapshot {
+    pub endpoint: String,
+    pub healthy: bool,
+    /// Requests on it now.
+    pub in_flight: u64,
+    /// Attempts of requests sent to it (probes not counted).
+    pub requests: u64,
+    /// Attempts that got no answer or whose connection failed.
+    pub failures: u64,
+    /// Times it was ejected.
+    pub ejections: u64,
+    /// Probes sent to it while it was ejected.
+    pub probes: u64,
+    /// Watch streams open on it.
+    pub watches: u64,
+}
+
+/// Every endpoint of a cluster with its connection and health (see the module doc).
+pub struct Endpoints {
+    members: Vec<Member>,
+    options: ConnectOptions,
+    connect_timeout: Duration,
+    probe_timeout: Duration,
+    rotation: AtomicUsize,
+    /// Whether the probing task runs.
+    prober: Mutex<bool>,
+    closed: CancellationToken,
+}
+
+impl Endpoints {
+    /// The endpoints `urls`, each connected with `options` on first use (no I/O here). Probes
+    /// get `probe_timeout` to answer; `closed` ends the probing.
+    pub fn new(
+        urls: &[String],
+        options: ConnectOptions,
+        connect_timeout: Duration,
+        probe_timeout: Duration,
+        closed: CancellationToken,
+    ) -> Arc<Self> {
+        let members = urls
+            .iter()
+            .map(|url| Member {
+                url: url.clone(),
+                client: OnceCell::new(),
+                health: Mutex::new(Health::Healthy),
+                ejected: Mutex::new(CancellationToken::new()),
+                in_flight: AtomicU64::new(0),
+                requests: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+                ejections: AtomicU64::new(0),
+                probes: AtomicU64::new(0),
+                watches: AtomicU64::new(0),
+            })
+            .collect();
+        Arc::new(Endpoints {
+            members,
+            options,
+            connect_timeout,
+            probe_timeout,
+            rotation: AtomicUsize::new(0),
+            prober: Mutex::new(false),
+            closed,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn is_healthy(&self, index: usize) -> bool {
+        self.members[index].health().is_healthy()
+    }
+
+    pub fn url(&self, index: usize) -> &str {
+        &self.members[index].url
+    }
+
+    /// The endpoint for the next attempt of a request that already tried `tried`: healthy
+    /// before ejected, not tried before tried, then the fewest requests in flight; ties go
+    /// round in turn. Never empty-handed: with every endpoint ejected it picks among all.
+    pub fn pick(&self, tried: &[usize]) -> usize {
+        let n = self.members.len().max(1);
+        let start = self.rotation.fetch_add(1, Ordering::Relaxed) % n;
+        let rank = |i: usize| {
+            let m = &self.members[i];
+            (!m.health().is_healthy(), tried.contains(&i), m.in_flight.load(Ordering::Relaxed))
+        };
+        let mut best = start;
+        let mut best_rank = rank(start);
+        for k in 1..n {
+            let i = (start + k) % n;
+            let r = rank(i);
+            if r < best_rank {
+                best = i;
+                best_rank = r;
+            }
+        }
+        best
+    }
+
+    /// Count a request going to endpoint `index` until the guard drops; the token is
+    /// cancelled if the endpoint is ejected meanwhile.
+    pub fn begin(&self, index: usize) -> (InFlight<'_>, CancellationToken) {
+        let m = &self.members[index];
+        m.requests.fetch_add(1, Ordering::Relaxed);
+        m.in_flight.fetch_add(1, Ordering::Relaxed);
+        (InFlight { member: m }, self.ejected(index))
+    }
+
+    /// Cancelled when endpoint `index` is ejected.
+    pub fn ejected(&self, index: usize) -> CancellationToken {
+        self.members[index].ejected.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The connection to endpoint `index`, made on first use (and again after a failed try).
+    pub async fn client(&self, index: usize) -> std::result::Result<Client, ConnectFailure> {
+        let m = &self.members[index];
+        let connect = || async {
+            let connect = Client::connect([m.url.as_str()], Some(self.options.clone()));
+            match tokio::time::timeout(self.connect_timeout, connect).await {
+                Ok(Ok(client)) => Ok(client),
+                Ok(Err(e)) => {
+                    let outcome = classify(&e);
+                    Err(ConnectFailure { error: super::etcd::map_error(e), outcome })
+                }
+                Err(_) => Err(ConnectFailure {
+                    error: Error::Unavailable {
+                        message: format!("could not connect to {} within {:?}", m.url, self.connect_timeout),
+                        code: None,
+                    },
+                    outcome: Outcome::Silent,
+                }),
+            }
+        };
+        m.client.get_or_try_init(connect).await.cloned()
+    }
+
+    /// Record how an attempt on endpoint `index` ended: a failure ejects it (and starts the
+    /// probing), an answer re-admits it.
+    pub fn record(self: &Arc<Self>, index: usize, outcome: Outcome) {
+        let m = &self.members[index];
+        if !outcome.failed() {
+            if m.health().answer() {
+                events::emit(Level::Info, format!("etcd endpoint {} answers again: re-admitted", m.url));
+            }
+            return;
+        }
+        m.failures.fetch_add(1, Ordering::Relaxed);
+        // With one endpoint there is nowhere else to go: nothing to eject it for.
+        if self.members.len() < 2 || !m.health().fail(Instant::now()) {
+            return;
+        }
+        m.ejections.fetch_add(1, Ordering::Relaxed);
+        let token = std::mem::take(&mut *m.ejected.lock().unwrap_or_else(|p| p.into_inner()));
+        token.cancel();
+        let what = match outcome {
+            Outcome::Silent => "did not answer in time",
+            Outcome::Broken => "lost its connection",
+            Outcome::NotSent | Outcome::Answered => "could not be connected to",
+        };
+        events::emit(
+            Level::Warning,
+            format!(
+                "etcd endpoint {} {what}: ejected, requests go to the others until it answers a probe",
+                m.url
+            ),
+        );
+        self.start_prober();
+    }
+
+    /// Count a watch stream open on endpoint `index` until the guard drops.
+    pub fn watching(self: &Arc<Self>, index: usize) -> Watching {
+        self.members[index].watches.fetch_add(1, Ordering::Relaxed);
+        Watching { endpoints: Arc::clone(self), index }
+    }
+
+    pub fn snapshot(&self) -> Vec<EndpointSnapshot> {
+        self.members
+            .iter()
+            .map(|m| EndpointSnapshot {
+                endpoint: m.url.clone(),
+                healthy: m.health().is_healthy(),
+                in_flight: m.in_flight.load(Ordering::Relaxed),
+                requests: m.requests.load(Ordering::Relaxed),
+                failures: m.failures.load(Ordering::Relaxed),
+                ejections: m.ejections.load(Ordering::Relaxed),
+                probes: m.probes.load(Ordering::Relaxed),
+                watches: m.watches.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    fn start_prober(self: &Arc<Self>) {
+        let mut running = self.prober.lock().unwrap_or_else(|p| p.into_inner());
+        if *running || self.closed.is_cancelled() {
+            return;
+        }
+        // Always inside the runtime (called from a request or a watch); if not, the next
+        // ejection starts it, and requests still re-admit an endpoint that answers.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        *running = true;
+        runtime.spawn(probe_ejected(Arc::downgrade(self), self.closed.clone()));
+    }
+
+    /// When the next probe is due, `None` when no endpoint is ejected (then the prober is
+    /// marked stopped, under the same lock an ejection takes to start it).
+    fn next_probe(&self) -> Option<Instant> {
+        let mut running = self.prober.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next: Option<Instant> = None;
+        let mut ejected = false;
+        for m in &self.members {
+            let health = m.health();
+            ejected |= !health.is_healthy();
+            if let Some(due) = health.due() {
+                next = Some(next.map_or(due, |n| n.min(due)));
+            }
+        }
+        if !ejected {
+            *running = false;
+            return None;
+        }
+        Some(next.unwrap_or_else(|| Instant::now() + PROBE_FIRST))
+    }
+
+    /// Probe endpoint `index` once: a count-only linearizable read (it needs a leader and a
+    /// quorum, and read permission on nothing a role could deny without first checking
+    /// both). An answer other than "cannot serve now" re-admits the endpoint.
+    async fn probe(self: &Arc<Self>, index: usize) {
+        let m = &self.members[index];
+        m.probes.fetch_add(1, Ordering::Relaxed);
+        let ask = async {
+            let mut client = self.client(index).await.map_err(|_| ())?;
+            match client.get(vec![0u8], Some(GetOptions::new().with_count_only())).await {
+                Ok(_) => Ok(()),
+                Err(e) if classify(&e) == Outcome::Answered && !not_serving(&e) => Ok(()),
+                Err(_) => Err(()),
+            }
+        };
+        let answered = tokio::select! {
+            _ = self.closed.cancelled() => return,
+            r = tokio::time::timeout(self.probe_timeout, ask) => matches!(r, Ok(Ok(()))),
+        };
+        if answered {
+            self.record(index, Outcome::Answered);
+        } else {
+            m.health().probe_failed(Instant::now(), jitter());
+        }
+    }
+}
+
+/// The probing task: sleeps until the next probe is due, probes every endpoint due, and ends
+/// when no endpoint is ejected, the client closes, or the endpoints are dropped.
+async fn probe_ejected(endpoints: Weak<Endpoints>, closed: CancellationToken) {
+    loop {
+        let Some(next) = endpoints.upgrade().and_then(|e| e.next_probe()) else { return };
+        tokio::select! {
+            _ = closed.cancelled() => return,
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(next)) => {}
+        }
+        let Some(strong) = endpoints.upgrade() else { return };
+        let now = Instant::now();
+        let due: Vec<usize> =
+            (0..strong.members.len()).filter(|&i| strong.members[i].health().start_probe(now)).collect();
+        futures::future::join_all(due.into_iter().map(|i| strong.probe(i))).await;
+    }
+}
+
+fn jitter() -> f64 {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    0.5 + f64::from(nanos % 1000) / 2000.0
+}
+
+/// A request in flight on an endpoint (counted until dropped).
+pub struct InFlight<'a> {
+    member: &'a Member,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.member.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A watch stream open on an endpoint (counted until dropped); reports how the stream ends.
+pub struct Watching {
+    endpoints: Arc<Endpoints>,
+    index: usize,
+}
+
+impl Watching {
+    pub fn record(&self, outcome: Outcome) {
+        self.endpoints.record(self.index, outcome);
+    }
+
+    pub fn url(&self) -> &str {
+        self.endpoints.url(self.index)
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.endpoints.members[self.index].watches.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoints(n: usize) -> Arc<Endpoints> {
+        let urls: Vec<String> = (0..n).map(|i| format!("http://127.0.0.1:{}", 1 + i)).collect();
+        let second = Duration::from_secs(1);
+        Endpoints::new(&urls, ConnectOptions::new(), second, second, CancellationToken::new())
+    }
+
+    #[test]
+    fn a_failure_ejects_and_an_answer_readmits() {
+        let t0 = Instant::now();
+        let mut h = Health::Healthy;
+        assert_eq!(h.due(), None);
+        assert!(h.fail(t0), "the first failure ejects");
+        assert!(!h.fail(t0), "an ejected endpoint is not ejected again");
+        assert!(!h.is_healthy());
+        assert_eq!(h.due(), Some(t0 + PROBE_FIRST));
+        assert!(h.answer(), "an answer re-admits");
+        assert!(h.is_healthy());
+        assert!(!h.answer());
+    }
+
+    #[test]
+    fn probes_run_one_at_a_time_and_back_off_up_to_the_maximum() {
+        let t0 = Instant::now();
+        let mut h = Health::Healthy;
+        h.fail(t0);
+        assert!(!h.start_probe(t0), "not due yet");
+        assert!(h.start_probe(t0 + PROBE_FIRST));
+        assert_eq!(h.due(), None, "a probe is running");
+        assert!(!h.start_probe(t0 + PROBE_MAX), "one probe at a time");
+        let mut now = t0 + PROBE_FIRST;
+        let mut pauses = Vec::new();
+        for _ in 0..8 {
+            h.probe_failed(now, 1.0);
+            let due = h.due().expect("still ejected");
+            pauses.push(due - now);
+            now = due;
+            assert!(h.start_probe(now));
+        }
+        assert_eq!(pauses[0], PROBE_FIRST * 2);
+        assert_eq!(pauses[1], PROBE_FIRST * 4);
+        assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "{pauses:?}");
+        assert_eq!(*pauses.last().expect("pauses"), PROBE_MAX);
+        h.probe_failed(now, 0.5);
+        assert_eq!(h.due(), Some(now + PROBE_MAX / 2), "jitter shortens the pause");
+        assert!(h.answer());
+        assert_eq!(h.due(), None);
+        h.fail(now);
+        assert_eq!(h.due(), Some(now + PROBE_FIRST), "a new ejection starts the backoff over");
+    }
+
+    #[test]
+    fn requests_go_to_healthy_untried_idle_endpoints() {
+        let e = endpoints(3);
+        // In turn while all are equal.
+        let picks: Vec<usize> = (0..3).map(|_| e.pick(&[])).collect();
+        let mut sorted = picks.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![0, 1, 2], "{picks:?}");
+        // The fewest in flight.
+        let (_a, _) = e.begin(0);
+        let (_b, _) = e.begin(1);
+        for _ in 0..6 {
+            assert_eq!(e.pick(&[]), 2);
+        }
+        // Not one already tried, while another is healthy.
+        assert_ne!(e.pick(&[2]), 2);
+        // Never an ejected one while another is healthy, even busier or tried.
+        e.record(2, Outcome::Silent);
+        for _ in 0..6 {
+            assert_ne!(e.pick(&[0, 1]), 2);
+        }
+        // Every endpoint ejected: one is picked anyway.
+        e.record(0, Outcome::Broken);
+        e.record(1, Outcome::NotSent);
+        assert!(e.snapshot().iter().all(|s| !s.healthy));
+        assert_eq!(e.pick(&[0, 1]), 2, "the one not tried yet");
+        e.record(1, Outcome::Answered);
+        assert_eq!(e.pick(&[1]), 1, "the healthy one, even tried");
+    }
+
+    #[test]
+    fn a_single_endpoint_is_never_ejected() {
+        let e = endpoints(1);
+        let (_guard, token) = e.begin(0);
+        e.record(0, Outcome::Silent);
+        assert!(!token.is_cancelled());
+        let s = &e.snapshot()[0];
+        assert_eq!((s.healthy, s.failures, s.ejections), (true, 1, 0));
+        assert_eq!(e.pick(&[0]), 0);
+    }
+
+    #[test]
+    fn ejection_cancels_the_token_of_requests_in_flight_and_counts() {
+        let e = endpoints(2);
+        let (guard, token) = e.begin(1);
+        e.record(1, Outcome::Answered);
+        assert!(!token.is_cancelled());
+        e.record(1, Outcome::Silent);
+        assert!(token.is_cancelled());
+        let (_, fresh) = e.begin(1);
+        assert!(!fresh.is_cancelled(), "a request sent later gets a fresh token");
+        e.record(1, Outcome::Silent);
+        assert!(!fresh.is_cancelled(), "already ejected: nothing new to cancel");
+        drop(guard);
+        let s = &e.snapshot()[1];
+        assert_eq!((s.healthy, s.requests, s.in_flight, s.failures, s.ejections), (false, 2, 0, 2, 1));
+        let watching = e.watching(0);
+        assert_eq!(e.snapshot()[0].watches, 1);
+        drop(watching);
+        assert_eq!(e.snapshot()[0].watches, 0);
+    }
+
+    #[test]
+    fn errors_are_classified_by_whether_etcd_sent_them() {
+        let sent = tonic::Status::unavailable("etcdserver: no leader");
+        assert_eq!(classify(&etcd_client::Error::GRpcStatus(sent)), Outcome::Answered);
+        let refused = tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        ))));
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+        assert_eq!(classify(&etcd_client::Error::GRpcStatus(refused)), Outcome::NotSent);
+        let expired = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        assert_eq!(classify(&etcd_client::Error::GRpcStatus(expired)), Outcome::Silent);
+        let reset =
+            tonic::Status::from_error(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)));
+        assert_eq!(classify(&etcd_client::Error::GRpcStatus(reset)), Outcome::Broken);
+        let io = etcd_client::Error::IoError(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert_eq!(classify(&io), Outcome::Broken);
+        assert_eq!(classify(&etcd_client::Error::InvalidArgs("x".into())), Outcome::Answered);
+        assert!(not_serving(&etcd_client::Error::GRpcStatus(tonic::Status::unavailable("no leader"))));
+        assert!(!not_serving(&etcd_client::Error::GRpcStatus(tonic::Status::permission_denied("no"))));
+    }
+}
