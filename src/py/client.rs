@@ -269,6 +269,28 @@ impl PyClient {
         Ok(out)
     }
 
+    /// Each endpoint's health and counters, by endpoint as given: `{endpoint: {"healthy",
+    /// "in_flight", "requests", "failures", "ejections", "probes", "watches"}}`. An endpoint
+    /// that stops answering is ejected (`healthy` false): requests go to the others until a
+    /// background probe gets an answer from it. `requests` counts attempts sent to it,
+    /// `failures` those that got no answer or lost their connection, `watches` the watch
+    /// streams open on it. Empty for the embedded store.
+    fn endpoint_health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let out = pyo3::types::PyDict::new(py);
+        for e in self.client.store()?.endpoints() {
+            let d = pyo3::types::PyDict::new(py);
+            d.set_item("healthy", e.healthy)?;
+            d.set_item("in_flight", e.in_flight)?;
+            d.set_item("requests", e.requests)?;
+            d.set_item("failures", e.failures)?;
+            d.set_item("ejections", e.ejections)?;
+            d.set_item("probes", e.probes)?;
+            d.set_item("watches", e.watches)?;
+            out.set_item(e.endpoint, d)?;
+        }
+        Ok(out)
+    }
+
     /// Close the client: later calls raise `ClosedError`, open watches end. Closes at once
     /// and returns a completed awaitable (so `await client.close()` and a bare
     /// `client.close()` both work); closing twice is harmless. In a process forked from the
