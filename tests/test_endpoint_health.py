@@ -1,0 +1,232 @@
+"""Endpoint health (issue #14): with one member of a three-member cluster silent (isolated by
+a blackhole, or paused with SIGSTOP), the client keeps serving from the healthy majority: the
+silent member's endpoint is ejected, requests go to the others, a watch on it moves, and once
+the member answers again it is re-admitted and used. Runs on ``NetnsCluster`` (network
+namespaces); skipped, saying why, where they cannot be made."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from etcd_resources import EtcdClient, EtcdStorageBackend, ResourceRepository
+from etcd_resources.jepsen.faults import Fault, Isolate, Pause, injected
+from etcd_resources.jepsen.netns import NetnsCluster, NetnsMember, netns_available
+from etcd_resources.jepsen.run import wait_serving
+from etcd_resources.jepsen.workload import DEFINITE, INDEFINITE, counter_resource
+from etcd_resources.watching import EventType
+
+WHY_NOT = netns_available()
+pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"no network namespaces: {WHY_NOT}")
+
+TIMEOUT = 2.0
+"""The client's request timeout."""
+FRACTION = 0.25
+"""The share of its fault-free ok throughput the workload keeps with one member silent."""
+SLACK = 0.5
+"""How much longer than the request timeout an operation may take (scheduling on a busy
+2-core machine)."""
+TASKS = 4
+READMIT_BOUND = 20.0
+"""Seconds from undoing the fault until requests reach the member again."""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsCluster]:
+    with NetnsCluster(data_dir=tmp_path_factory.mktemp("netns")) as c:
+        yield c
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert c.tag not in left, f"namespaces left behind: {left}"
+
+
+@pytest.fixture
+def healthy(cluster: NetnsCluster) -> NetnsCluster:
+    for member in cluster.members:
+        if not member.running:
+            member.start()
+    cluster.wait_healthy(30)
+    return cluster
+
+
+@dataclass
+class Tally:
+    """What a workload run did."""
+
+    seconds: float
+    ok: int = 0
+    failed: int = 0
+    unknown: int = 0
+    longest: float = 0.0
+    """The longest any one operation took."""
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds
+
+    def __str__(self) -> str:
+        return (
+            f"{self.ok} ok, {self.failed} failed, {self.unknown} unknown in {self.seconds:.1f}s "
+            f"({self.rate:.0f} ok/s, longest {self.longest:.2f}s)"
+        )
+
+
+async def workload(repo: ResourceRepository[Any], seconds: float, *, tag: str) -> Tally:
+    """``TASKS`` asyncio tasks, each doing gets and compare-and-swap increments of a counter
+    of its own, for ``seconds`` (bounded by a count too)."""
+    tally = Tally(seconds)
+    deadline = time.monotonic() + seconds
+
+    async def timed(op: Any) -> Any:
+        t0 = time.monotonic()
+        try:
+            return await op
+        finally:
+            tally.longest = max(tally.longest, time.monotonic() - t0)
+
+    async def task(i: int) -> None:
+        name = f"{tag}-{i}"
+        for _ in range(100_000):
+            if time.monotonic() >= deadline:
+                return
+            try:
+                got = await timed(repo.get_async(name))
+                tally.ok += 1
+                if got is None:
+                    await timed(repo.add_async(counter_resource(name, 0)))
+                else:
+                    n = int(got["status"]["n"])
+                    version = int(got["metadata"]["resource_version"])
+                    await timed(repo.update_async(counter_resource(name, n + 1, version)))
+                tally.ok += 1
+            except DEFINITE:
+                tally.failed += 1
+            except INDEFINITE:
+                tally.unknown += 1
+
+    async with asyncio.TaskGroup() as group:
+        for i in range(TASKS):
+            group.create_task(task(i))
+    return tally
+
+
+def health_of(client: EtcdClient, member: NetnsMember) -> dict[str, Any]:
+    return client.endpoint_health()[member.endpoint]
+
+
+async def until_used(
+    client: EtcdClient, repo: ResourceRepository[Any], member: NetnsMember, *, tag: str
+) -> float:
+    """Seconds (bounded) until the member is healthy again and the client's requests reach
+    it: the workload runs in short rounds meanwhile."""
+    started = time.monotonic()
+    sent = health_of(client, member)["requests"]
+    for _ in range(1000):
+        state = health_of(client, member)
+        if state["healthy"] and state["requests"] > sent:
+            return time.monotonic() - started
+        assert time.monotonic() - started < READMIT_BOUND, f"not used again: {state}"
+        await workload(repo, 0.2, tag=tag)
+    raise AssertionError("unreachable: the loop is bounded by READMIT_BOUND")
+
+
+async def silent_member(
+    cluster: NetnsCluster, prefix: str, make: Callable[[NetnsMember], Fault]
+) -> None:
+    """The workload's ok throughput with ``make(follower)`` held, against the fault-free
+    throughput measured just before; then the member must be used again after the fault."""
+    member = cluster.followers()[0]
+    async with EtcdClient(cluster.endpoints, timeout=TIMEOUT, breaker_threshold=0) as client:
+        repo: ResourceRepository[Any] = ResourceRepository(client, prefix)
+        await wait_serving(EtcdStorageBackend(client, prefix.rstrip("/") + "-probe/"), 10)
+        await workload(repo, 0.5, tag="warm")
+        before = await workload(repo, 2.0, tag="w")
+        async with injected(make(member)) as fault:
+            sent = health_of(client, member)["requests"]
+            during = await workload(repo, 3.0, tag="w")
+            state = health_of(client, member)
+        readmitted = await until_used(client, repo, member, tag="w")
+        after = await workload(repo, 1.0, tag="w")
+        print(
+            f"\n{fault.name}: before {before}\n  during {during}\n  after {after}\n"
+            f"  during/before {during.rate / before.rate:.0%}; member during the fault: "
+            f"{state} ({state['requests'] - sent} requests during it); "
+            f"used again {readmitted:.2f}s after the fault was undone"
+        )
+    assert during.rate >= FRACTION * before.rate
+    assert during.longest <= TIMEOUT + SLACK, during
+    assert not state["healthy"] and state["ejections"] >= 1, state
+    # Only requests sent before it was found silent went there (probes are not counted).
+    assert state["requests"] - sent <= 2 * TASKS, state
+
+
+async def test_isolated_member_is_skipped_then_used_again(
+    healthy: NetnsCluster, etcd_prefix: str
+) -> None:
+    await silent_member(healthy, etcd_prefix, lambda m: Isolate([m]))
+
+
+async def test_paused_member_is_skipped_then_used_again(
+    healthy: NetnsCluster, etcd_prefix: str
+) -> None:
+    await silent_member(healthy, etcd_prefix, Pause)
+
+
+async def test_watch_on_a_silent_member_moves(healthy: NetnsCluster, etcd_prefix: str) -> None:
+    """A watch whose stream is on the member that goes silent keeps delivering: every write
+    acknowledged during the fault arrives while the fault is still held."""
+    async with EtcdClient(healthy.endpoints, timeout=TIMEOUT, breaker_threshold=0) as client:
+        repo: ResourceRepository[Any] = ResourceRepository(client, etcd_prefix)
+        await wait_serving(EtcdStorageBackend(client, etcd_prefix.rstrip("/") + "-probe/"), 10)
+        start = int((await repo.list_page_async(limit=1)).resource_version)
+        seen: set[str] = set()
+        wanted: set[str] = set()
+        arrived = asyncio.Event()
+
+        def expect(names: set[str]) -> None:
+            wanted.clear()
+            wanted.update(names)
+            arrived.clear()
+            if wanted <= seen:
+                arrived.set()
+
+        async def watch() -> None:
+            async for event in repo.watch(resource_version=start):
+                if event.type is not EventType.BOOKMARK:
+                    seen.add(str(event.resource["metadata"]["name"]))
+                    if wanted <= seen:
+                        arrived.set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await repo.add_async(counter_resource("first", 0))
+            expect({"first"})
+            await asyncio.wait_for(arrived.wait(), 10)
+            carrying = [m for m in healthy.members if health_of(client, m)["watches"] > 0]
+            assert len(carrying) == 1, client.endpoint_health()
+            member = carrying[0]
+            async with injected(Isolate([member])):
+                acked: list[str] = []
+                for i in range(40):
+                    name = f"during-{i}"
+                    with contextlib.suppress(*INDEFINITE):
+                        await repo.add_async(counter_resource(name, 0))
+                        acked.append(name)
+                    if len(acked) >= 5:
+                        break
+                assert len(acked) >= 5, acked
+                expect(set(acked))
+                await asyncio.wait_for(arrived.wait(), 3 * TIMEOUT)
+                moved = [m.name for m in healthy.members if health_of(client, m)["watches"] > 0]
+            assert member.name not in moved, moved
+            print(f"\nwatch moved from {member.name} to {moved}: {client.endpoint_health()}")
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
