@@ -160,9 +160,10 @@ impl EtcdStore {
         }
     }
 
-    /// Run one request with the request timeout. It is sent again, to another endpoint,
-    /// only when the connection for it could not be made (it never left); otherwise a write
-    /// that timed out or whose connection broke may have been applied, and its error says so.
+    /// Run one request with the request timeout. It is sent again (to another endpoint if
+    /// there is one) only when the connection for it could not be made: it never left.
+    /// Otherwise a write that timed out or whose connection broke may have been applied, and
+    /// its error says so.
     async fn call<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T>
     where
         F: Fn(Client) -> Fut,
@@ -177,8 +178,11 @@ impl EtcdStore {
             let index = self.endpoints.pick(&tried);
             tried.push(index);
             match self.attempt(operation, index, left.max(Duration::from_millis(1)), false, &f).await {
+                // Once per endpoint, and once more with a single endpoint: tonic hands the
+                // first call after a failed reconnection that (stale) connect error.
                 Err(Failed { outcome: Outcome::NotSent, .. })
-                    if tried.len() < self.endpoints.len() && tokio::time::Instant::now() < deadline =>
+                    if tried.len() < self.endpoints.len().max(2)
+                        && tokio::time::Instant::now() < deadline =>
                 {
                     continue
                 }
