@@ -1,13 +1,16 @@
 """Endpoint health (issue #14): with one member of a three-member cluster silent (isolated by
 a blackhole, or paused with SIGSTOP), the client keeps serving from the healthy majority: the
 silent member's endpoint is ejected, requests go to the others, a watch on it moves, and once
-the member answers again it is re-admitted and used. Runs on ``NetnsCluster`` (network
-namespaces); skipped, saying why, where they cannot be made."""
+the member answers again it is re-admitted and used. Those tests run on ``NetnsCluster``
+(network namespaces) and are skipped, saying why, where namespaces cannot be made; two more
+need no privileges: an endpoint that accepts connections and never answers, and one that
+refuses them, each beside the session's etcd."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -16,15 +19,17 @@ from typing import Any
 
 import pytest
 
-from etcd_resources import EtcdClient, EtcdStorageBackend, ResourceRepository
+from etcd_resources import EtcdClient, EtcdStorageBackend, ResourceRepository, _core
 from etcd_resources.jepsen.faults import Fault, Isolate, Pause, injected
 from etcd_resources.jepsen.netns import NetnsCluster, NetnsMember, netns_available
 from etcd_resources.jepsen.run import wait_serving
 from etcd_resources.jepsen.workload import DEFINITE, INDEFINITE, counter_resource
 from etcd_resources.watching import EventType
 
+from .helpers import worker
+
 WHY_NOT = netns_available()
-pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"no network namespaces: {WHY_NOT}")
+needs_netns = pytest.mark.skipif(WHY_NOT is not None, reason=f"no network namespaces: {WHY_NOT}")
 
 TIMEOUT = 2.0
 """The client's request timeout."""
@@ -166,18 +171,21 @@ async def silent_member(
     assert state["requests"] - sent <= 2 * TASKS, state
 
 
+@needs_netns
 async def test_isolated_member_is_skipped_then_used_again(
     healthy: NetnsCluster, etcd_prefix: str
 ) -> None:
     await silent_member(healthy, etcd_prefix, lambda m: Isolate([m]))
 
 
+@needs_netns
 async def test_paused_member_is_skipped_then_used_again(
     healthy: NetnsCluster, etcd_prefix: str
 ) -> None:
     await silent_member(healthy, etcd_prefix, Pause)
 
 
+@needs_netns
 async def test_watch_on_a_silent_member_moves(healthy: NetnsCluster, etcd_prefix: str) -> None:
     """A watch whose stream is on the member that goes silent keeps delivering: every write
     acknowledged during the fault arrives while the fault is still held."""
@@ -230,3 +238,60 @@ async def test_watch_on_a_silent_member_moves(healthy: NetnsCluster, etcd_prefix
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+
+
+@pytest.fixture
+def mute_endpoint() -> Iterator[str]:
+    """An endpoint that accepts connections and never answers (a hung member)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        yield f"127.0.0.1:{s.getsockname()[1]}"
+
+
+async def test_a_mute_endpoint_beside_a_working_one_is_skipped(
+    etcd_endpoints: list[str], etcd_prefix: str, mute_endpoint: str
+) -> None:
+    """Reads sent to the mute endpoint are answered by the other after their share of the
+    timeout (hedged), which ejects it; then nothing more goes there."""
+    timeout = 1.0
+    async with EtcdClient(
+        [mute_endpoint, *etcd_endpoints], timeout=timeout, breaker_threshold=0
+    ) as client:
+        repo: ResourceRepository[Any] = ResourceRepository(client, etcd_prefix)
+        tally = await workload(repo, 2.0, tag="m")
+        health = client.endpoint_health()
+    print(f"\nmute endpoint beside etcd: {tally}; {health}")
+    mute = health[mute_endpoint]
+    assert not mute["healthy"] and mute["ejections"] == 1, health
+    assert mute["requests"] <= 2 * TASKS, health
+    assert all(h["in_flight"] == 0 for h in health.values()), health  # hedges dropped
+    assert tally.unknown <= TASKS, tally
+    assert tally.ok > 50, tally
+    assert tally.longest <= timeout + SLACK, tally
+
+
+async def test_an_endpoint_that_refuses_beside_a_working_one_is_skipped(
+    etcd_endpoints: list[str], etcd_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It is ejected on the first request sent there (a write that never left is sent to the
+    other), and every call succeeds."""
+    refused = "127.0.0.1:1"
+    with caplog.at_level("WARNING", logger="etcd_resources"):
+        async with EtcdClient([refused, *etcd_endpoints], timeout=2.0) as client:
+            repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, etcd_prefix)
+            for i in range(6):
+                await repo.add_async(worker(f"w{i}"))
+                assert await repo.get_async(f"w{i}") is not None
+            health = client.endpoint_health()
+            assert set(health) == {refused, *etcd_endpoints}
+            assert not health[refused]["healthy"], health
+            assert health[refused]["ejections"] == 1, health
+            assert health[refused]["in_flight"] == 0, health
+            assert all(health[e]["healthy"] for e in etcd_endpoints), health
+            assert sum(health[e]["requests"] for e in etcd_endpoints) >= 12, health
+            assert client.metrics()["create"]["errors"] == 0
+        _core.flush_logs()
+    messages = [r.getMessage() for r in caplog.records if r.name == "etcd_resources"]
+    assert any(refused in m and "ejected" in m for m in messages), messages
+    assert EtcdClient("memory://").endpoint_health() == {}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from etcd_resources import EtcdClient, ResourceRepository, UnavailableError, _core
+from etcd_resources import EtcdClient, ResourceRepository, UnavailableError
 from etcd_resources.testing import EtcdServer
 
 from .helpers import worker
@@ -37,32 +37,6 @@ async def test_metrics_count_calls_errors_and_latencies(
     with pytest.raises(UnavailableError):
         await ResourceRepository(down, "/x/").get_async("a")
     assert down.metrics()["range"]["errors"] == 1
-
-
-async def test_endpoint_health_skips_an_endpoint_that_refuses(
-    etcd_endpoints: list[str], prefix: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A refused endpoint beside a working one: it is ejected on the first request sent
-    there (a write that never left is sent to the other), and every call succeeds."""
-    refused = "127.0.0.1:1"
-    with caplog.at_level("WARNING", logger="etcd_resources"):
-        async with EtcdClient([refused, *etcd_endpoints], timeout=2.0) as client:
-            repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix)
-            for i in range(6):
-                await repo.add_async(worker(f"w{i}"))
-                assert await repo.get_async(f"w{i}") is not None
-            health = client.endpoint_health()
-            assert set(health) == {refused, *etcd_endpoints}
-            assert not health[refused]["healthy"], health
-            assert health[refused]["ejections"] == 1, health
-            assert health[refused]["in_flight"] == 0, health
-            assert all(health[e]["healthy"] for e in etcd_endpoints), health
-            assert sum(health[e]["requests"] for e in etcd_endpoints) >= 12, health
-            assert client.metrics()["create"]["errors"] == 0
-        _core.flush_logs()
-    messages = [r.getMessage() for r in caplog.records if r.name == "etcd_resources"]
-    assert any(refused in m and "ejected" in m for m in messages), messages
-    assert EtcdClient("memory://").endpoint_health() == {}
 
 
 async def test_core_logs_reach_python_logging(
