@@ -107,10 +107,9 @@ class Observer:
     async def _reference(self, final: int, details: list[str]) -> list[Event]:
         """What etcd holds for the prefix from the start revision up to ``final``: a fresh
         watch on the healed cluster. Opening it is retried (bounded) when it fails with
-        ``UnavailableError`` or ``EtcdTimeoutError`` (noted in ``details``): right after a
-        member or an endpoint comes back, the client can fail one call with a stale
-        "tcp connect error" (see docs/reliability.md), and the reference is not what is
-        under test."""
+        ``UnavailableError`` or ``EtcdTimeoutError`` (noted in ``details``): right after the
+        cluster heals, a call can still fail (every endpoint ejected, a member catching up),
+        and the reference is not what is under test."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         while True:
