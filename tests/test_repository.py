@@ -183,3 +183,28 @@ async def test_yaml_format_reads_like_json(client: EtcdClient, prefix: str) -> N
     assert (
         from_json is not None and from_json["spec"]["aws_config"]["instance_type"] == "c5.2xlarge"
     )
+
+
+async def test_large_documents_list_cache_and_watch(client: EtcdClient, prefix: str) -> None:
+    """600 documents of 10 KB: one 500-key chunk is ~5 MB, more than gRPC's default 4 MiB
+    message (listings of such a prefix failed before); lists, pages, the cache and a watch
+    read them all (the cache through its first list and its watch)."""
+    repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix)
+    blob = "x" * 10_000
+    await asyncio.gather(
+        *(
+            repo.add_async({"metadata": {"name": f"b{i:04}"}, "spec": {"blob": blob}})
+            for i in range(600)
+        )
+    )
+    listed = await repo.list_async()
+    assert len(listed) == 600 and all(d["spec"]["blob"] == blob for d in listed)
+    page = await repo.list_page_async(limit=550)
+    assert len(page.items) == 550
+    cached: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix, cache=True)
+    assert await cached.count_async() == 600
+    assert [d["metadata"]["name"] for d in await cached.list_async()] == [
+        d["metadata"]["name"] for d in listed
+    ]
+    await repo.add_async({"metadata": {"name": "b9999"}, "spec": {"blob": blob}})
+    assert await cached.count_async(consistent=True) == 601

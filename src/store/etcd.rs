@@ -31,6 +31,11 @@ use super::{
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 
+/// The largest response this client accepts: etcd's own limit on what it sends (gRPC's
+/// `math.MaxInt32`). tonic's default, 4 MiB, failed a listing as soon as a 500-key chunk of
+/// documents averaged 8 KiB, and a watch response carrying a large transaction.
+const MAX_RESPONSE: usize = i32::MAX as usize;
+
 /// How to reach etcd.
 #[derive(Clone)]
 pub struct EtcdConfig {
@@ -495,9 +500,9 @@ impl Store for EtcdStore {
             options = options.with_count_only();
         }
         let key = req.key.clone();
-        let read = |mut c: Client| {
+        let read = |c: Client| {
             let (key, options) = (key.clone(), options.clone());
-            async move { c.get(key, Some(options)).await }
+            async move { c.kv_client().max_decoding_message_size(MAX_RESPONSE).get(key, Some(options)).await }
         };
         let resp = self.read("range", read).await.map_err(|e| match e {
             Error::Expired { compacted, .. } => Error::Expired { requested: req.revision, compacted },
@@ -592,10 +597,11 @@ impl Store for EtcdStore {
         // the user may not read) fails here, at once, rather than as a broken stream. Opening
         // a watch changes nothing, so it is retried elsewhere as a read is.
         let ((stream, first), route) = self
-            .read_routed("watch", |mut c| {
+            .read_routed("watch", |c| {
                 let (prefix, options) = (prefix.clone(), options.clone());
                 async move {
-                    let mut stream = c.watch(prefix, Some(options)).await?;
+                    let mut watch = c.watch_client().max_decoding_message_size(MAX_RESPONSE);
+                    let mut stream = watch.watch(prefix, Some(options)).await?;
                     let first = stream.message().await?;
                     Ok((stream, first))
                 }
