@@ -16,8 +16,12 @@ pub const CHUNK: i64 = 500;
 
 /// A chunk doubles while the previous response held less than this many bytes...
 const GROW_BELOW: usize = 2 << 20;
-/// ... up to this many keys.
-const MAX_CHUNK: i64 = 8_000;
+/// ... up to this many keys (a listing built whole; see [`STREAM_MAX_CHUNK`]).
+pub const MAX_CHUNK: i64 = 8_000;
+/// The most keys a chunk of a streamed listing grows to: its consumer holds a chunk's Python
+/// objects at a time, so this bounds its memory (~35 MiB at 2 KB LabWorkers, against 19 MiB at
+/// 500 and 68 MiB at 2,000).
+pub const STREAM_MAX_CHUNK: i64 = 1_000;
 
 /// Whether a stored key-value matches `query`, reading only the parts of it `projection`
 /// keeps (nothing when `None`, which [`Projection::of`] gives unfiltered queries). Bytes that
@@ -72,7 +76,8 @@ where
         }
         Ok(None)
     };
-    scan_chunks(store, start, end, revision, chunk, |kvs, _| std::future::ready(visit_all(kvs))).await
+    scan_chunks(store, start, end, revision, chunk, MAX_CHUNK, |kvs, _| std::future::ready(visit_all(kvs)))
+        .await
 }
 
 /// Hand the keys in `[start, end)` to `each`, one response at a time, all read at one
@@ -80,7 +85,7 @@ where
 /// take to stop there, `None` to go on.
 ///
 /// The first request asks for `chunk` keys; each next one for twice as many while the last
-/// response was full and under [`GROW_BELOW`] bytes (up to [`MAX_CHUNK`] keys). etcd (3.5)
+/// response was full and under [`GROW_BELOW`] bytes (up to `max_chunk` keys). etcd (3.5)
 /// answers a range request with a limit by walking every key left in the range, to count
 /// them: 500-key chunks of 100,000 LabWorkers cost it 200 such walks, and the cache's first
 /// listing took 3.5-4.0 s against 1.3 s in 2,000-key chunks (this VM).
@@ -90,6 +95,7 @@ pub async fn scan_chunks<S, F, Fut>(
     end: &[u8],
     revision: i64,
     chunk: i64,
+    max_chunk: i64,
     mut each: F,
 ) -> Result<ScanEnd>
 where
@@ -111,7 +117,7 @@ where
         }
         let bytes: usize = resp.kvs.iter().map(|kv| kv.key.len() + kv.value.len()).sum();
         if resp.kvs.len() as i64 == req.limit && bytes < GROW_BELOW {
-            req.limit = (req.limit * 2).min(MAX_CHUNK.max(chunk));
+            req.limit = (req.limit * 2).min(max_chunk.max(chunk));
         }
         let next = resp.kvs.last().map(|kv| {
             let mut k = kv.key.clone();

@@ -372,13 +372,21 @@ async fn list(shared: &Shared) -> Result<i64> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<KeyValue>>(AHEAD);
     let end = prefix_end(shared.prefix.as_bytes());
     let read = async move {
-        let done = listing::scan_chunks(&**store, shared.prefix.as_bytes(), &end, 0, CHUNK, |kvs, _| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(kvs).await; // the receiver lives as long as this future
-                Ok(None)
-            }
-        })
+        let done = listing::scan_chunks(
+            &**store,
+            shared.prefix.as_bytes(),
+            &end,
+            0,
+            CHUNK,
+            listing::MAX_CHUNK,
+            |kvs, _| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(kvs).await; // the receiver lives as long as this future
+                    Ok(None)
+                }
+            },
+        )
         .await;
         drop(tx);
         done

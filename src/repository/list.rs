@@ -119,20 +119,28 @@ impl Repository {
         let (start, end) = self.range_of(query)?;
         let store = self.client.store()?;
         let projection = Projection::of(query);
-        listing::scan_chunks(&**store, start.as_bytes(), &end, 0, CHUNK, |kvs, more| {
-            let mut chunk = Chunk { last: !more, ..Chunk::default() };
-            for kv in kvs {
-                if listing::matches(query, projection.as_ref(), &kv, &mut chunk.unreadable) {
-                    chunk.items.push(kv);
+        listing::scan_chunks(
+            &**store,
+            start.as_bytes(),
+            &end,
+            0,
+            CHUNK,
+            listing::STREAM_MAX_CHUNK,
+            |kvs, more| {
+                let mut chunk = Chunk { last: !more, ..Chunk::default() };
+                for kv in kvs {
+                    if listing::matches(query, projection.as_ref(), &kv, &mut chunk.unreadable) {
+                        chunk.items.push(kv);
+                    }
                 }
-            }
-            async move {
-                match tx.send(Ok(chunk)).await {
-                    Ok(()) => Ok(None),
-                    Err(_) => Ok(Some(Vec::new())), // the consumer is gone: stop reading
+                async move {
+                    match tx.send(Ok(chunk)).await {
+                        Ok(()) => Ok(None),
+                        Err(_) => Ok(Some(Vec::new())), // the consumer is gone: stop reading
+                    }
                 }
-            }
-        })
+            },
+        )
         .await?;
         Ok(())
     }
