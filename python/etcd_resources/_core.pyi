@@ -129,6 +129,7 @@ class RepositoryCore:
         field_selector: _SelectorArg = None,
         *,
         consistent: bool | None = None,
+        streamed: bool = False,
     ) -> tuple[list[_Json], ListStream | None]: ...
     async def list_page(
         self,

@@ -298,12 +298,12 @@ class _Repository(Generic[T]):
         consistent: bool | None = None,
     ) -> AsyncIterator[Any]:
         """``async for resource in repo.stream_async(...)``: what ``list_async`` returns, one
-        resource at a time, as the listing's chunks (500 keys) arrive: one snapshot, and only
-        a chunk or two are held at once however large the prefix (Rust reads at most two
-        chunks ahead of the loop). Leaving the loop stops the reading. From a cache, the
-        cached matches."""
+        resource at a time, as the listing's chunks (500 keys, then up to 1,000 while they
+        are small) arrive: one snapshot, and only a chunk or two are held at once however
+        large the prefix (Rust reads at most two chunks ahead of the loop). Leaving the loop
+        stops the reading. From a cache, the cached matches."""
         docs, rest = await self._core.list(
-            namespace, label_selector, field_selector, consistent=consistent
+            namespace, label_selector, field_selector, consistent=consistent, streamed=True
         )
         try:
             while True:

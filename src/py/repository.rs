@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::document::Format;
 use crate::informer::Consistency;
+use crate::listing;
 use crate::py::args::{query, Paged};
 use crate::py::built::CachedList;
 use crate::py::client::PyClient;
@@ -174,7 +175,9 @@ impl PyRepositoryCore {
     /// Every matching resource, from one snapshot (from the informer cache when there is one;
     /// `consistent=False` skips waiting for it to be current). Resolves to
     /// `(dicts, rest)`: `rest` is `None`, or a `ListStream` of the other chunks' dicts.
-    #[pyo3(signature = (namespace=None, label_selector=None, field_selector=None, *, consistent=None))]
+    /// `streamed=True` keeps chunks smaller, for a consumer that holds one at a time.
+    #[pyo3(signature = (namespace=None, label_selector=None, field_selector=None, *, consistent=None, streamed=false))]
+    #[allow(clippy::too_many_arguments)]
     fn list<'py>(
         &self,
         py: Python<'py>,
@@ -182,6 +185,7 @@ impl PyRepositoryCore {
         label_selector: Option<&Bound<'py, PyAny>>,
         field_selector: Option<&Bound<'py, PyAny>>,
         consistent: Option<bool>,
+        streamed: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         let query = query(namespace, label_selector, field_selector)?;
@@ -190,7 +194,8 @@ impl PyRepositoryCore {
             if let Some(cached) = repo.list_cached(&query, Consistency::from_flag(consistent)).await? {
                 return Ok(Either::Cached((CachedList(cached, shape), None::<PyListStream>)));
             }
-            Ok(Either::Read(FirstChunk::read(repo.list_chunks(query), shape).await?))
+            let max_chunk = if streamed { listing::STREAM_MAX_CHUNK } else { listing::MAX_CHUNK };
+            Ok(Either::Read(FirstChunk::read(repo.list_chunks(query, max_chunk), shape).await?))
         })
     }
 

@@ -99,12 +99,14 @@ impl Repository {
     /// [`list`](Self::list), handed over chunk by chunk as etcd returns them, so the consumer
     /// (the Python thread, making objects) works on one chunk while the next ones are read and
     /// filtered. At most [`AHEAD`] chunks wait; dropping the receiver stops the reading. An
-    /// error ends the stream.
-    pub fn list_chunks(&self, query: Query) -> tokio::sync::mpsc::Receiver<Result<Chunk>> {
+    /// error ends the stream. Chunks grow up to `max_chunk` keys ([`listing::scan_chunks`]):
+    /// [`listing::MAX_CHUNK`] for a listing consumed whole, [`listing::STREAM_MAX_CHUNK`] for
+    /// one consumed chunk by chunk (the consumer's memory).
+    pub fn list_chunks(&self, query: Query, max_chunk: i64) -> tokio::sync::mpsc::Receiver<Result<Chunk>> {
         let (tx, rx) = tokio::sync::mpsc::channel(AHEAD);
         let repo = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = repo.stream_chunks(&query, &tx).await {
+            if let Err(e) = repo.stream_chunks(&query, max_chunk, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
@@ -114,33 +116,26 @@ impl Repository {
     async fn stream_chunks(
         &self,
         query: &Query,
+        max_chunk: i64,
         tx: &tokio::sync::mpsc::Sender<Result<Chunk>>,
     ) -> Result<()> {
         let (start, end) = self.range_of(query)?;
         let store = self.client.store()?;
         let projection = Projection::of(query);
-        listing::scan_chunks(
-            &**store,
-            start.as_bytes(),
-            &end,
-            0,
-            CHUNK,
-            listing::STREAM_MAX_CHUNK,
-            |kvs, more| {
-                let mut chunk = Chunk { last: !more, ..Chunk::default() };
-                for kv in kvs {
-                    if listing::matches(query, projection.as_ref(), &kv, &mut chunk.unreadable) {
-                        chunk.items.push(kv);
-                    }
+        listing::scan_chunks(&**store, start.as_bytes(), &end, 0, CHUNK, max_chunk, |kvs, more| {
+            let mut chunk = Chunk { last: !more, ..Chunk::default() };
+            for kv in kvs {
+                if listing::matches(query, projection.as_ref(), &kv, &mut chunk.unreadable) {
+                    chunk.items.push(kv);
                 }
-                async move {
-                    match tx.send(Ok(chunk)).await {
-                        Ok(()) => Ok(None),
-                        Err(_) => Ok(Some(Vec::new())), // the consumer is gone: stop reading
-                    }
+            }
+            async move {
+                match tx.send(Ok(chunk)).await {
+                    Ok(()) => Ok(None),
+                    Err(_) => Ok(Some(Vec::new())), // the consumer is gone: stop reading
                 }
-            },
-        )
+            }
+        })
         .await?;
         Ok(())
     }

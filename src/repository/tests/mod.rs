@@ -252,7 +252,7 @@ async fn a_streamed_listing_is_the_listing_in_chunks() {
         Query::default(),
         Query { labels: LabelSelector::parse("lab-track=ccna").unwrap(), ..Default::default() },
     ] {
-        let mut rx = r.list_chunks(query.clone());
+        let mut rx = r.list_chunks(query.clone(), crate::listing::MAX_CHUNK);
         let mut keys = Vec::new();
         let mut lasts = Vec::new();
         while let Some(chunk) = rx.recv().await {
