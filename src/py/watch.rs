@@ -13,9 +13,11 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
+use crate::error::Error;
 use crate::fanout::{Event, Subscription, DEFAULT_MAX_BACKLOG};
 use crate::process::Local;
 use crate::py::args::report_unreadable;
+use crate::py::built::without_gc;
 use crate::py::typed::Shape;
 use crate::selector::Query;
 
@@ -95,6 +97,22 @@ impl<'py> IntoPyObject<'py> for Batch {
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
         let list = PyList::empty(py);
         let mut unreadable = Vec::new();
+        // Many new containers and no cycles (see `without_gc`): with a hundred watchers of one
+        // prefix, each building its own objects of every change, the collector's passes over
+        // the young documents cost more than building them.
+        without_gc(py, || self.append_to(py, &list, &mut unreadable))?;
+        report_unreadable(py, &unreadable)?;
+        Ok(list.into_any())
+    }
+}
+
+impl Batch {
+    fn append_to(
+        self,
+        py: Python<'_>,
+        list: &Bound<'_, PyList>,
+        unreadable: &mut Vec<Error>,
+    ) -> PyResult<()> {
         for Event { kind, change: c } in self.changes {
             if let Some(e) = &c.error {
                 unreadable.push(e.clone());
@@ -115,8 +133,7 @@ impl<'py> IntoPyObject<'py> for Batch {
                 ],
             )?)?;
         }
-        report_unreadable(py, &unreadable)?;
-        Ok(list.into_any())
+        Ok(())
     }
 }
 
