@@ -50,13 +50,25 @@ use crate::watch::{Change, ChangeStream, ChangeType};
 
 /// Events that may wait for one subscriber before it is ended as fallen behind. A subscriber
 /// pins at most this many decoded events (shared with the other subscribers while they hold
-/// them too).
-pub const DEFAULT_MAX_BACKLOG: usize = 10_000;
+/// them too): a LabWorker of ~2 KB of JSON, decoded with its previous version, takes about
+/// 35 KiB, so about 35 MiB here. Kubernetes' watch cache ends slow watchers sooner (a small
+/// channel per watcher, then at most 100 ms of waiting from a shared budget); resuming is cheap
+/// here too (a catch-up watch from etcd's history).
+pub const DEFAULT_MAX_BACKLOG: usize = 1_000;
 
-/// The most events one [`Subscription::next_batch`] hands over: bounds the time the event
-/// loop spends building one batch's Python objects (about 1.5 ms of 2 KB documents), and how
-/// many of them a hundred watchers hold at once while they go through their batches.
+/// The most events one [`Subscription::next_batch`] hands over.
 pub const MAX_BATCH: usize = 256;
+
+/// The most Python containers (dicts, lists, the event tuples) one batch's events make, as
+/// far as a batch of more than one event goes: below CPython's threshold of 700 new
+/// containers for a collection of the youngest generation. A batch is built with the
+/// collector paused (`src/py/watch.rs`); if it made more, the first collection after it would
+/// find the whole batch alive, still being read, and promote it to the older generations,
+/// whose collections then walk it again, and with a hundred watchers each holding a batch,
+/// full collections come often. Measured here with 2 KB LabWorkers (about 20 containers
+/// each): 8-9 us per event and watcher with batches of up to 32 of them, 16-29 us with 64 or
+/// more, 10 or 100 watchers alike.
+pub const BATCH_CONTAINERS: usize = 500;
 
 /// How many times [`Subscription::open`] starts over when the hub it joined could not open
 /// for a reason that is not its own (another subscriber's start was compacted).
@@ -64,6 +76,32 @@ const OPEN_ATTEMPTS: usize = 3;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The dicts and lists a decoded document becomes.
+fn containers(doc: &serde_json::Value) -> usize {
+    match doc {
+        serde_json::Value::Object(map) => 1 + map.values().map(containers).sum::<usize>(),
+        serde_json::Value::Array(items) => 1 + items.iter().map(containers).sum::<usize>(),
+        _ => 0,
+    }
+}
+
+/// The first events of `items`, as many as fit in one batch ([`MAX_BATCH`],
+/// [`BATCH_CONTAINERS`]; always at least one).
+fn take_batch(items: &mut VecDeque<Event>) -> Vec<Event> {
+    let mut made = 0;
+    let mut n = 0;
+    for event in items.iter().take(MAX_BATCH) {
+        let change = &event.change;
+        made +=
+            1 + change.value.as_ref().map_or(0, containers) + change.previous.as_ref().map_or(0, containers);
+        if n > 0 && made > BATCH_CONTAINERS {
+            break;
+        }
+        n += 1;
+    }
+    items.drain(..n).collect()
 }
 
 /// One change as one subscriber sees it: its own kind, the shared decoded change.
@@ -233,15 +271,14 @@ impl Slot {
         self.ready.notify_one();
     }
 
-    /// The queued events (at most [`MAX_BATCH`]), or how the subscription ended; waits while
-    /// there is neither.
+    /// The first queued events (a batch: see [`take_batch`]), or how the subscription ended;
+    /// waits while there is neither.
     async fn next(&self) -> Result<Option<Vec<Event>>> {
         loop {
             {
                 let mut q = lock(&self.queue);
                 if !q.items.is_empty() {
-                    let n = q.items.len().min(MAX_BATCH);
-                    let batch: Vec<Event> = q.items.drain(..n).collect();
+                    let batch = take_batch(&mut q.items);
                     if let Some(last) = batch.last() {
                         q.read_upto = q.read_upto.max(last.change.revision);
                     }
@@ -427,6 +464,9 @@ pub struct Subscription {
     max_backlog: usize,
     /// A forked child leaves its parent's feed alone (see `crate::process`).
     feed: Local<Feed>,
+    /// Events of the own watch not handed over yet (one of its batches may be larger than
+    /// one of ours).
+    pending: VecDeque<Event>,
     _gauge: Gauge,
 }
 
@@ -463,8 +503,15 @@ impl Subscription {
         };
         let key = (client.id(), prefix.to_owned());
         let gauge = Gauge::new(&client, |c| &c.watchers);
-        let mut sub =
-            Subscription { client, key, query, max_backlog, feed: Local::new(Feed::None), _gauge: gauge };
+        let mut sub = Subscription {
+            client,
+            key,
+            query,
+            max_backlog,
+            feed: Local::new(Feed::None),
+            pending: VecDeque::new(),
+            _gauge: gauge,
+        };
         for attempt in 1..=OPEN_ATTEMPTS {
             let (hub, slot) = match sub.join(start)? {
                 Joined::Attached(hub, slot) => (hub, slot),
@@ -569,6 +616,10 @@ impl Subscription {
     /// not at all.
     pub async fn next_batch(&mut self) -> Result<Option<Vec<Event>>> {
         loop {
+            // First what the own watch brought (older than anything the hub will bring).
+            if !self.pending.is_empty() {
+                return Ok(Some(take_batch(&mut self.pending)));
+            }
             let own = match &mut *self.feed {
                 Feed::Shared { slot, .. } => return slot.next().await,
                 Feed::Own(own) => own,
@@ -576,14 +627,11 @@ impl Subscription {
             };
             let Some(changes) = own.stream.next_batch().await? else { return Ok(None) };
             let query = self.query.as_ref();
-            let events: Vec<Event> = changes
+            let events = changes
                 .into_iter()
-                .filter_map(|c| Some(Event { kind: c.seen_by(query)?, change: Arc::new(c) }))
-                .collect();
+                .filter_map(|c| Some(Event { kind: c.seen_by(query)?, change: Arc::new(c) }));
+            self.pending.extend(events);
             self.hand_over();
-            if !events.is_empty() {
-                return Ok(Some(events));
-            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! The shared watch against the embedded store: one upstream for many subscribers, each with
 //! its own selection, catch-up from older revisions, slow subscribers ended, cleanup.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::*;
 use crate::client::{ClientOptions, MEMORY_ENDPOINT};
@@ -231,4 +231,36 @@ async fn bookmarks_collapse_while_unread() {
     let batch = sub.next_batch().await.unwrap().unwrap();
     assert_eq!(batch.len(), 1);
     assert_eq!((batch[0].kind, batch[0].change.revision), (ChangeType::Bookmark, next + 9));
+}
+
+#[test]
+fn batches_stay_below_the_collectors_first_threshold() {
+    let event = |doc: Value| Event {
+        kind: ChangeType::Modified,
+        change: Arc::new(Change {
+            kind: ChangeType::Modified,
+            key: "/p/a".into(),
+            value: Some(doc.clone()),
+            previous: Some(doc),
+            revision: 1,
+            error: None,
+        }),
+    };
+    // Flat documents: one dict each, two with the previous one, plus the tuple.
+    let mut flat: VecDeque<Event> = (0..1000).map(|_| event(json!({"a": 1}))).collect();
+    assert_eq!(take_batch(&mut flat).len(), BATCH_CONTAINERS / 3);
+    // Documents of 20 containers: 41 a change.
+    let nested =
+        json!({"m": {"l": {}, "a": [{}, {}, {}]}, "s": [{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}]});
+    assert_eq!(containers(&nested), 20);
+    let mut big: VecDeque<Event> = (0..100).map(|_| event(nested.clone())).collect();
+    assert_eq!(take_batch(&mut big).len(), BATCH_CONTAINERS / 41);
+    // One larger than the budget still goes, alone.
+    let huge = json!({"items": vec![json!({}); 1000]});
+    let mut one: VecDeque<Event> = [event(huge.clone()), event(huge)].into_iter().collect();
+    assert_eq!(take_batch(&mut one).len(), 1);
+    assert_eq!(one.len(), 1);
+    // Never more than MAX_BATCH.
+    let mut atoms: VecDeque<Event> = (0..1000).map(|_| event(json!(1))).collect();
+    assert_eq!(take_batch(&mut atoms).len(), MAX_BATCH);
 }

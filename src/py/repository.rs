@@ -245,7 +245,7 @@ impl PyRepositoryCore {
     /// the changes that matter to the selectors. Resolves to a `WatchStream`.
     /// Resources are instances of the repository's class (`typed=False`: dicts). Every watch
     /// of the client on this prefix shares one etcd watch; `max_backlog` events may wait
-    /// unread (`None`: 10,000) before this one raises `WatchFellBehindError`.
+    /// unread (`None`: 1,000) before this one raises `WatchFellBehindError`.
     #[pyo3(signature = (start_revision=0, namespace=None, label_selector=None, field_selector=None, *, typed=true, max_backlog=None))]
     #[allow(clippy::too_many_arguments)]
     fn watch_stream<'py>(
