@@ -338,8 +338,9 @@ impl Hub {
         Arc::new(Local::new(hub))
     }
 
-    /// Attach a subscriber from revision `from`.
+    /// Attach a subscriber from revision `from` (and forget those gone since the last batch).
     fn attach(state: &mut HubState, query: Option<Query>, max_backlog: usize, from: i64) -> Arc<Slot> {
+        state.slots.retain(|w| w.strong_count() > 0);
         let slot = Slot::new(query, max_backlog, from);
         state.slots.push(Arc::downgrade(&slot));
         slot
@@ -512,7 +513,9 @@ impl Subscription {
             pending: VecDeque::new(),
             _gauge: gauge,
         };
-        for attempt in 1..=OPEN_ATTEMPTS {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
             let (hub, slot) = match sub.join(start)? {
                 Joined::Attached(hub, slot) => (hub, slot),
                 Joined::Behind => {
@@ -533,13 +536,12 @@ impl Subscription {
                     return Ok(sub);
                 }
                 // Another subscriber's start opened the hub, and was compacted; ours may not be.
-                Err(Error::Expired { compacted, .. }) if start > compacted && attempt < OPEN_ATTEMPTS => {
+                Err(Error::Expired { compacted, .. }) if start > compacted && attempts < OPEN_ATTEMPTS => {
                     continue
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::Closed) // not reached: the last attempt returns
     }
 
     /// Join the registered hub from `start`, or register a new one that opens at `start`.

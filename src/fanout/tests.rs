@@ -264,3 +264,27 @@ fn batches_stay_below_the_collectors_first_threshold() {
     let mut atoms: VecDeque<Event> = (0..1000).map(|_| event(json!(1))).collect();
     assert_eq!(take_batch(&mut atoms).len(), MAX_BATCH);
 }
+
+#[tokio::test]
+async fn a_catch_up_whose_hub_is_gone_becomes_the_shared_watch() {
+    let client = client();
+    let start = client.store().unwrap().current_revision(b"/p/").await.unwrap() + 1;
+    let mut first = Subscription::open(client.clone(), "/p/", 0, None, 100).await.unwrap();
+    let a = put(&client, "a", 0, "Pending").await;
+    take(&mut first, 1).await;
+    let mut late = Subscription::open(client.clone(), "/p/", start, None, 100).await.unwrap();
+    assert!(!late.is_shared());
+    drop(first); // the hub goes with its last subscriber
+    settle(|| client.watch_counters().snapshot().shared == 0).await;
+    assert_eq!(take(&mut late, 1).await[0].2, a);
+    // Its own watch is the shared one now, and the next subscriber joins it.
+    assert!(late.is_shared());
+    let stats = client.watch_counters().snapshot();
+    assert_eq!((stats.shared, stats.catch_up, stats.watchers), (1, 0, 1));
+    let mut next = Subscription::open(client.clone(), "/p/", 0, None, 100).await.unwrap();
+    assert!(next.is_shared());
+    assert_eq!(client.watch_counters().snapshot().upstream(), 1);
+    let b = put(&client, "b", 0, "Pending").await;
+    assert_eq!(take(&mut late, 1).await[0].2, b);
+    assert_eq!(take(&mut next, 1).await[0].2, b);
+}
