@@ -79,7 +79,7 @@ class EtcdStorageBackend:
         ``key_prefix``. Must be called from a running event loop. Returns a handle:
         ``cancel()`` stops it, ``await handle.started()`` waits until etcd accepted it.
         Watches of the client on the same prefix share one etcd watch; more than
-        ``max_backlog`` events left waiting (default 10,000) end this one with
+        ``max_backlog`` events left waiting (default 1,000) end this one with
         ``WatchFellBehindError``."""
         return WatchHandle(
             lambda: self._core.watch_stream(key_prefix, start_revision, max_backlog=max_backlog),

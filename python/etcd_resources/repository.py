@@ -380,7 +380,7 @@ class _Repository(Generic[T]):
         task) stops the watch.
 
         Every watch of the client on this prefix shares one etcd watch, each with its own
-        selectors. A watch that leaves more than ``max_backlog`` events unread (default 10,000)
+        selectors. A watch that leaves more than ``max_backlog`` events unread (default 1,000)
         is ended with ``WatchFellBehindError`` (the others go on): watch again after its
         ``revision``, or list again."""
         start = 0
