@@ -116,6 +116,8 @@ struct Inner {
     /// `current_revision` reads when it is given none (a user whose etcd role covers only its
     /// prefix may read nothing else).
     prefix: std::sync::OnceLock<String>,
+    /// The figures of this client's watchers (`crate::fanout`).
+    watches: crate::fanout::Counters,
 }
 
 /// A handle on the store, shared by every repository made from it.
@@ -168,7 +170,14 @@ impl Client {
             };
             Arc::new(EtcdStore::new(config, shutdown.clone()))
         };
-        let inner = Inner { store, endpoints, options, shutdown, prefix: std::sync::OnceLock::new() };
+        let inner = Inner {
+            store,
+            endpoints,
+            options,
+            shutdown,
+            prefix: std::sync::OnceLock::new(),
+            watches: Default::default(),
+        };
         Ok(Client { inner: Arc::new(Local::new(inner)) })
     }
 
@@ -204,6 +213,11 @@ impl Client {
     /// The first prefix this client worked under, if any.
     pub fn known_prefix(&self) -> Option<&str> {
         self.inner.prefix.get().map(String::as_str)
+    }
+
+    /// The figures of this client's watchers: shared and catch-up etcd watches, subscribers.
+    pub fn watch_counters(&self) -> &crate::fanout::Counters {
+        &self.inner.watches
     }
 
     pub fn endpoints(&self) -> &[String] {

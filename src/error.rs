@@ -34,6 +34,14 @@ pub enum Error {
     /// The revision asked for was compacted: relist, then watch from the new revision.
     #[error("revision {requested} was compacted (compact revision {compacted}); relist and watch again")]
     Expired { requested: i64, compacted: i64 },
+    /// A watcher that did not read its events: more than `backlog` waited for it, so it was
+    /// ended (the others sharing its etcd watch go on). Every change up to `revision` was
+    /// delivered to it: watch again after that revision (or relist).
+    #[error(
+        "the watcher fell behind: more than {backlog} events waited unread, so it was ended; \
+         watch again after resource_version {revision} (or list again)"
+    )]
+    FellBehind { revision: i64, backlog: usize },
     /// A resource name or namespace that Kubernetes would refuse.
     #[error("invalid name {name:?}: {reason}")]
     InvalidName { name: String, reason: String },
@@ -88,6 +96,7 @@ impl Error {
             Error::Unavailable { .. } => "UnavailableError",
             Error::Timeout { .. } => "EtcdTimeoutError",
             Error::Expired { .. } => "ExpiredError",
+            Error::FellBehind { .. } => "WatchFellBehindError",
             Error::InvalidName { .. } => "InvalidNameError",
             Error::InvalidSelector { .. } => "InvalidSelectorError",
             Error::InvalidArgument { .. } => "InvalidArgumentError",
@@ -122,6 +131,7 @@ mod tests {
             Error::Unavailable { message: "m".into(), code: None },
             Error::Timeout { operation: "get".into(), seconds: 1.0 },
             Error::Expired { requested: 1, compacted: 5 },
+            Error::FellBehind { revision: 7, backlog: 10 },
             Error::InvalidName { name: "N".into(), reason: "r".into() },
             Error::InvalidSelector { selector: "s".into(), position: 0, expected: "e".into() },
             Error::invalid("m"),
@@ -144,6 +154,12 @@ mod tests {
         assert_eq!(e.to_string(), "conflict on \"/w/a\": expected resource_version 4, found no resource");
         let e = Error::serialization(Some("/w/a"), "bad json");
         assert_eq!(e.to_string(), "\"/w/a\": bad json");
+        let e = Error::FellBehind { revision: 41, backlog: 1000 };
+        assert_eq!(
+            e.to_string(),
+            "the watcher fell behind: more than 1000 events waited unread, so it was ended; watch again \
+             after resource_version 41 (or list again)"
+        );
         let e = Error::Forked { pid: 10, here: 11 };
         assert_eq!(
             e.to_string(),

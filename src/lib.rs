@@ -8,6 +8,7 @@ pub mod client;
 pub mod document;
 pub mod error;
 pub mod events;
+pub mod fanout;
 pub mod informer;
 pub mod lease;
 pub mod listing;

@@ -65,7 +65,12 @@ pub fn id() -> u32 {
 /// it before the process may fork (the extension does, when it is imported).
 pub fn init() {
     HOOKS.call_once(|| {
-        for lock in [crate::events::fork_lock(), crate::informer::fork_lock(), crate::client::fork_lock()] {
+        for lock in [
+            crate::events::fork_lock(),
+            crate::informer::fork_lock(),
+            crate::fanout::fork_lock(),
+            crate::client::fork_lock(),
+        ] {
             lock_across_fork(lock);
         }
         #[cfg(unix)]

@@ -64,6 +64,57 @@ pub struct Change {
     pub error: Option<Error>,
 }
 
+impl Change {
+    /// What this change, taken from a stream opened without a query, means to a watcher with
+    /// `query` (`None`: nothing): the rule a stream opened with that query applies. A stream
+    /// without a query says `Added` exactly for a key's first version, so that is recovered.
+    pub fn seen_by(&self, query: Option<&Query>) -> Option<ChangeType> {
+        let kind = match self.kind {
+            ChangeType::Bookmark => return Some(ChangeType::Bookmark),
+            ChangeType::Deleted => EventKind::Delete,
+            ChangeType::Added | ChangeType::Modified => EventKind::Put,
+        };
+        transition(
+            query,
+            kind,
+            self.kind == ChangeType::Added,
+            self.previous.as_ref(),
+            self.value.as_ref(),
+            self.error.is_some(),
+        )
+    }
+}
+
+/// The Kubernetes rule: without a query, the store's kind of change; with one, a resource
+/// that starts matching is `Added`, one that stops matching (or is deleted while matching)
+/// `Deleted`, and changes outside the selection are nothing (`None`).
+fn transition(
+    query: Option<&Query>,
+    kind: EventKind,
+    first_version: bool,
+    previous: Option<&Value>,
+    value: Option<&Value>,
+    unreadable: bool,
+) -> Option<ChangeType> {
+    let Some(query) = query else {
+        return Some(match kind {
+            EventKind::Delete => ChangeType::Deleted,
+            EventKind::Put if first_version => ChangeType::Added,
+            EventKind::Put => ChangeType::Modified,
+        });
+    };
+    let before = previous.is_some_and(|d| query.matches(d));
+    let now = value.is_some_and(|d| query.matches(d));
+    Some(match (kind, before, now) {
+        (EventKind::Put, true, true) => ChangeType::Modified,
+        (EventKind::Put, false, true) => ChangeType::Added,
+        (EventKind::Put, true, false) | (EventKind::Delete, true, _) => ChangeType::Deleted,
+        // Unreadable bytes are reported whatever the query.
+        (EventKind::Put, false, false) if unreadable => ChangeType::Modified,
+        (EventKind::Put, false, false) | (EventKind::Delete, false, _) => return None,
+    })
+}
+
 /// A resumable stream of batches of changes.
 pub struct ChangeStream {
     client: Client,
@@ -249,25 +300,14 @@ impl ChangeStream {
                 Err(e) => (None, Some(e)),
             },
         };
-        let kind = match &self.query {
-            None => match event.kind {
-                EventKind::Delete => ChangeType::Deleted,
-                EventKind::Put if event.kv.version == 1 => ChangeType::Added,
-                EventKind::Put => ChangeType::Modified,
-            },
-            Some(query) => {
-                let before = previous.as_ref().is_some_and(|d| query.matches(d));
-                let now = value.as_ref().is_some_and(|d| query.matches(d));
-                match (event.kind, before, now) {
-                    (EventKind::Put, true, true) => ChangeType::Modified,
-                    (EventKind::Put, false, true) => ChangeType::Added,
-                    (EventKind::Put, true, false) | (EventKind::Delete, true, _) => ChangeType::Deleted,
-                    // Unreadable bytes are reported whatever the query.
-                    (EventKind::Put, false, false) if error.is_some() => ChangeType::Modified,
-                    (EventKind::Put, false, false) | (EventKind::Delete, false, _) => return None,
-                }
-            }
-        };
+        let kind = transition(
+            self.query.as_ref(),
+            event.kind,
+            event.kv.version == 1,
+            previous.as_ref(),
+            value.as_ref(),
+            error.is_some(),
+        )?;
         Some(Change { kind, key, value, previous, revision, error })
     }
 }

@@ -26,6 +26,7 @@ from .errors import (
     SerializationError,
     TooLargeError,
     UnavailableError,
+    WatchFellBehindError,
 )
 from .lab_worker_repository import EtcdLabWorkerResourceRepository
 from .lab_workers import LabWorker, LabWorkerPhase, LabWorkerSpec, LabWorkerStatus
@@ -68,6 +69,7 @@ __all__ = [
     "TooLargeError",
     "UnavailableError",
     "WatchEvent",
+    "WatchFellBehindError",
     "WatchHandle",
     "__version__",
     "from_document",

@@ -68,13 +68,21 @@ class EtcdStorageBackend:
         return await self._core.compare_and_swap(name, expected_version, new_value)
 
     def watch(
-        self, callback: Callback, key_prefix: str = "", *, start_revision: int = 0
+        self,
+        callback: Callback,
+        key_prefix: str = "",
+        *,
+        start_revision: int = 0,
+        max_backlog: int | None = None,
     ) -> WatchHandle:
         """Call ``callback(event)`` on this event loop for each change of a name starting with
         ``key_prefix``. Must be called from a running event loop. Returns a handle:
-        ``cancel()`` stops it, ``await handle.started()`` waits until etcd accepted it."""
+        ``cancel()`` stops it, ``await handle.started()`` waits until etcd accepted it.
+        Watches of the client on the same prefix share one etcd watch; more than
+        ``max_backlog`` events left waiting (default 1,000) end this one with
+        ``WatchFellBehindError``."""
         return WatchHandle(
-            lambda: self._core.watch_stream(key_prefix, start_revision),
+            lambda: self._core.watch_stream(key_prefix, start_revision, max_backlog=max_backlog),
             callback,
             f"{self.prefix}{key_prefix}",
         )

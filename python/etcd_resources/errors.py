@@ -27,6 +27,7 @@ __all__ = [
     "SerializationError",
     "TooLargeError",
     "UnavailableError",
+    "WatchFellBehindError",
 ]
 
 
@@ -83,6 +84,16 @@ class ExpiredError(EtcdResourcesError):
 
     requested_revision: int
     compacted_revision: int
+
+
+class WatchFellBehindError(EtcdResourcesError):
+    """A watcher that stopped reading: more than ``max_backlog`` events waited for it, so it
+    was ended (as Kubernetes closes a watcher that cannot keep up), while the other watchers
+    sharing its etcd watch went on. Every change up to ``revision`` was delivered to it: watch
+    again with ``resource_version=revision`` (or list again)."""
+
+    revision: int
+    max_backlog: int
 
 
 class InvalidNameError(EtcdResourcesError, ValueError):
@@ -148,6 +159,7 @@ _classes: dict[str, type[EtcdResourcesError]] = {
         UnavailableError,
         EtcdTimeoutError,
         ExpiredError,
+        WatchFellBehindError,
         InvalidNameError,
         InvalidSelectorError,
         InvalidArgumentError,

@@ -129,8 +129,12 @@ class EtcdLabWorkerResourceRepository(ResourceRepository[Any]):
         return await self.count_async(label_selector={LAB_TRACK_LABEL: lab_track})
 
     def watch_workers(
-        self, callback: Callable[[WatchEvent], Any], *, start_revision: int = 0
+        self,
+        callback: Callable[[WatchEvent], Any],
+        *,
+        start_revision: int = 0,
+        max_backlog: int | None = None,
     ) -> WatchHandle:
         """Call ``callback(event)`` on this event loop for every change to a worker; the event's
         ``resource`` (and ``previous_resource``) are ``resource_type`` instances."""
-        return self.watch_changes(callback, start_revision=start_revision)
+        return self.watch_changes(callback, start_revision=start_revision, max_backlog=max_backlog)

@@ -364,6 +364,7 @@ class _Repository(Generic[T]):
         field_selector: Selector = None,
         resource_version: str | int | None = None,
         send_initial: bool = False,
+        max_backlog: int | None = None,
     ) -> AsyncIterator[ResourceEvent]:
         """``async for event in repo.watch(...)``: every change from now on (or after
         ``resource_version``), as ``ADDED``, ``MODIFIED``, ``DELETED`` events with typed
@@ -376,7 +377,12 @@ class _Repository(Generic[T]):
         change, resuming after the last event it delivered: none lost, none repeated, in
         order. A revision etcd has compacted raises ``ExpiredError``: list again and watch
         from the list's ``resource_version``. Leaving the ``async for`` (or cancelling its
-        task) stops the etcd watch."""
+        task) stops the watch.
+
+        Every watch of the client on this prefix shares one etcd watch, each with its own
+        selectors. A watch that leaves more than ``max_backlog`` events unread (default 1,000)
+        is ended with ``WatchFellBehindError`` (the others go on): watch again after its
+        ``revision``, or list again."""
         start = 0
         if send_initial:
             token: str | None = None
@@ -393,7 +399,9 @@ class _Repository(Generic[T]):
             start = int(page.resource_version) + 1
         elif resource_version not in (None, ""):
             start = int(resource_version) + 1
-        stream = await self._core.watch_stream(start, namespace, label_selector, field_selector)
+        stream = await self._core.watch_stream(
+            start, namespace, label_selector, field_selector, max_backlog=max_backlog
+        )
         try:
             while (batch := await stream.next_batch()) is not None:
                 for kind, _name, value, previous, revision in batch:
@@ -408,11 +416,15 @@ class _Repository(Generic[T]):
         resource = previous if value is None else value
         return ResourceEvent(EventType(kind), resource, previous, str(revision))
 
-    def watch_changes(self, callback: Callback, *, start_revision: int = 0) -> WatchHandle:
+    def watch_changes(
+        self, callback: Callback, *, start_revision: int = 0, max_backlog: int | None = None
+    ) -> WatchHandle:
         """Call ``callback(event)`` on this event loop for every change under the prefix;
-        ``event.resource`` is the resource as reads return it."""
+        ``event.resource`` is the resource as reads return it. ``max_backlog`` as for
+        ``watch()``: a callback that keeps the loop from delivering more than that many
+        events ends the watch with ``WatchFellBehindError`` (raised by ``handle.wait()``)."""
         return WatchHandle(
-            lambda: self._core.watch_stream(start_revision, typed=False),
+            lambda: self._core.watch_stream(start_revision, typed=False, max_backlog=max_backlog),
             callback,
             self.prefix,
             convert=self._from_document,

@@ -117,13 +117,15 @@ impl PyKvBackend {
         )
     }
 
-    /// Open a watch on the names starting with `key_prefix`, from `start_revision` (0: now).
-    #[pyo3(signature = (key_prefix="", start_revision=0))]
+    /// Open a watch on the names starting with `key_prefix`, from `start_revision` (0: now),
+    /// sharing the client's etcd watch on that prefix; `max_backlog` as for repositories.
+    #[pyo3(signature = (key_prefix="", start_revision=0, *, max_backlog=None))]
     fn watch_stream<'py>(
         &self,
         py: Python<'py>,
         key_prefix: &str,
         start_revision: i64,
+        max_backlog: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
         crate::names::validate_name_prefix(key_prefix)?;
         let prefix = format!("{}{key_prefix}", self.backend.prefix());
@@ -135,6 +137,7 @@ impl PyKvBackend {
             self.backend.prefix().len(),
             None,
             Shape::Dicts,
+            max_backlog,
         )
     }
 

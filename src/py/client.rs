@@ -291,6 +291,22 @@ impl PyClient {
         Ok(out)
     }
 
+    /// The figures of this client's watches: `{"upstream": etcd watches open for them,
+    /// "shared": of which shared (one per watched prefix), "catch_up": of which a watcher's
+    /// own while it catches up from an older revision, "watchers": open watches,
+    /// "fell_behind": watches ended so far because they left too many events unread}`. (The
+    /// informer caches' watches are not counted.)
+    fn watch_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let stats = self.client.watch_counters().snapshot();
+        let out = pyo3::types::PyDict::new(py);
+        out.set_item("upstream", stats.upstream())?;
+        out.set_item("shared", stats.shared)?;
+        out.set_item("catch_up", stats.catch_up)?;
+        out.set_item("watchers", stats.watchers)?;
+        out.set_item("fell_behind", stats.fell_behind)?;
+        Ok(out)
+    }
+
     /// Close the client: later calls raise `ClosedError`, open watches end. Closes at once
     /// and returns a completed awaitable (so `await client.close()` and a bare
     /// `client.close()` both work); closing twice is harmless. In a process forked from the

@@ -37,6 +37,10 @@ fn fields<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyDict>> {
             d.set_item("requested_revision", requested)?;
             d.set_item("compacted_revision", compacted)?;
         }
+        Error::FellBehind { revision, backlog } => {
+            d.set_item("revision", revision)?;
+            d.set_item("max_backlog", backlog)?;
+        }
         Error::InvalidName { name, reason } => {
             d.set_item("name", name)?;
             d.set_item("reason", reason)?;

@@ -248,8 +248,11 @@ impl PyRepositoryCore {
 
     /// Open a watch on this repository's resources from `start_revision` (0: now), keeping
     /// the changes that matter to the selectors. Resolves to a `WatchStream`.
-    /// Resources are instances of the repository's class (`typed=False`: dicts).
-    #[pyo3(signature = (start_revision=0, namespace=None, label_selector=None, field_selector=None, *, typed=true))]
+    /// Resources are instances of the repository's class (`typed=False`: dicts). Every watch
+    /// of the client on this prefix shares one etcd watch; `max_backlog` events may wait
+    /// unread (`None`: 1,000) before this one raises `WatchFellBehindError`.
+    #[pyo3(signature = (start_revision=0, namespace=None, label_selector=None, field_selector=None, *, typed=true, max_backlog=None))]
+    #[allow(clippy::too_many_arguments)]
     fn watch_stream<'py>(
         &self,
         py: Python<'py>,
@@ -258,13 +261,23 @@ impl PyRepositoryCore {
         label_selector: Option<&Bound<'py, PyAny>>,
         field_selector: Option<&Bound<'py, PyAny>>,
         typed: bool,
+        max_backlog: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let query = query(namespace, label_selector, field_selector)?;
         let query = (!query.is_unfiltered()).then_some(query);
         let prefix = self.repo.config().prefix.clone();
         let len = prefix.len();
         let shape = if typed { self.shape.clone() } else { Shape::Dicts };
-        PyWatchStream::open(py, self.repo.client().clone(), prefix, start_revision, len, query, shape)
+        PyWatchStream::open(
+            py,
+            self.repo.client().clone(),
+            prefix,
+            start_revision,
+            len,
+            query,
+            shape,
+            max_backlog,
+        )
     }
 
     fn __repr__(&self) -> String {

@@ -1,4 +1,7 @@
-//! `WatchStream`: batches of changes pulled by an `async for` in Python.
+//! `WatchStream`: batches of changes pulled by an `async for` in Python, from the prefix's
+//! shared watch (`crate::fanout`). Each watcher builds its own Python objects from the one
+//! decoded document (on the event loop's thread, which holds the GIL anyway): one JSON parse
+//! per change, whatever the number of watchers, and no object shared between them.
 
 use std::sync::Arc;
 
@@ -10,24 +13,28 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
+use crate::error::Error;
+use crate::fanout::{Event, Subscription, DEFAULT_MAX_BACKLOG};
 use crate::process::Local;
 use crate::py::args::report_unreadable;
+use crate::py::built::without_gc;
 use crate::py::typed::Shape;
 use crate::selector::Query;
-use crate::watch::{Change, ChangeStream};
 
 /// An open watch on a prefix. `next_batch()` returns the next list of
 /// `(type, name, value, previous, revision)` tuples (type: `ADDED`, `MODIFIED`, `DELETED`,
 /// `BOOKMARK`), or `None` once the watch has ended. It resumes by itself after connection
-/// failures (see `watch.rs`).
+/// failures (see `watch.rs`). Every watch of a client on one prefix shares one etcd watch; one
+/// that lets more than its backlog of events wait unread raises `WatchFellBehindError`.
 ///
 /// In a process forked from the one that opened it, `next_batch()` raises `ForkedError` and
 /// `close()` does nothing (the watch, and the task that may be waiting on it, are the
 /// parent's).
 #[pyclass(frozen, name = "WatchStream", module = "etcd_resources._core")]
 pub struct PyWatchStream {
-    /// `None` once closed: dropping the `ChangeStream` ends the etcd watch.
-    stream: Arc<Mutex<Option<ChangeStream>>>,
+    /// `None` once closed: dropping the subscription leaves the shared watch (the last one
+    /// to leave ends the etcd watch).
+    stream: Arc<Mutex<Option<Subscription>>>,
     prefix: String,
     /// Length of the part of each key that is not the name.
     name_start: usize,
@@ -38,7 +45,9 @@ pub struct PyWatchStream {
 
 impl PyWatchStream {
     /// Open a watch on `prefix` from `start_revision` (0: now). Returns an awaitable.
-    /// Names are the keys without their first `name_start` bytes.
+    /// Names are the keys without their first `name_start` bytes. At most `max_backlog` events
+    /// (`None`: the default) wait unread before it is ended as fallen behind.
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         py: Python<'_>,
         client: Client,
@@ -47,10 +56,12 @@ impl PyWatchStream {
         name_start: usize,
         query: Option<Query>,
         shape: Shape,
+        max_backlog: Option<usize>,
     ) -> PyResult<Bound<'_, PyAny>> {
         client.check()?;
+        let max_backlog = max_backlog.unwrap_or(DEFAULT_MAX_BACKLOG);
         spawn(py, async move {
-            let stream = ChangeStream::open(client, &prefix, start_revision, query).await?;
+            let stream = Subscription::open(client, &prefix, start_revision, query, max_backlog).await?;
             let stop = Local::new(CancellationToken::new());
             Ok(PyWatchStream { stream: Arc::new(Mutex::new(Some(stream))), prefix, name_start, stop, shape })
         })
@@ -60,7 +71,7 @@ impl PyWatchStream {
 /// Holds the stream during a `next_batch`; when that call ends (returns, fails, or is
 /// cancelled from Python) after `close()`, the stream is dropped with it.
 struct DropWhenStopped<'a> {
-    guard: tokio::sync::MutexGuard<'a, Option<ChangeStream>>,
+    guard: tokio::sync::MutexGuard<'a, Option<Subscription>>,
     stop: CancellationToken,
 }
 
@@ -74,7 +85,7 @@ impl Drop for DropWhenStopped<'_> {
 
 struct Batch {
     prefix_len: usize,
-    changes: Vec<Change>,
+    changes: Vec<Event>,
     shape: Shape,
 }
 
@@ -86,12 +97,28 @@ impl<'py> IntoPyObject<'py> for Batch {
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
         let list = PyList::empty(py);
         let mut unreadable = Vec::new();
-        for c in self.changes {
-            if let Some(e) = c.error {
-                unreadable.push(e);
+        // Many new containers and no cycles (see `without_gc`): with a hundred watchers of one
+        // prefix, each building its own objects of every change, the collector's passes over
+        // the young documents cost more than building them.
+        without_gc(py, || self.append_to(py, &list, &mut unreadable))?;
+        report_unreadable(py, &unreadable)?;
+        Ok(list.into_any())
+    }
+}
+
+impl Batch {
+    fn append_to(
+        self,
+        py: Python<'_>,
+        list: &Bound<'_, PyList>,
+        unreadable: &mut Vec<Error>,
+    ) -> PyResult<()> {
+        for Event { kind, change: c } in self.changes {
+            if let Some(e) = &c.error {
+                unreadable.push(e.clone());
                 continue;
             }
-            let kind = c.kind.name();
+            let kind = kind.name();
             let name = c.key.get(self.prefix_len..).unwrap_or(&c.key);
             let value = c.value.as_ref().map(|v| self.shape.value(py, Some(&c.key), v)).transpose()?;
             let previous = c.previous.as_ref().map(|v| self.shape.value(py, Some(&c.key), v)).transpose()?;
@@ -106,15 +133,15 @@ impl<'py> IntoPyObject<'py> for Batch {
                 ],
             )?)?;
         }
-        report_unreadable(py, &unreadable)?;
-        Ok(list.into_any())
+        Ok(())
     }
 }
 
 #[pymethods]
 impl PyWatchStream {
     /// The next batch of changes, or `None` when the watch has ended (closed, or the client
-    /// closed). Returns an awaitable; raises on a failure (e.g. `ExpiredError`).
+    /// closed). Returns an awaitable; raises on a failure (e.g. `ExpiredError`, or
+    /// `WatchFellBehindError` once more than its backlog waited unread).
     fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         // Before anything else: in a forked child the parent's pending `next_batch` may hold
         // the stream's lock forever.
@@ -148,7 +175,15 @@ impl PyWatchStream {
     }
 
     fn __repr__(&self) -> String {
-        let state = if self.stop.is_cancelled() { "closed" } else { "open" };
+        let state = match self.stream.try_lock() {
+            _ if self.stop.is_cancelled() => "closed",
+            Ok(stream) => match stream.as_ref() {
+                Some(s) if s.is_shared() => "open, shared",
+                Some(_) => "open, catching up",
+                None => "closed",
+            },
+            Err(_) => "open",
+        };
         format!("WatchStream(prefix={:?}, {state})", self.prefix)
     }
 }

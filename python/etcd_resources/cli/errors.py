@@ -18,6 +18,7 @@ from .. import (
     PermissionDeniedError,
     SerializationError,
     UnavailableError,
+    WatchFellBehindError,
 )
 
 __all__ = ["USAGE", "BadUsage", "CommandError", "Failed", "explain", "one_line"]
@@ -88,6 +89,8 @@ def explain(error: EtcdResourcesError, endpoints: str) -> CommandError:
         )
     if isinstance(error, ExpiredError):
         return CommandError(f"{text}", "etcd compacted that revision: run the command again")
+    if isinstance(error, WatchFellBehindError):
+        return CommandError(f"{text}", "the output could not keep up: run the command again")
     if isinstance(error, SerializationError):
         return CommandError(f"unreadable document: {text}", "fix or remove it with etcdctl")
     return CommandError(text)

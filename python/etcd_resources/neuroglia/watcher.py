@@ -22,7 +22,7 @@ from neuroglia.data.resources.watcher import (
     ResourceWatcherBase,
 )
 
-from ..errors import ExpiredError
+from ..errors import ExpiredError, WatchFellBehindError
 from ..repository import ResourceRepository
 from ..watching import EventType, ResourceEvent
 
@@ -86,6 +86,10 @@ class EtcdResourceWatcher(ResourceWatcherBase[Any, Any]):
             except ExpiredError:
                 log.warning("revision %s was compacted: listing again", self.revision)
                 await self._relist(namespace, label_selector)
+            except WatchFellBehindError as e:
+                # Every change up to `self.revision` was handled: watch again right after it
+                # (a compacted revision then raises ExpiredError, and the watcher relists).
+                log.warning("%s: resuming after revision %s", e, self.revision)
 
     async def _handle(self, event: ResourceEvent) -> None:
         revision = int(event.resource_version)

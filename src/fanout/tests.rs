@@ -1,0 +1,290 @@
+//! The shared watch against the embedded store: one upstream for many subscribers, each with
+//! its own selection, catch-up from older revisions, slow subscribers ended, cleanup.
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::client::{ClientOptions, MEMORY_ENDPOINT};
+use crate::selector::{FieldSelector, LabelSelector};
+
+fn client() -> Client {
+    Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap()
+}
+
+fn shard(n: usize) -> Query {
+    Query { labels: LabelSelector::parse(&format!("shard={n}")).unwrap(), ..Default::default() }
+}
+
+async fn put(client: &Client, name: &str, shard: usize, phase: &str) -> i64 {
+    let doc = json!({"metadata": {"name": name, "labels": {"shard": shard.to_string()}}, "status": {"phase": phase}});
+    let key = format!("/p/{name}").into_bytes();
+    client.store().unwrap().put(key, serde_json::to_vec(&doc).unwrap(), 0).await.unwrap()
+}
+
+/// Read until `n` events (bookmarks aside) have come.
+async fn take(sub: &mut Subscription, n: usize) -> Vec<(ChangeType, String, i64)> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let batch = sub.next_batch().await.unwrap().expect("the watch ended early");
+        for e in batch.into_iter().filter(|e| e.kind != ChangeType::Bookmark) {
+            got.push((e.kind, e.change.key.clone(), e.change.revision));
+        }
+    }
+    assert_eq!(got.len(), n, "more events than expected");
+    got
+}
+
+/// Let the runtime's other tasks run until `done` (bounded: no sleep, no wall clock).
+async fn settle(done: impl Fn() -> bool) {
+    for _ in 0..10_000 {
+        if done() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("the condition was not reached");
+}
+
+#[tokio::test]
+async fn many_subscribers_share_one_watch_each_with_its_selection() {
+    let client = client();
+    let mut subs = Vec::new();
+    for i in 0..20 {
+        subs.push(Subscription::open(client.clone(), "/p/", 0, Some(shard(i % 5)), 100).await.unwrap());
+    }
+    let mut all = Subscription::open(client.clone(), "/p/", 0, None, 1000).await.unwrap();
+    let stats = client.watch_counters().snapshot();
+    assert_eq!((stats.shared, stats.catch_up, stats.watchers), (1, 0, 21));
+    assert!(subs.iter().all(Subscription::is_shared));
+
+    let mut expected: Vec<Vec<i64>> = vec![Vec::new(); 5];
+    for i in 0..50 {
+        let rev = put(&client, &format!("w{i}"), i % 5, "Pending").await;
+        expected[i % 5].push(rev);
+    }
+    let everything = take(&mut all, 50).await;
+    assert!(everything.iter().all(|e| e.0 == ChangeType::Added));
+    for (i, sub) in subs.iter_mut().enumerate() {
+        let got = take(sub, 10).await;
+        assert_eq!(got.iter().map(|e| e.2).collect::<Vec<_>>(), expected[i % 5]);
+    }
+    drop(subs);
+    drop(all);
+    settle(|| {
+        client.watch_counters().snapshot()
+            == WatchStats { shared: 0, catch_up: 0, watchers: 0, fell_behind: 0 }
+    })
+    .await;
+    assert!(REGISTRY.lock().unwrap().get(&(client.id(), "/p/".to_owned())).and_then(Weak::upgrade).is_none());
+}
+
+#[tokio::test]
+async fn a_subscriber_sees_the_kubernetes_transitions_of_its_own_selector() {
+    let client = client();
+    let ready = Query { fields: FieldSelector::parse("status.phase=Ready").unwrap(), ..Default::default() };
+    // The same sequence through an unshared stream with the query, for comparison.
+    let mut alone = ChangeStream::open(client.clone(), "/p/", 0, Some(ready.clone())).await.unwrap();
+    let _other = Subscription::open(client.clone(), "/p/", 0, None, 100).await.unwrap();
+    let mut sub = Subscription::open(client.clone(), "/p/", 0, Some(ready), 100).await.unwrap();
+    assert!(sub.is_shared());
+    for phase in ["Pending", "Ready", "Ready", "Draining", "Ready"] {
+        put(&client, "a", 0, phase).await;
+    }
+    client.store().unwrap().delete(b"/p/a".to_vec(), None).await.unwrap();
+    let got: Vec<ChangeType> = take(&mut sub, 5).await.into_iter().map(|e| e.0).collect();
+    use ChangeType::*;
+    assert_eq!(got, vec![Added, Modified, Deleted, Added, Deleted]);
+    let mut reference = Vec::new();
+    while reference.len() < 5 {
+        reference.extend(alone.next_batch().await.unwrap().unwrap().into_iter().map(|c| c.kind));
+    }
+    assert_eq!(got, reference);
+}
+
+#[tokio::test]
+async fn an_older_start_catches_up_on_its_own_watch_then_shares() {
+    let client = client();
+    let start = client.store().unwrap().current_revision(b"/p/").await.unwrap() + 1;
+    let mut first = Subscription::open(client.clone(), "/p/", 0, None, 1000).await.unwrap();
+    let mut revisions = Vec::new();
+    for i in 0..10 {
+        revisions.push(put(&client, &format!("w{i}"), i, "Pending").await);
+    }
+    take(&mut first, 10).await; // the hub has passed `start`
+    let mut late = Subscription::open(client.clone(), "/p/", start, None, 1000).await.unwrap();
+    assert!(!late.is_shared());
+    assert_eq!(client.watch_counters().snapshot().catch_up, 1);
+    for i in 10..15 {
+        revisions.push(put(&client, &format!("w{i}"), i, "Pending").await);
+    }
+    let got = take(&mut late, 15).await;
+    assert_eq!(got.iter().map(|e| e.2).collect::<Vec<_>>(), revisions);
+    // Caught up with the hub: it reads the shared watch now, and its own watch is closed.
+    assert!(late.is_shared());
+    assert_eq!(client.watch_counters().snapshot().catch_up, 0);
+    // And it goes on from there, nothing repeated.
+    let more = put(&client, "w15", 0, "Pending").await;
+    assert_eq!(take(&mut late, 1).await[0].2, more);
+    assert_eq!(take(&mut first, 6).await.last().unwrap().2, more);
+    assert_eq!(client.watch_counters().snapshot().shared, 1);
+}
+
+#[tokio::test]
+async fn a_start_the_hub_has_not_passed_joins_it_directly() {
+    let client = client();
+    let mut first = Subscription::open(client.clone(), "/p/", 0, None, 1000).await.unwrap();
+    let a = put(&client, "a", 0, "Pending").await;
+    take(&mut first, 1).await;
+    // After the hub's last change: joins at once, from exactly that revision.
+    let b = put(&client, "b", 0, "Pending").await;
+    let mut second = Subscription::open(client.clone(), "/p/", b, None, 1000).await.unwrap();
+    assert!(second.is_shared());
+    assert!(b > a);
+    assert_eq!(take(&mut second, 1).await[0].2, b);
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_ended_and_the_others_go_on() {
+    let client = client();
+    let mut slow = Subscription::open(client.clone(), "/p/", 0, None, 5).await.unwrap();
+    let mut fast = Subscription::open(client.clone(), "/p/", 0, None, 5).await.unwrap();
+    let first = put(&client, "w0", 0, "Pending").await;
+    assert_eq!(take(&mut slow, 1).await[0].2, first); // it read one, then stops
+    let mut revisions = Vec::new();
+    for i in 1..=20 {
+        revisions.push(put(&client, &format!("w{i}"), 0, "Pending").await);
+        // The fast one reads as the writes come.
+        assert_eq!(take(&mut fast, 1 + usize::from(i == 1)).await.last().unwrap().2, revisions[i - 1]);
+    }
+    match slow.next_batch().await {
+        Err(Error::FellBehind { revision, backlog }) => assert_eq!((revision, backlog), (first, 5)),
+        other => panic!("expected FellBehind, got {other:?}"),
+    }
+    // Ended for good; the error says the same each time.
+    assert!(matches!(slow.next_batch().await, Err(Error::FellBehind { .. })));
+    assert_eq!(client.watch_counters().snapshot().fell_behind, 1);
+}
+
+#[tokio::test]
+async fn closing_the_client_ends_every_subscriber_and_the_upstream() {
+    let client = client();
+    let mut a = Subscription::open(client.clone(), "/p/", 0, Some(shard(1)), 10).await.unwrap();
+    let mut b = Subscription::open(client.clone(), "/p/", 0, None, 10).await.unwrap();
+    put(&client, "w", 1, "Pending").await;
+    client.close();
+    // What was delivered before the close may come first; then the end.
+    for sub in [&mut a, &mut b] {
+        let mut end = None;
+        for _ in 0..3 {
+            match sub.next_batch().await.unwrap() {
+                Some(_) => continue,
+                None => {
+                    end = Some(());
+                    break;
+                }
+            }
+        }
+        assert!(end.is_some(), "the subscriber did not end");
+    }
+    settle(|| client.watch_counters().snapshot().shared == 0).await;
+    assert!(matches!(Subscription::open(client.clone(), "/p/", 0, None, 10).await, Err(Error::Closed)));
+}
+
+#[tokio::test]
+async fn a_compacted_start_is_expired_and_a_zero_backlog_refused() {
+    let client = client();
+    let store = client.store().unwrap().clone();
+    let first = put(&client, "a", 0, "Pending").await;
+    put(&client, "b", 0, "Pending").await;
+    store.compact(store.current_revision(b"/p/").await.unwrap()).await.unwrap();
+    assert!(matches!(
+        Subscription::open(client.clone(), "/p/", first, None, 10).await,
+        Err(Error::Expired { .. })
+    ));
+    // A hub that could not open is not left behind; the next subscriber opens a new one.
+    let mut sub = Subscription::open(client.clone(), "/p/", 0, None, 10).await.unwrap();
+    let c = put(&client, "c", 0, "Pending").await;
+    assert_eq!(take(&mut sub, 1).await[0].2, c);
+    assert!(matches!(
+        Subscription::open(client.clone(), "/p/", 0, None, 0).await,
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+#[tokio::test]
+async fn bookmarks_collapse_while_unread() {
+    let client = client();
+    let mut sub = Subscription::open(client.clone(), "/p/", 0, None, 3).await.unwrap();
+    let Feed::Shared { _hub: hub, .. } = &*sub.feed else { panic!("not shared") };
+    let bookmark = |revision| Change {
+        kind: ChangeType::Bookmark,
+        key: String::new(),
+        value: None,
+        previous: None,
+        revision,
+        error: None,
+    };
+    let next = client.store().unwrap().current_revision(b"/p/").await.unwrap() + 1;
+    for r in 0..10 {
+        hub.deliver(vec![bookmark(next + r)]);
+    }
+    let batch = sub.next_batch().await.unwrap().unwrap();
+    assert_eq!(batch.len(), 1);
+    assert_eq!((batch[0].kind, batch[0].change.revision), (ChangeType::Bookmark, next + 9));
+}
+
+#[test]
+fn batches_stay_below_the_collectors_first_threshold() {
+    let event = |doc: Value| Event {
+        kind: ChangeType::Modified,
+        change: Arc::new(Change {
+            kind: ChangeType::Modified,
+            key: "/p/a".into(),
+            value: Some(doc.clone()),
+            previous: Some(doc),
+            revision: 1,
+            error: None,
+        }),
+    };
+    // Flat documents: one dict each, two with the previous one, plus the tuple.
+    let mut flat: VecDeque<Event> = (0..1000).map(|_| event(json!({"a": 1}))).collect();
+    assert_eq!(take_batch(&mut flat).len(), BATCH_CONTAINERS / 3);
+    // Documents of 20 containers: 41 a change.
+    let nested =
+        json!({"m": {"l": {}, "a": [{}, {}, {}]}, "s": [{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}]});
+    assert_eq!(containers(&nested), 20);
+    let mut big: VecDeque<Event> = (0..100).map(|_| event(nested.clone())).collect();
+    assert_eq!(take_batch(&mut big).len(), BATCH_CONTAINERS / 41);
+    // One larger than the budget still goes, alone.
+    let huge = json!({"items": vec![json!({}); 1000]});
+    let mut one: VecDeque<Event> = [event(huge.clone()), event(huge)].into_iter().collect();
+    assert_eq!(take_batch(&mut one).len(), 1);
+    assert_eq!(one.len(), 1);
+    // Never more than MAX_BATCH.
+    let mut atoms: VecDeque<Event> = (0..1000).map(|_| event(json!(1))).collect();
+    assert_eq!(take_batch(&mut atoms).len(), MAX_BATCH);
+}
+
+#[tokio::test]
+async fn a_catch_up_whose_hub_is_gone_becomes_the_shared_watch() {
+    let client = client();
+    let start = client.store().unwrap().current_revision(b"/p/").await.unwrap() + 1;
+    let mut first = Subscription::open(client.clone(), "/p/", 0, None, 100).await.unwrap();
+    let a = put(&client, "a", 0, "Pending").await;
+    take(&mut first, 1).await;
+    let mut late = Subscription::open(client.clone(), "/p/", start, None, 100).await.unwrap();
+    assert!(!late.is_shared());
+    drop(first); // the hub goes with its last subscriber
+    settle(|| client.watch_counters().snapshot().shared == 0).await;
+    assert_eq!(take(&mut late, 1).await[0].2, a);
+    // Its own watch is the shared one now, and the next subscriber joins it.
+    assert!(late.is_shared());
+    let stats = client.watch_counters().snapshot();
+    assert_eq!((stats.shared, stats.catch_up, stats.watchers), (1, 0, 1));
+    let mut next = Subscription::open(client.clone(), "/p/", 0, None, 100).await.unwrap();
+    assert!(next.is_shared());
+    assert_eq!(client.watch_counters().snapshot().upstream(), 1);
+    let b = put(&client, "b", 0, "Pending").await;
+    assert_eq!(take(&mut late, 1).await[0].2, b);
+    assert_eq!(take(&mut next, 1).await[0].2, b);
+}
