@@ -132,7 +132,9 @@ async def test_one_cache_per_client_and_prefix(etcd_endpoints: list[str], prefix
     scoped = [EtcdLabWorkerResourceRepository(client, prefix, cache=True) for _ in range(20)]
     counts = await asyncio.gather(*(r.count_async() for r in scoped))
     assert counts == [0] * 20
-    assert etcd_watchers(etcd_endpoints[0]) == before + 1
+    # The cache's watch opens after its first list answered the counts: wait for it, and it
+    # alone (twenty would never read as one).
+    await wait_for(lambda: etcd_watchers(etcd_endpoints[0]) == before + 1)
     del scoped, counts
     gc.collect()
     await wait_for(lambda: etcd_watchers(etcd_endpoints[0]) == before)
