@@ -21,10 +21,13 @@ minute and a half a run on the 2-core VM):
 
 Recording runs the whole thing `--runs` times (at least 5), each against a fresh etcd, and
 keeps per row the median ratio and its noise: (max - min) / median of the runs. A row's
-tolerance is max(10%, 1.5 x noise); a check fails when a ratio is below median x (1 -
-tolerance). With 5 runs the range is about 2.3 standard deviations, so 1.5 x range is about
-3.5: a row that did not change fails about once in 5,000 checks. A row whose tolerance would
-be over 50% is recorded as too noisy to check: it is shown, never failed.
+tolerance is max(25%, 2 x noise); a check fails when a ratio is below median x (1 -
+tolerance). The first rule (max(10%, 1.5 x noise), from 5 runs on one afternoon) failed the
+first CI run on a fresh clone of the same code: the cached find of 1,250 (tens of
+microseconds against a Rust read of ~200 ms) came in 20% under a row whose 5 recorded runs
+spread 8.5%. Five runs understate a row's spread across processes and builds; what the check
+is for (a regression like copying every cached document again: 100x) is far outside 25%. A
+row whose tolerance would be over 50% is recorded as too noisy to check: shown, never failed.
 """
 
 from __future__ import annotations
@@ -45,8 +48,8 @@ BENCHES = Path(__file__).resolve().parent
 BASELINE = BENCHES / "baseline.json"
 
 MIN_RUNS = 5
-TOLERANCE_FLOOR = 0.10  # no row is checked tighter than 10%
-NOISE_FACTOR = 1.5  # tolerance = NOISE_FACTOR x (max - min) / median of the recorded runs
+TOLERANCE_FLOOR = 0.25  # no row is checked tighter than 25% (see the module doc)
+NOISE_FACTOR = 2.0  # tolerance = NOISE_FACTOR x (max - min) / median of the recorded runs
 TOO_NOISY = 0.50  # a tolerance above this: recorded, shown, not checked
 
 CHECK_SCALE_N = 5_000  # benches/scale.py's rows at this size

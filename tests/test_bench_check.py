@@ -43,8 +43,10 @@ def test_the_baseline_keeps_each_rows_median_noise_and_tolerance(bc: ModuleType)
     rows = baseline(bc)["rows"]
     assert rows["compare get"]["ratio"] == pytest.approx(0.82)
     assert rows["compare get"]["noise"] == pytest.approx((0.84 - 0.78) / 0.82, abs=1e-4)
-    # 1.5 x a 7.3% spread is 11%: above the 10% floor.
-    assert rows["compare get"]["tolerance"] == pytest.approx(1.5 * 0.06 / 0.82, abs=1e-4)
+    # NOISE_FACTOR x the spread, or the floor.
+    spread = 0.06 / 0.82
+    want = max(bc.TOLERANCE_FLOOR, bc.NOISE_FACTOR * spread)
+    assert rows["compare get"]["tolerance"] == pytest.approx(want, abs=1e-4)
     # A 4% spread gets the floor.
     assert rows["5000 etcd list"]["tolerance"] == bc.TOLERANCE_FLOOR
     assert all(rows[k]["checked"] for k in ("compare get", "5000 etcd list", "5000 cache KiB"))
@@ -64,11 +66,12 @@ def test_a_run_within_the_noise_passes(bc: ModuleType) -> None:
 
 
 def test_a_dropped_row_fails_naming_it(bc: ModuleType) -> None:
-    run = {"compare get": 0.82, "5000 etcd list": 0.85, "5000 cache KiB": 0.30, "noisy": 1.0}
+    # 30% under a row recorded at 1.00 with a 4% spread: past the 25% floor.
+    run = {"compare get": 0.82, "5000 etcd list": 0.70, "5000 cache KiB": 0.30, "noisy": 1.0}
     verdict = bc.check(run, baseline(bc))
     assert not verdict.ok
     assert len(verdict.failures) == 1
-    assert verdict.failures[0].startswith("5000 etcd list: ratio 0.85 against 1 recorded")
+    assert verdict.failures[0].startswith("5000 etcd list: ratio 0.7 against 1 recorded")
     assert any(line.startswith("5000 etcd list") and "DROPPED" in line for line in verdict.lines)
 
 
