@@ -3,11 +3,13 @@ session by the package's pytest plugin) and on the embedded ``memory://`` store.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from etcd_resources import EtcdClient
+from etcd_resources.jepsen.netns import NetnsCluster
 
 
 @pytest.fixture(params=["etcd", "memory"])
@@ -28,3 +30,23 @@ def client(store_kind: str, etcd_endpoints: list[str]) -> Iterator[EtcdClient]:
 @pytest.fixture
 def prefix(etcd_prefix: str) -> str:
     return etcd_prefix
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsCluster]:
+    """A three-member etcd cluster in network namespaces, one per test module that asks
+    (tests/test_faults.py, tests/test_endpoint_health.py); checked torn down."""
+    with NetnsCluster(data_dir=tmp_path_factory.mktemp("netns")) as c:
+        yield c
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert c.tag not in left, f"namespaces left behind: {left}"
+
+
+@pytest.fixture
+def healthy(cluster: NetnsCluster) -> NetnsCluster:
+    """The cluster with every member running and healthy (a previous test's fault undone)."""
+    for member in cluster.members:
+        if not member.running:
+            member.start()
+    cluster.wait_healthy(30)
+    return cluster

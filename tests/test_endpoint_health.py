@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,23 +40,6 @@ SLACK = 0.5
 TASKS = 4
 READMIT_BOUND = 20.0
 """Seconds from undoing the fault until requests reach the member again."""
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsCluster]:
-    with NetnsCluster(data_dir=tmp_path_factory.mktemp("netns")) as c:
-        yield c
-    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert c.tag not in left, f"namespaces left behind: {left}"
-
-
-@pytest.fixture
-def healthy(cluster: NetnsCluster) -> NetnsCluster:
-    for member in cluster.members:
-        if not member.running:
-            member.start()
-    cluster.wait_healthy(30)
-    return cluster
 
 
 @dataclass

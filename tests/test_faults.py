@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,24 +35,6 @@ KEYS = ("a", "b", "c")
 TIMEOUT = 2.0
 RECOVERY_BOUND = 10.0
 """Seconds from undoing a fault until a write through the client succeeds again."""
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsCluster]:
-    with NetnsCluster(data_dir=tmp_path_factory.mktemp("netns")) as c:
-        yield c
-    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert c.tag not in left, f"namespaces left behind: {left}"
-
-
-@pytest.fixture
-def healthy(cluster: NetnsCluster) -> NetnsCluster:
-    """The cluster with every member running and healthy (a previous test's fault undone)."""
-    for member in cluster.members:
-        if not member.running:
-            member.start()
-    cluster.wait_healthy(30)
-    return cluster
 
 
 @dataclass
