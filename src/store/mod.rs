@@ -3,8 +3,6 @@
 //! embedded MVCC map used by `memory://`, the demo and unit tests. The same conformance tests run
 //! against both.
 
-pub mod breaker;
-pub mod endpoints;
 pub mod etcd;
 pub mod memory;
 
@@ -154,7 +152,7 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Each endpoint's health and counters (empty for the embedded store).
-    fn endpoints(&self) -> Vec<endpoints::EndpointSnapshot> {
+    fn endpoints(&self) -> Vec<etcd::endpoints::EndpointSnapshot> {
         Vec::new()
     }
 }

@@ -342,7 +342,7 @@ impl Endpoints {
                 Ok(Ok(client)) => Ok(client),
                 Ok(Err(e)) => {
                     let outcome = classify(&e);
-                    Err(ConnectFailure { error: super::etcd::map_error(e), outcome })
+                    Err(ConnectFailure { error: super::map_error(e), outcome })
                 }
                 Err(_) => Err(ConnectFailure {
                     error: Error::Unavailable {

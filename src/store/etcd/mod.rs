@@ -21,8 +21,11 @@ use etcd_client::{
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::breaker::{self, Breaker};
-use super::endpoints::{classify, EndpointSnapshot, Endpoints, Outcome, Watching};
+pub mod breaker;
+pub mod endpoints;
+
+use self::breaker::Breaker;
+use self::endpoints::{classify, EndpointSnapshot, Endpoints, Outcome, Watching};
 use super::WatchStream;
 use super::{
     prefix_end, EventKind, KeyValue, ProgressRequester, RangeRequest, RangeResponse, Store, WatchBatch,
