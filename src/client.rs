@@ -20,7 +20,8 @@ use crate::store::SharedStore;
 /// process: a forked child makes its own and never touches (cancels, or drops) its parent's.
 static PROCESS: Mutex<Option<(u32, CancellationToken)>> = Mutex::new(None);
 
-pub(crate) fn fork_lock() -> &'static dyn process::ForkLock {
+/// The lock this module's tasks take, for the bindings to hold across forks (see `crate::process`).
+pub fn fork_lock() -> &'static dyn process::ForkLock {
     &PROCESS
 }
 
@@ -117,7 +118,7 @@ struct Inner {
     /// prefix may read nothing else).
     prefix: std::sync::OnceLock<String>,
     /// The figures of this client's watchers (`crate::fanout`).
-    watches: crate::fanout::Counters,
+    watches: crate::metrics::WatchCounters,
 }
 
 /// A handle on the store, shared by every repository made from it.
@@ -216,7 +217,7 @@ impl Client {
     }
 
     /// The figures of this client's watchers: shared and catch-up etcd watches, subscribers.
-    pub fn watch_counters(&self) -> &crate::fanout::Counters {
+    pub fn watch_counters(&self) -> &crate::metrics::WatchCounters {
         &self.inner.watches
     }
 

@@ -33,7 +33,8 @@ struct Queue {
 static QUEUE: Mutex<Queue> = Mutex::new(Queue { records: VecDeque::new(), dropped: 0, pid: 0 });
 static NOTIFY: OnceLock<Box<dyn Fn() + Send + Sync>> = OnceLock::new();
 
-pub(crate) fn fork_lock() -> &'static dyn crate::process::ForkLock {
+/// The lock this module's tasks take, for the bindings to hold across forks (see `crate::process`).
+pub fn fork_lock() -> &'static dyn crate::process::ForkLock {
     &QUEUE
 }
 

@@ -36,7 +36,7 @@
 //! Locks, in the order they may be nested: the registry, a hub's state, a subscriber's queue.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 
 use tokio::sync::{watch, Notify};
@@ -44,6 +44,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::metrics::WatchCounters;
+pub use crate::metrics::WatchStats;
 use crate::process::{self, Local};
 use crate::selector::Query;
 use crate::watch::{Change, ChangeStream, ChangeType};
@@ -111,54 +113,14 @@ pub struct Event {
     pub change: Arc<Change>,
 }
 
-/// The watch figures of one client (every clone of it).
-#[derive(Debug, Default)]
-pub struct Counters {
-    shared: AtomicUsize,
-    catch_up: AtomicUsize,
-    watchers: AtomicUsize,
-    fell_behind: AtomicU64,
-}
-
-/// A snapshot of [`Counters`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WatchStats {
-    /// Shared etcd watches open (one per watched prefix).
-    pub shared: usize,
-    /// Subscribers' own etcd watches, catching up from an older revision.
-    pub catch_up: usize,
-    /// Open subscriptions (watchers).
-    pub watchers: usize,
-    /// Subscribers ended so far because they fell behind.
-    pub fell_behind: u64,
-}
-
-impl WatchStats {
-    /// etcd watches this client's watchers hold open.
-    pub fn upstream(&self) -> usize {
-        self.shared + self.catch_up
-    }
-}
-
-impl Counters {
-    pub fn snapshot(&self) -> WatchStats {
-        WatchStats {
-            shared: self.shared.load(Ordering::Relaxed),
-            catch_up: self.catch_up.load(Ordering::Relaxed),
-            watchers: self.watchers.load(Ordering::Relaxed),
-            fell_behind: self.fell_behind.load(Ordering::Relaxed),
-        }
-    }
-}
-
 /// Counts one open thing of a client while it lives.
 struct Gauge {
     client: Client,
-    which: fn(&Counters) -> &AtomicUsize,
+    which: fn(&WatchCounters) -> &AtomicUsize,
 }
 
 impl Gauge {
-    fn new(client: &Client, which: fn(&Counters) -> &AtomicUsize) -> Self {
+    fn new(client: &Client, which: fn(&WatchCounters) -> &AtomicUsize) -> Self {
         which(client.watch_counters()).fetch_add(1, Ordering::Relaxed);
         Gauge { client: client.clone(), which }
     }
@@ -191,7 +153,8 @@ type Key = (usize, String);
 /// The hubs alive, by (client, prefix).
 static REGISTRY: LazyLock<Mutex<HashMap<Key, Weak<Local<Hub>>>>> = LazyLock::new(Default::default);
 
-pub(crate) fn fork_lock() -> &'static dyn process::ForkLock {
+/// The lock this module's tasks take, for the bindings to hold across forks (see `crate::process`).
+pub fn fork_lock() -> &'static dyn process::ForkLock {
     &*REGISTRY
 }
 
@@ -226,7 +189,7 @@ impl Slot {
     }
 
     /// Queue what of `changes` concerns this subscriber; end it if that overflows its backlog.
-    fn push(&self, changes: &[Arc<Change>], counters: &Counters) {
+    fn push(&self, changes: &[Arc<Change>], counters: &WatchCounters) {
         let from = self.from;
         // The selector runs without the queue's lock, so the reader is not held up.
         let mine: Vec<Event> = changes

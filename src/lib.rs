@@ -2,6 +2,33 @@
 //!
 //! The core (every module but `py`) is plain Rust with its own tests; `py` holds the PyO3
 //! bindings, compiled with the default `python` feature.
+//!
+//! # Floors
+//!
+//! The modules from the ground up (the top floor first, the ground floor last). A module
+//! imports from its own floor or below, never from above, and never in a circle; a
+//! submodule may use its parent's items, but siblings do not import each other in a circle;
+//! test modules may use what sits above them to set a scene up.
+//! A module belongs to the closest of itself and its ancestors named here; `*` marks a room
+//! kept for a module to come. `tests/test_layering.py` checks every import against this
+//! plan, and that `docs/development.md` shows the same plan.
+//!
+//! ```text
+//! bindings    | py
+//! py classes  | py::client py::lease py::watch py::listing py::repository py::backend
+//! py bridge   | py::bridge py::args py::ready
+//! py values   | py::stored py::built py::typed py::decode py::convert
+//! py leaves   | py::keys py::gc py::runtime py::logs py::errors py::readonly
+//! controller  | controller*
+//! repository  | repository backend
+//! cache       | lease fanout informer
+//! reading     | listing watch
+//! client      | client
+//! documents   | document selector projection
+//! stores      | store::etcd store::memory
+//! seam        | store
+//! ground      | error metrics names process events jitter
+//! ```
 
 pub mod backend;
 pub mod client;
@@ -10,6 +37,7 @@ pub mod error;
 pub mod events;
 pub mod fanout;
 pub mod informer;
+pub mod jitter;
 pub mod lease;
 pub mod listing;
 pub mod metrics;

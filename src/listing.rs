@@ -14,6 +14,9 @@ use crate::store::{KeyValue, RangeRequest, Store};
 /// for more while the responses stay small: see [`scan_chunks`].
 pub const CHUNK: i64 = 500;
 
+/// Chunks a streamed listing keeps ready ahead of its consumer.
+pub const AHEAD: usize = 2;
+
 /// A chunk doubles while the previous response held less than this many bytes...
 const GROW_BELOW: usize = 2 << 20;
 /// ... up to this many keys (a listing built whole; see [`STREAM_MAX_CHUNK`]).

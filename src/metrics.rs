@@ -1,7 +1,7 @@
 //! Counts, errors and latencies of the calls a client makes to etcd, per operation.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,6 +70,46 @@ impl Metrics {
                 (*name, snapshot)
             })
             .collect()
+    }
+}
+
+/// The watch figures of one client (every clone of it), kept by `fanout`.
+#[derive(Debug, Default)]
+pub struct WatchCounters {
+    pub(crate) shared: AtomicUsize,
+    pub(crate) catch_up: AtomicUsize,
+    pub(crate) watchers: AtomicUsize,
+    pub(crate) fell_behind: AtomicU64,
+}
+
+/// A snapshot of [`WatchCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchStats {
+    /// Shared etcd watches open (one per watched prefix).
+    pub shared: usize,
+    /// Subscribers' own etcd watches, catching up from an older revision.
+    pub catch_up: usize,
+    /// Open subscriptions (watchers).
+    pub watchers: usize,
+    /// Subscribers ended so far because they fell behind.
+    pub fell_behind: u64,
+}
+
+impl WatchStats {
+    /// etcd watches this client's watchers hold open.
+    pub fn upstream(&self) -> usize {
+        self.shared + self.catch_up
+    }
+}
+
+impl WatchCounters {
+    pub fn snapshot(&self) -> WatchStats {
+        WatchStats {
+            shared: self.shared.load(Ordering::Relaxed),
+            catch_up: self.catch_up.load(Ordering::Relaxed),
+            watchers: self.watchers.load(Ordering::Relaxed),
+            fell_behind: self.fell_behind.load(Ordering::Relaxed),
+        }
     }
 }
 

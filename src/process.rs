@@ -61,18 +61,12 @@ pub fn id() -> u32 {
     pid
 }
 
-/// Register the fork handlers and the core's own locks (once; done again does nothing). Call
-/// it before the process may fork (the extension does, when it is imported).
+/// Register the fork handlers (once; done again does nothing). Call it before the process may
+/// fork (the extension does, when it is imported). This module knows no lock of the modules
+/// above it: each registers its own with [`lock_across_fork`] (the bindings register the
+/// core's when the extension is imported, and their own).
 pub fn init() {
     HOOKS.call_once(|| {
-        for lock in [
-            crate::events::fork_lock(),
-            crate::informer::fork_lock(),
-            crate::fanout::fork_lock(),
-            crate::client::fork_lock(),
-        ] {
-            lock_across_fork(lock);
-        }
         #[cfg(unix)]
         // SAFETY: the handlers are plain functions that live as long as the program; they take
         // and release our own locks and store an atomic.

@@ -126,8 +126,6 @@ pub struct ChangeStream {
     pub last_revision: i64,
     /// How many times in a row reopening failed (for the backoff).
     failures: u32,
-    /// State of the jitter generator.
-    seed: u64,
     /// How many times the watch was reopened after a failure.
     pub reconnects: u64,
 }
@@ -151,10 +149,6 @@ impl ChangeStream {
             store.current_revision(prefix.as_bytes()).await? + 1
         };
         let inner = store.watch(prefix.as_bytes().to_vec(), start).await?;
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
-            | 1;
         Ok(ChangeStream {
             client,
             prefix: prefix.to_owned(),
@@ -162,23 +156,14 @@ impl ChangeStream {
             inner: Some(Local::new(inner)),
             last_revision: start - 1,
             failures: 0,
-            seed,
             reconnects: 0,
         })
-    }
-
-    fn jitter(&mut self) -> f64 {
-        // xorshift64: enough to spread reconnects of many watchers.
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        0.5 + (self.seed % 1000) as f64 / 2000.0
     }
 
     fn backoff(&mut self) -> Duration {
         let exp = FIRST_BACKOFF.saturating_mul(1 << self.failures.min(8)).min(MAX_BACKOFF);
         self.failures += 1;
-        exp.mul_f64(self.jitter())
+        exp.mul_f64(crate::jitter::jitter())
     }
 
     /// Errors after which the watch is reopened rather than ended.

@@ -124,6 +124,48 @@ def test_one_class_per_name_and_it_is_neuroglias() -> None:
     assert len(classes) == 2
 
 
+@pytest.mark.parametrize(
+    "first",
+    [
+        "import etcd_resources",
+        "import etcd_resources.errors",
+        "import neuroglia.data.resources.abstractions",
+        "import etcd_resources.neuroglia.watcher",
+        "from etcd_resources.neuroglia import NeurogliaConflictError",
+        "import etcd_resources._neuroglia_bases",
+    ],
+)
+def test_the_classes_are_the_same_whatever_was_imported_first(first: str) -> None:
+    """Which class a conflict is raised as, and what the repositories inherit from, do not
+    depend on the order of imports (each order in a fresh interpreter)."""
+    program = textwrap.dedent(
+        f"""
+        {first}
+        import etcd_resources
+        from etcd_resources import errors
+        names = lambda cls: [f"{{c.__module__}}.{{c.__qualname__}}" for c in cls.__mro__]
+        print(names(errors._classes["ConflictError"]))
+        print(names(etcd_resources.ResourceRepository))
+        print(names(etcd_resources.EtcdLabWorkerResourceRepository))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    conflict, repository, lab_workers = done.stdout.splitlines()
+    assert conflict.startswith(
+        "['etcd_resources.errors.NeurogliaConflictError', 'etcd_resources.errors.ConflictError'"
+    )
+    assert "neuroglia.data.resources.abstractions.ResourceConflictError" in conflict
+    assert "neuroglia.data.infrastructure.abstractions.Repository" in repository
+    assert "neuroglia.data.infrastructure.tracing_mixin.TracedRepositoryMixin" in repository
+    assert lab_workers.startswith(
+        "['etcd_resources.lab_worker_repository.EtcdLabWorkerResourceRepository', "
+    )
+    assert lab_workers.endswith(repository[1:])
+
+
 def test_without_neuroglia_the_classes_are_plain() -> None:
     program = textwrap.dedent(
         """

@@ -8,7 +8,6 @@ the standard one (``ConnectionError``, ``TimeoutError``, ``ValueError``, ``Looku
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 __all__ = [
@@ -147,8 +146,8 @@ class ForkedError(ClosedError):
     current_pid: int
 
 
-# The class the native core raises for each error kind (by name). Integrations may put a
-# subclass in place: `use_neuroglia_conflict_error()` makes conflicts Neuroglia's too.
+# The class the native core raises for each error kind (by name). With Neuroglia installed,
+# conflicts are raised as a subclass that is Neuroglia's too (below).
 _classes: dict[str, type[EtcdResourcesError]] = {
     cls.__name__: cls
     for cls in (
@@ -172,16 +171,14 @@ _classes: dict[str, type[EtcdResourcesError]] = {
 }
 
 
-def use_neuroglia_conflict_error() -> type[ConflictError]:
-    """From now on, raise conflicts as a class that is both our :class:`ConflictError` and
-    Neuroglia's ``ResourceConflictError`` (with its ``resource_id``, ``expected_version`` and
-    ``actual_version``). Done on import of ``etcd_resources.neuroglia``, and on import of this
-    package when Neuroglia's resources are already imported."""
-    from neuroglia.data.resources.abstractions import ResourceConflictError
-
-    current = _classes["ConflictError"]
-    if issubclass(current, ResourceConflictError) and issubclass(current, ConflictError):
-        return current
+def _neuroglia_conflict_error() -> type[ConflictError] | None:
+    """A class that is both our :class:`ConflictError` and Neuroglia's ``ResourceConflictError``
+    (with its ``resource_id``, ``expected_version`` and ``actual_version``), when Neuroglia is
+    installed."""
+    try:
+        from neuroglia.data.resources.abstractions import ResourceConflictError
+    except ImportError:
+        return None
 
     class NeurogliaConflictError(ConflictError, ResourceConflictError):  # type: ignore[misc]
         """A conflict, as etcd-resources and as Neuroglia's ``ResourceConflictError``."""
@@ -193,9 +190,20 @@ def use_neuroglia_conflict_error() -> type[ConflictError]:
 
     NeurogliaConflictError.__module__ = __name__
     NeurogliaConflictError.__qualname__ = "NeurogliaConflictError"
-    _classes["ConflictError"] = NeurogliaConflictError
     return NeurogliaConflictError
 
 
-if "neuroglia.data.resources.abstractions" in sys.modules:
-    use_neuroglia_conflict_error()
+# Decided once, when this module is imported, whatever else was imported before: with Neuroglia
+# installed, conflicts are raised as Neuroglia's ``ResourceConflictError`` too.
+_NEUROGLIA_CONFLICT = _neuroglia_conflict_error()
+if _NEUROGLIA_CONFLICT is not None:
+    _classes["ConflictError"] = _NEUROGLIA_CONFLICT
+
+
+def use_neuroglia_conflict_error() -> type[ConflictError]:
+    """The class conflicts are raised as with Neuroglia installed: both our
+    :class:`ConflictError` and Neuroglia's ``ResourceConflictError``. Raises ``ImportError``
+    without Neuroglia."""
+    if _NEUROGLIA_CONFLICT is None:
+        raise ImportError("Neuroglia is not installed: pip install 'etcd-resources[neuroglia]'")
+    return _NEUROGLIA_CONFLICT

@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _core
+from . import _neuroglia_bases as _neuroglia
 from .errors import ConflictError, NotFoundError
-from .neuroglia import _bases as _neuroglia
 from .tracing import traced
 from .typed import from_document, plan_for
 from .watching import Callback, EventType, ResourceEvent, WatchHandle
@@ -458,6 +458,6 @@ if TYPE_CHECKING:
 
 else:
     # With Neuroglia installed, a Neuroglia Repository traced by its TracedRepositoryMixin
-    # (see neuroglia/_bases.py); otherwise a plain class. One class under this name either way.
+    # (see _neuroglia_bases.py); otherwise a plain class. One class under this name either way.
     class ResourceRepository(*_neuroglia.BEFORE, _Repository[T], *_neuroglia.AFTER, Generic[T]):
         __doc__ = _Repository.__doc__

@@ -30,9 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::listing::{self, CHUNK};
+use crate::listing::{self, AHEAD, CHUNK};
 use crate::process::{self, Local};
-use crate::repository::AHEAD;
 use crate::selector::Query;
 use crate::store::{prefix_end, KeyValue, ProgressRequester};
 use crate::watch::{ChangeStream, ChangeType};
@@ -115,7 +114,8 @@ pub struct Informer {
 type Registry = Mutex<HashMap<(usize, String, Vec<String>), Weak<Local<Shared>>>>;
 static REGISTRY: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(Registry::default);
 
-pub(crate) fn fork_lock() -> &'static dyn process::ForkLock {
+/// The lock this module's tasks take, for the bindings to hold across forks (see `crate::process`).
+pub fn fork_lock() -> &'static dyn process::ForkLock {
     &*REGISTRY
 }
 

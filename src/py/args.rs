@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::py::typed::Shape;
-use crate::py::{convert, decode};
+use crate::py::{convert, stored};
 use crate::selector::{FieldSelector, LabelSelector, Query};
 use crate::store::KeyValue;
 
@@ -122,7 +122,7 @@ impl<'py> IntoPyObject<'py> for Listed {
     type Error = PyErr;
 
     fn into_pyobject(mut self, py: Python<'py>) -> PyResult<Self::Output> {
-        let items = decode::stored_list(py, &self.items, &self.shape, &mut self.unreadable)?;
+        let items = stored::stored_list(py, &self.items, &self.shape, &mut self.unreadable)?;
         report_unreadable(py, &self.unreadable)?;
         Ok(items)
     }

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::py::args::{label_selector, Listed};
 use crate::py::client::PyClient;
 use crate::py::convert::to_value;
-use crate::py::decode::Stored;
+use crate::py::stored::Stored;
 use crate::py::typed::Shape;
 use crate::py::watch::PyWatchStream;
 

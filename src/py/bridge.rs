@@ -51,9 +51,19 @@ struct Last {
     queue: Arc<Queue>,
 }
 
-/// Runtime threads take `LAST` (to wake the loop for log records): it is held across forks.
+/// Hold the locks runtime threads take across forks: the core's (log records, informers,
+/// watch hubs, the process's shutdown token) and `LAST` (taken to wake the loop for log
+/// records). Each module hands over its own lock; `process` lists none of them.
 pub fn init() {
     process::init();
+    for lock in [
+        crate::events::fork_lock(),
+        crate::informer::fork_lock(),
+        crate::fanout::fork_lock(),
+        crate::client::fork_lock(),
+    ] {
+        process::lock_across_fork(lock);
+    }
     process::lock_across_fork(&LAST);
 }
 

@@ -212,7 +212,7 @@ pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyA
         Value::Object(m) => {
             let dict = PyDict::new(py);
             for (k, v) in m {
-                dict.set_item(crate::py::decode::key(py, k), to_python(py, v)?)?;
+                dict.set_item(crate::py::keys::key(py, k), to_python(py, v)?)?;
             }
             dict.into_any()
         }

@@ -8,9 +8,7 @@
 //! `resource_version`; YAML documents take the `Value` road.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyString};
@@ -18,60 +16,10 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::document;
 use crate::error::Error;
-use crate::py::built::without_gc;
 use crate::py::convert::to_python;
+use crate::py::keys::key;
 use crate::py::readonly;
-use crate::py::typed::Shape;
 use crate::store::KeyValue;
-
-/// Keys longer than this are not cached (they rarely repeat).
-const KEY_CACHE_MAX_LEN: usize = 48;
-/// Cached keys at most; a full cache stops taking new ones.
-const KEY_CACHE_SIZE: usize = 1024;
-
-/// FNV-1a: keys are short, and SipHash cost a tenth of a document's decoding here.
-#[derive(Default)]
-pub(crate) struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type KeyCache = HashMap<Box<str>, Py<PyString>, BuildHasherDefault<Fnv>>;
-
-thread_local! {
-    /// Python strings of recently seen dict keys. Thread-local: only threads holding the GIL
-    /// use it, and it needs no lock.
-    static KEYS: RefCell<KeyCache> = RefCell::new(KeyCache::default());
-}
-
-/// A dict key as a Python string, from the cache when it is a key seen before.
-pub fn key<'py>(py: Python<'py>, text: &str) -> Bound<'py, PyString> {
-    if text.len() > KEY_CACHE_MAX_LEN {
-        return PyString::new(py, text);
-    }
-    KEYS.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(s) = cache.get(text) {
-            return s.bind(py).clone();
-        }
-        let s = PyString::intern(py, text);
-        if cache.len() < KEY_CACHE_SIZE {
-            cache.insert(text.into(), s.clone().unbind());
-        }
-        s
-    })
-}
 
 /// The Python error a visitor met, carried through serde's error type.
 struct Failed<'a>(&'a RefCell<Option<PyErr>>);
@@ -265,41 +213,6 @@ fn stored_as<'py>(
         meta.set_item(pyo3::intern!(py, "resource_version"), kv.mod_revision.to_string())?;
     }
     Ok(Ok(doc))
-}
-
-/// A stored document handed to Python (decoded on the loop thread, straight from its bytes),
-/// as a dict or as an instance of the repository's class.
-pub struct Stored(pub KeyValue, pub Shape);
-
-impl<'py> IntoPyObject<'py> for Stored {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        Ok(self.1.stored(py, &self.0)??)
-    }
-}
-
-/// Stored documents as a Python list; those that cannot be read are added to `unreadable`.
-pub fn stored_list<'py>(
-    py: Python<'py>,
-    items: &[KeyValue],
-    shape: &Shape,
-    unreadable: &mut Vec<Error>,
-) -> PyResult<Bound<'py, PyList>> {
-    let mut out = Vec::with_capacity(items.len());
-    // Many new containers and instances, no cycles among them: see `without_gc`.
-    without_gc(py, || {
-        for kv in items {
-            match shape.stored(py, kv)? {
-                Ok(doc) => out.push(doc),
-                Err(e) => unreadable.push(e),
-            }
-        }
-        Ok::<_, PyErr>(())
-    })?;
-    PyList::new(py, out)
 }
 
 /// [`document::normalize`] on a Python dict: `api_version` -> `apiVersion`, camelCase

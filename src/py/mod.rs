@@ -10,6 +10,8 @@ mod convert;
 mod decode;
 mod decode_bench;
 mod errors;
+mod gc;
+mod keys;
 mod lease;
 mod listing;
 mod logs;
@@ -17,6 +19,7 @@ mod readonly;
 mod ready;
 mod repository;
 mod runtime;
+mod stored;
 pub(crate) mod typed;
 mod watch;
 

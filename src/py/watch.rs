@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::fanout::{Event, Subscription, DEFAULT_MAX_BACKLOG};
 use crate::process::Local;
 use crate::py::args::report_unreadable;
-use crate::py::built::without_gc;
+use crate::py::gc::without_gc;
 use crate::py::typed::Shape;
 use crate::selector::Query;
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::Repository;
 use crate::error::{Error, Result};
 use crate::informer::Consistency;
-use crate::listing::{self, CHUNK};
+use crate::listing::{self, AHEAD, CHUNK};
 use crate::names;
 use crate::projection::Projection;
 use crate::selector::Query;
@@ -42,9 +42,6 @@ pub struct Chunk {
     /// Whether this is the listing's last chunk.
     pub last: bool,
 }
-
-/// Chunks a streamed listing keeps ready ahead of its consumer.
-pub const AHEAD: usize = 2;
 
 /// Documents read from the informer cache (shared with it, not copied).
 pub type Cached = Vec<std::sync::Arc<crate::informer::Entry>>;

@@ -336,4 +336,4 @@ pub mod memo;
 #[cfg(test)]
 mod tests;
 
-pub use list::{Cached, Chunk, Listing, Page, AHEAD};
+pub use list::{Cached, Chunk, Listing, Page};

@@ -152,9 +152,28 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Each endpoint's health and counters (empty for the embedded store).
-    fn endpoints(&self) -> Vec<etcd::endpoints::EndpointSnapshot> {
+    fn endpoints(&self) -> Vec<EndpointSnapshot> {
         Vec::new()
     }
+}
+
+/// What one endpoint of a server has done so far (what a store reports of each endpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSnapshot {
+    pub endpoint: String,
+    pub healthy: bool,
+    /// Requests on it now.
+    pub in_flight: u64,
+    /// Attempts of requests sent to it (probes not counted).
+    pub requests: u64,
+    /// Attempts that got no answer or whose connection failed.
+    pub failures: u64,
+    /// Times it was ejected.
+    pub ejections: u64,
+    /// Probes sent to it while it was ejected.
+    pub probes: u64,
+    /// Watch streams open on it.
+    pub watches: u64,
 }
 
 /// A shared store.

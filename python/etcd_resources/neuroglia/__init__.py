@@ -7,8 +7,8 @@ subclasses, traced the way Neuroglia traces repositories (its ``TracedRepository
 and a duration metric per operation) and publishing each written entity's domain events
 through the mediator after the write succeeded; conflicts raise a class that is both
 :class:`etcd_resources.ConflictError` and Neuroglia's ``ResourceConflictError``. (See
-``_bases.py``.) There is one class per name: the names below that are repositories are the
-package's own classes.
+``etcd_resources/_neuroglia_bases.py``.) There is one class per name: the names below that are
+repositories are the package's own classes.
 
 This subpackage adds the rest of the integration:
 
@@ -27,7 +27,7 @@ add_etcd_resources(builder.services, EtcdSettings.from_app_settings(app_settings
                    resource_type=LabWorker)
 ```
 
-Names are imported when first used (the package imports ``_bases`` while it builds its
+Names are imported when first used (the package imports ``_neuroglia_bases`` while it builds its
 classes, before anything here could be).
 """
 

@@ -13,7 +13,8 @@ use serde_json::Value;
 use super::{ClassPlan, FieldDefault, Node, TypePlan};
 use crate::document;
 use crate::error::Error;
-use crate::py::decode::{self, Build};
+use crate::py::decode::Build;
+use crate::py::keys;
 use crate::store::KeyValue;
 
 /// Where a build is, and what went wrong: the Python error a node met, and the path to it
@@ -283,7 +284,7 @@ impl<'a, 'py> Typed<'a, 'py> {
         let dict = PyDict::new(py);
         while let Some(k) = map.next_key_seed(KeyText)? {
             let v = map.next_value_seed(self.with(item)).map_err(self.ctx.at(|| format!("[{k:?}]")))?;
-            dict.set_item(decode::key(py, &k), v)
+            dict.set_item(keys::key(py, &k), v)
                 .map_err(|e| self.ctx.fail_py(e, "a dict could not be made".into()))?;
         }
         Ok(dict.into_any())
@@ -315,7 +316,7 @@ impl<'a, 'py> Typed<'a, 'py> {
                 }
                 None => {
                     let v = map.next_value_seed(self.generic()).map_err(self.ctx.at(|| format!(".{k}")))?;
-                    extra.push((decode::key(py, &k), v));
+                    extra.push((keys::key(py, &k), v));
                 }
             }
         }

@@ -19,7 +19,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::py::decode::Fnv;
+use crate::py::keys::Fnv;
 use crate::store::KeyValue;
 
 /// How a JSON value becomes the declared type of an attribute.

@@ -43,8 +43,11 @@ use etcd_client::{Client, ConnectOptions, GetOptions};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
+use super::errors::map_error;
 use crate::error::Error;
 use crate::events::{self, Level};
+use crate::jitter::jitter;
+use crate::store::EndpointSnapshot;
 
 /// The pause before the first probe of an endpoint just ejected.
 pub const PROBE_FIRST: Duration = Duration::from_millis(100);
@@ -213,25 +216,6 @@ impl Member {
     }
 }
 
-/// What one endpoint has done so far (`client.endpoint_health()` in Python).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointSnapshot {
-    pub endpoint: String,
-    pub healthy: bool,
-    /// Requests on it now.
-    pub in_flight: u64,
-    /// Attempts of requests sent to it (probes not counted).
-    pub requests: u64,
-    /// Attempts that got no answer or whose connection failed.
-    pub failures: u64,
-    /// Times it was ejected.
-    pub ejections: u64,
-    /// Probes sent to it while it was ejected.
-    pub probes: u64,
-    /// Watch streams open on it.
-    pub watches: u64,
-}
-
 /// Every endpoint of a cluster with its connection and health (see the module doc).
 pub struct Endpoints {
     members: Vec<Member>,
@@ -342,7 +326,7 @@ impl Endpoints {
                 Ok(Ok(client)) => Ok(client),
                 Ok(Err(e)) => {
                     let outcome = classify(&e);
-                    Err(ConnectFailure { error: super::map_error(e), outcome })
+                    Err(ConnectFailure { error: map_error(e), outcome })
                 }
                 Err(_) => Err(ConnectFailure {
                     error: Error::Unavailable {
@@ -484,12 +468,6 @@ async fn probe_ejected(endpoints: Weak<Endpoints>, closed: CancellationToken) {
             (0..strong.members.len()).filter(|&i| strong.members[i].health().start_probe(now)).collect();
         futures::future::join_all(due.into_iter().map(|i| strong.probe(i))).await;
     }
-}
-
-fn jitter() -> f64 {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    0.5 + f64::from(nanos % 1000) / 2000.0
 }
 
 /// A request in flight on an endpoint (counted until dropped).

@@ -5,13 +5,18 @@
 //! `etcd_client::Client` handle of the endpoint it goes to, so concurrent calls run
 //! concurrently on the HTTP/2 connections; nothing serialises them. Every call runs under the
 //! request timeout. Which endpoint a call goes to, and what happens when one stops
-//! answering: [`super::endpoints`].
+//! answering: [`endpoints`]; when a call is tried again or hedged: [`policy`]. The files:
+//! `config` (how to reach etcd), `policy` (the request policy), `endpoints` (one connection
+//! per member and its health), `breaker` (failing fast), `errors` (what etcd's errors mean).
 
-use std::error::Error as _;
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+mod breaker;
+mod config;
+mod endpoints;
+mod errors;
+mod policy;
+
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
@@ -21,92 +26,21 @@ use etcd_client::{
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-pub mod breaker;
-pub mod endpoints;
-
 use self::breaker::Breaker;
-use self::endpoints::{classify, EndpointSnapshot, Endpoints, Outcome, Watching};
-use super::WatchStream;
-use super::{
-    prefix_end, EventKind, KeyValue, ProgressRequester, RangeRequest, RangeResponse, Store, WatchBatch,
-    WatchEvent,
-};
+pub use self::config::{EtcdConfig, TlsConfig, KEEP_ALIVE_INTERVAL};
+use self::endpoints::{classify, Endpoints, Watching};
+use self::errors::map_error;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::store::{
+    prefix_end, EndpointSnapshot, EventKind, KeyValue, ProgressRequester, RangeRequest, RangeResponse, Store,
+    WatchBatch, WatchEvent, WatchStream,
+};
 
 /// The largest response this client accepts: etcd's own limit on what it sends (gRPC's
 /// `math.MaxInt32`). tonic's default, 4 MiB, failed a listing as soon as a 500-key chunk of
 /// documents averaged 8 KiB, and a watch response carrying a large transaction.
 const MAX_RESPONSE: usize = i32::MAX as usize;
-
-/// How to reach etcd.
-#[derive(Clone)]
-pub struct EtcdConfig {
-    /// `host:port` or `http(s)://host:port`, one per cluster member.
-    pub endpoints: Vec<String>,
-    /// Deadline of each request.
-    pub timeout: Duration,
-    /// Deadline of establishing the connection.
-    pub connect_timeout: Duration,
-    /// Username and password for etcd's auth.
-    pub credentials: Option<(String, String)>,
-    /// TLS: the CA that signed etcd's certificate, and a client certificate and key (PEM).
-    pub tls: Option<TlsConfig>,
-    /// Extra attempts of a read that could not reach etcd (within the request timeout).
-    pub retries: u32,
-    /// Calls in a row that fail to reach etcd before calls fail fast (0: never).
-    pub breaker_threshold: u32,
-    /// How long calls fail fast before one probes etcd again.
-    pub breaker_reset: Duration,
-}
-
-impl std::fmt::Debug for EtcdConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the password.
-        f.debug_struct("EtcdConfig")
-            .field("endpoints", &self.endpoints)
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("user", &self.credentials.as_ref().map(|c| &c.0))
-            .field("tls", &self.tls.is_some())
-            .finish()
-    }
-}
-
-/// PEM material for TLS to etcd.
-#[derive(Clone, Default)]
-pub struct TlsConfig {
-    pub ca: Option<Vec<u8>>,
-    pub client_cert: Option<Vec<u8>>,
-    pub client_key: Option<Vec<u8>>,
-    /// The name to check etcd's certificate against (default: the endpoint's host).
-    pub domain: Option<String>,
-}
-
-impl TlsConfig {
-    fn options(&self) -> etcd_client::TlsOptions {
-        let mut tls = etcd_client::TlsOptions::new();
-        if let Some(ca) = &self.ca {
-            tls = tls.ca_certificate(etcd_client::Certificate::from_pem(ca));
-        }
-        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
-            tls = tls.identity(etcd_client::Identity::from_pem(cert, key));
-        }
-        if let Some(domain) = &self.domain {
-            tls = tls.domain_name(domain.clone());
-        }
-        tls
-    }
-}
-
-/// HTTP/2 keep-alive ping interval: a connection with requests or watches open that has read
-/// nothing for this long is pinged, and closed if the ping is not answered within the request
-/// timeout (a watch on a silent member then ends and reopens elsewhere, even with no request
-/// to notice). etcd counts a ping less than `--grpc-keepalive-min-time` (5 s by default) after
-/// the previous one as abuse and closes the connection (GOAWAY `too_many_pings`): hyper pings
-/// only after the interval without reading anything, so pings are at least this far apart.
-/// Idle connections are not pinged: etcd does not permit pings without a stream open.
-pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The store on an etcd cluster.
 pub struct EtcdStore {
@@ -120,18 +54,6 @@ pub struct EtcdStore {
     closed: CancellationToken,
     breaker: Breaker,
     metrics: Metrics,
-}
-
-/// Where an attempt went: the endpoint, and the token cancelled if it is ejected.
-struct Route {
-    index: usize,
-    ejected: CancellationToken,
-}
-
-/// A failed attempt: the caller's error, and what it says of the endpoint.
-struct Failed {
-    error: Error,
-    outcome: Outcome,
 }
 
 impl EtcdStore {
@@ -165,236 +87,6 @@ impl EtcdStore {
             closed,
             breaker,
             metrics: Metrics::default(),
-        }
-    }
-
-    /// Run one request with the request timeout. It is sent again (to another endpoint if
-    /// there is one) only when the connection for it could not be made: it never left.
-    /// Otherwise a write that timed out or whose connection broke may have been applied, and
-    /// its error says so.
-    async fn call<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T>
-    where
-        F: Fn(Client) -> Fut,
-        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
-    {
-        self.breaker.admit().map_err(|e| self.with_endpoints(e))?;
-        let started = std::time::Instant::now();
-        let deadline = tokio::time::Instant::now() + self.config.timeout;
-        let mut tried = Vec::new();
-        let result = loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let index = self.endpoints.pick(&tried);
-            tried.push(index);
-            match self.attempt(operation, index, left.max(Duration::from_millis(1)), false, &f).await {
-                // Once per endpoint, and once more with a single endpoint: tonic hands the
-                // first call after a failed reconnection that (stale) connect error.
-                Err(Failed { outcome: Outcome::NotSent, .. })
-                    if tried.len() < self.endpoints.len().max(2)
-                        && tokio::time::Instant::now() < deadline =>
-                {
-                    continue
-                }
-                other => break other.map(|(value, _)| value).map_err(|failed| failed.error),
-            }
-        };
-        self.metrics.record(operation, started.elapsed(), result.is_ok());
-        self.breaker.record(result.as_ref().map(|_| ()));
-        result
-    }
-
-    /// A read: tried again when etcd could not be reached, within the request timeout, on
-    /// another endpoint when there is one. Reads are hedged: with several endpoints, a read
-    /// that has no answer after its share of the timeout (`timeout / (retries + 1)`) is also
-    /// sent to another endpoint, the first answer wins and the others are dropped; so a read
-    /// sent to a silent member is answered by another in time, while a read that is slow
-    /// everywhere still has the whole timeout. An endpoint that let another answer first
-    /// after its share of the time is ejected (a probe re-admits it soon if it was only
-    /// slow). An attempt also gives up when its endpoint is ejected meanwhile. An attempt
-    /// that fails is followed at once by one to an endpoint not tried yet; once every
-    /// endpoint was tried, retries wait first, with backoff and jitter. (Writes are not
-    /// retried: one that timed out may have been applied.)
-    async fn read<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T>
-    where
-        F: Fn(Client) -> Fut,
-        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
-    {
-        self.read_routed(operation, f).await.map(|(value, _)| value)
-    }
-
-    async fn read_routed<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<(T, Route)>
-    where
-        F: Fn(Client) -> Fut,
-        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
-    {
-        self.breaker.admit().map_err(|e| self.with_endpoints(e))?;
-        let started = std::time::Instant::now();
-        let deadline = tokio::time::Instant::now() + self.config.timeout;
-        let hedge = (self.endpoints.len() > 1).then(|| self.config.timeout / (self.config.retries + 1));
-        let mut pause = Duration::from_millis(50);
-        // Every attempt launched: its endpoint, when it started, whether it ended.
-        let mut launched: Vec<(usize, tokio::time::Instant, bool)> = Vec::new();
-        let mut running = futures::stream::FuturesUnordered::new();
-        let mut next_launch = Some(tokio::time::Instant::now());
-        // Whether the next launch is a hedge (beside attempts still running) rather than the
-        // first attempt or a retry after a failure.
-        let mut hedging = false;
-        let mut last_error = None;
-        let result = loop {
-            let now = tokio::time::Instant::now();
-            if let Some(at) = next_launch.filter(|at| *at <= now) {
-                let tried: Vec<usize> = launched.iter().map(|a| a.0).collect();
-                let index = self.endpoints.pick(&tried);
-                next_launch = None;
-                // A hedge goes only to a healthy endpoint not tried yet (`pick` prefers one).
-                if !hedging || (self.endpoints.is_healthy(index) && !tried.contains(&index)) {
-                    let attempt = launched.len();
-                    launched.push((index, now, false));
-                    let left = deadline.saturating_duration_since(now).max(Duration::from_millis(1));
-                    let f = &f;
-                    running
-                        .push(async move { (attempt, self.attempt(operation, index, left, true, f).await) });
-                    let more = launched.len() <= self.config.retries as usize;
-                    next_launch = hedge.filter(|_| more).map(|h| at + h).filter(|t| *t < deadline);
-                    hedging = true;
-                }
-            }
-            if running.is_empty() && next_launch.is_none() {
-                break Err(last_error.unwrap_or_else(|| self.no_answer(operation, self.config.timeout)));
-            }
-            let wake = next_launch.unwrap_or(deadline);
-            let (attempt, outcome) = tokio::select! {
-                _ = self.closed.cancelled() => break Err(Error::Closed),
-                _ = tokio::time::sleep_until(wake), if next_launch.is_some() => continue,
-                Some(done) = running.next() => done,
-            };
-            launched[attempt].2 = true;
-            match outcome {
-                Ok(value) => {
-                    // Endpoints still silent after their share of the time, while this one
-                    // answered: eject them.
-                    let now = tokio::time::Instant::now();
-                    for (index, at, _) in launched.iter().filter(|a| !a.2) {
-                        if hedge.is_some_and(|h| now.duration_since(*at) >= h) {
-                            self.endpoints.record(*index, Outcome::Silent);
-                        }
-                    }
-                    break Ok(value);
-                }
-                Err(Failed { error, .. }) if breaker::unreachable(&error) => {
-                    last_error = Some(error);
-                    if launched.len() > self.config.retries as usize {
-                        continue;
-                    }
-                    let now = tokio::time::Instant::now();
-                    let untried = (0..self.endpoints.len()).any(|i| !launched.iter().any(|a| a.0 == i));
-                    let retry_at = if untried {
-                        // Another endpoint may answer: at once.
-                        now
-                    } else {
-                        let nanos = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.subsec_nanos());
-                        let wait = pause.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0);
-                        pause *= 2;
-                        now + wait
-                    };
-                    if retry_at < deadline {
-                        // A retry, not a hedge: it may go to an endpoint tried already.
-                        next_launch = Some(next_launch.map_or(retry_at, |t| t.min(retry_at)));
-                        hedging = false;
-                    }
-                }
-                Err(failed) => break Err(failed.error),
-            }
-        };
-        drop(running);
-        // The breaker and the metrics count calls, not attempts.
-        self.metrics.record(operation, started.elapsed(), result.is_ok());
-        self.breaker.record(result.as_ref().map(|_| ()));
-        result
-    }
-
-    /// One attempt on endpoint `index`, under `timeout`. A `read` gives up when the endpoint
-    /// is ejected meanwhile.
-    async fn attempt<T, F, Fut>(
-        &self,
-        operation: &'static str,
-        index: usize,
-        timeout: Duration,
-        read: bool,
-        f: F,
-    ) -> std::result::Result<(T, Route), Failed>
-    where
-        F: FnOnce(Client) -> Fut,
-        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
-    {
-        let closed = || Failed { error: Error::Closed, outcome: Outcome::Answered };
-        if self.endpoints.is_empty() {
-            return Err(Failed { error: Error::invalid("no endpoints given"), outcome: Outcome::Answered });
-        }
-        let (_in_flight, ejected) = self.endpoints.begin(index);
-        let work = async {
-            let client = self.endpoints.client(index).await.map_err(Err)?;
-            f(client).await.map_err(Ok)
-        };
-        let outcome = tokio::select! {
-            _ = self.closed.cancelled() => return Err(closed()),
-            _ = ejected.cancelled(), if read => None,
-            outcome = tokio::time::timeout(timeout, work) => Some(outcome),
-        };
-        let failed = match outcome {
-            Some(Ok(Ok(value))) => {
-                self.answered.store(true, Ordering::Relaxed);
-                self.endpoints.record(index, Outcome::Answered);
-                return Ok((value, Route { index, ejected }));
-            }
-            // The connection could not be made.
-            Some(Ok(Err(Err(failure)))) => Failed { error: failure.error, outcome: failure.outcome },
-            Some(Ok(Err(Ok(e)))) => match classify(&e) {
-                Outcome::Answered => {
-                    self.answered.store(true, Ordering::Relaxed);
-                    Failed { error: map_error(e), outcome: Outcome::Answered }
-                }
-                // tonic's own deadline (the same request timeout) fired first.
-                Outcome::Silent => {
-                    Failed { error: self.no_answer(operation, timeout), outcome: Outcome::Silent }
-                }
-                outcome @ (Outcome::Broken | Outcome::NotSent) => Failed { error: map_error(e), outcome },
-            },
-            Some(Err(_)) => Failed { error: self.no_answer(operation, timeout), outcome: Outcome::Silent },
-            // Another request found the endpoint silent: it was ejected (already recorded).
-            None => {
-                let message = format!(
-                    "{} stopped answering (ejected) while the request waited",
-                    self.endpoints.url(index)
-                );
-                return Err(Failed {
-                    error: Error::Unavailable { message, code: None },
-                    outcome: Outcome::Silent,
-                });
-            }
-        };
-        self.endpoints.record(index, failed.outcome);
-        Err(Failed { error: self.with_endpoints(failed.error), outcome: failed.outcome })
-    }
-
-    /// The error of a request that got no answer in `timeout`.
-    fn no_answer(&self, operation: &'static str, timeout: Duration) -> Error {
-        if self.answered.load(Ordering::Relaxed) {
-            Error::Timeout { operation: operation.to_owned(), seconds: timeout.as_secs_f64() }
-        } else {
-            Error::Unavailable { message: format!("no answer within {timeout:?}"), code: None }
-        }
-    }
-
-    /// Name the endpoints in an `Unavailable` error.
-    fn with_endpoints(&self, e: Error) -> Error {
-        match e {
-            Error::Unavailable { message, code } => Error::Unavailable {
-                message: format!("{message} (endpoints {:?})", self.config.endpoints),
-                code,
-            },
-            other => other,
         }
     }
 
@@ -704,68 +396,5 @@ impl Store for EtcdStore {
 
     fn endpoints(&self) -> Vec<EndpointSnapshot> {
         self.endpoints.snapshot()
-    }
-}
-
-/// Map every `etcd_client::Error` to ours. Every variant is named, so a new one fails to
-/// compile here rather than being mapped by accident.
-pub(crate) fn map_error(e: etcd_client::Error) -> Error {
-    use etcd_client::Error as E;
-    match e {
-        E::GRpcStatus(status) => map_status(&status),
-        E::TransportError(t) => Error::Unavailable { message: format!("transport error: {t}"), code: None },
-        E::IoError(io) => Error::Unavailable { message: format!("i/o error: {io}"), code: None },
-        E::InvalidArgs(m) => Error::invalid(m),
-        E::InvalidUri(u) => Error::invalid(format!("invalid endpoint: {u}")),
-        E::EndpointError(m) => Error::invalid(format!("invalid endpoint: {m}")),
-        E::InvalidMetadataValue(m) => Error::invalid(format!("invalid metadata value: {m}")),
-        E::Utf8Error(u) => Error::serialization(None, u),
-        E::WatchError(m) => Error::Unavailable { message: format!("watch: {m}"), code: None },
-        // etcd-client reports a lease etcd no longer knows as "lease not found".
-        E::LeaseKeepAliveError(m) if m.contains("not found") => Error::NotFound { key: "lease".into() },
-        E::LeaseKeepAliveError(m) => {
-            Error::Unavailable { message: format!("lease keep-alive: {m}"), code: None }
-        }
-        E::ElectError(m) => Error::Etcd { message: format!("election: {m}"), code: None },
-        E::EndpointsNotManaged => Error::invalid("endpoints are not managed by this client"),
-        E::Internal(m) => Error::Etcd { message: m, code: None },
-    }
-}
-
-fn map_status(status: &tonic::Status) -> Error {
-    use tonic::Code;
-    let message = status.message().to_owned();
-    let code = Some(format!("{:?}", status.code()));
-    match status.code() {
-        Code::Unavailable | Code::Aborted | Code::ResourceExhausted | Code::Cancelled => {
-            Error::Unavailable { message, code }
-        }
-        Code::DeadlineExceeded => Error::Timeout { operation: message, seconds: 0.0 },
-        Code::PermissionDenied | Code::Unauthenticated => Error::PermissionDenied { message, code },
-        Code::OutOfRange if message.contains("compacted") => Error::Expired { requested: 0, compacted: 0 },
-        // etcd answers these auth failures as InvalidArgument or FailedPrecondition.
-        Code::InvalidArgument | Code::FailedPrecondition
-            if message.contains("authentication failed")
-                || message.contains("user name is empty")
-                || message.contains("permission denied")
-                || message.contains("invalid auth token") =>
-        {
-            Error::PermissionDenied { message, code }
-        }
-        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
-            Error::InvalidArgument { message: format!("etcd refused the request: {message}") }
-        }
-        Code::NotFound => Error::NotFound { key: message },
-        // A broken connection under a stream ("h2 protocol error: error reading a body from
-        // connection") comes as Unknown with the transport error as its source.
-        Code::Unknown if status.source().is_some() || message.starts_with("h2 protocol error") => {
-            Error::Unavailable { message, code }
-        }
-        Code::Ok
-        | Code::Unknown
-        | Code::AlreadyExists
-        | Code::Unimplemented
-        | Code::Internal
-        | Code::DataLoss => Error::Etcd { message, code },
     }
 }

@@ -13,8 +13,9 @@ Neuroglia's mixin passes on only the arguments of Neuroglia's own signatures (``
 with them skips the mixin (its span cannot carry them) and keeps the package's own span
 (``etcd_resources.get``, ...).
 
-This module imports nothing of ``etcd_resources`` but its errors, so the package can import it
-while it builds its classes.
+This module imports nothing of ``etcd_resources``, so the package can import it while it builds
+its classes; it sits beside the ``neuroglia`` subpackage, not in it, since that subpackage
+imports the repositories built on these bases.
 """
 
 from __future__ import annotations
@@ -33,9 +34,6 @@ except ImportError:
     AVAILABLE = False
 else:
     AVAILABLE = True
-    from ..errors import use_neuroglia_conflict_error
-
-    use_neuroglia_conflict_error()
 
     class NeurogliaTracing(TracedRepositoryMixin):
         """Neuroglia's tracing around the repository methods, with their extra arguments."""
