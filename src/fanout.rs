@@ -52,25 +52,14 @@ use crate::watch::{Change, ChangeStream, ChangeType};
 
 /// Events that may wait for one subscriber before it is ended as fallen behind. A subscriber
 /// pins at most this many decoded events (shared with the other subscribers while they hold
-/// them too): a LabWorker of ~2 KB of JSON, decoded with its previous version, takes about
-/// 35 KiB, so about 35 MiB here. Kubernetes' watch cache ends slow watchers sooner (a small
+/// them too): a LabWorker of ~2 KB of JSON, decoded with its previous version, takes tens of
+/// KiB (docs/benchmarks.md, "Figures behind the code"). Kubernetes' watch cache ends slow watchers sooner (a small
 /// channel per watcher, then at most 100 ms of waiting from a shared budget); resuming is cheap
 /// here too (a catch-up watch from etcd's history).
 pub const DEFAULT_MAX_BACKLOG: usize = 1_000;
 
 /// The most events one [`Subscription::next_batch`] hands over.
 pub const MAX_BATCH: usize = 256;
-
-/// The most Python containers (dicts, lists, the event tuples) one batch's events make, as
-/// far as a batch of more than one event goes: below CPython's threshold of 700 new
-/// containers for a collection of the youngest generation. A batch is built with the
-/// collector paused (`src/py/watch.rs`); if it made more, the first collection after it would
-/// find the whole batch alive, still being read, and promote it to the older generations,
-/// whose collections then walk it again, and with a hundred watchers each holding a batch,
-/// full collections come often. Measured here with 2 KB LabWorkers (about 20 containers
-/// each): 8-9 us per event and watcher with batches of up to 32 of them, 16-29 us with 64 or
-/// more, 10 or 100 watchers alike.
-pub const BATCH_CONTAINERS: usize = 500;
 
 /// How many times [`Subscription::open`] starts over when the hub it joined could not open
 /// for a reason that is not its own (another subscriber's start was compacted).
@@ -89,16 +78,18 @@ fn containers(doc: &serde_json::Value) -> usize {
     }
 }
 
-/// The first events of `items`, as many as fit in one batch ([`MAX_BATCH`],
-/// [`BATCH_CONTAINERS`]; always at least one).
-fn take_batch(items: &mut VecDeque<Event>) -> Vec<Event> {
+/// The first events of `items`, as many as fit in one batch: at most [`MAX_BATCH`], and
+/// making at most `max_containers` containers (maps, lists, one per event) when decoded, as far
+/// as a batch of more than one event goes (always at least one). The consumer chooses the
+/// bound (the bindings': `src/py/watch.rs`).
+fn take_batch(items: &mut VecDeque<Event>, max_containers: usize) -> Vec<Event> {
     let mut made = 0;
     let mut n = 0;
     for event in items.iter().take(MAX_BATCH) {
         let change = &event.change;
         made +=
             1 + change.value.as_ref().map_or(0, containers) + change.previous.as_ref().map_or(0, containers);
-        if n > 0 && made > BATCH_CONTAINERS {
+        if n > 0 && made > max_containers {
             break;
         }
         n += 1;
@@ -236,12 +227,12 @@ impl Slot {
 
     /// The first queued events (a batch: see [`take_batch`]), or how the subscription ended;
     /// waits while there is neither.
-    async fn next(&self) -> Result<Option<Vec<Event>>> {
+    async fn next(&self, max_containers: usize) -> Result<Option<Vec<Event>>> {
         loop {
             {
                 let mut q = lock(&self.queue);
                 if !q.items.is_empty() {
-                    let batch = take_batch(&mut q.items);
+                    let batch = take_batch(&mut q.items, max_containers);
                     if let Some(last) = batch.last() {
                         q.read_upto = q.read_upto.max(last.change.revision);
                     }
@@ -578,15 +569,16 @@ impl Subscription {
     /// The next batch of events, in revision order, or `None` once the client is closed.
     /// `FellBehind` when this subscriber let more than its backlog wait; the errors of
     /// [`ChangeStream::next_batch`] otherwise. Cancel-safe: a batch is handed over whole or
-    /// not at all.
-    pub async fn next_batch(&mut self) -> Result<Option<Vec<Event>>> {
+    /// not at all. A batch's events make at most `max_containers` maps and lists when decoded
+    /// (see [`take_batch`]).
+    pub async fn next_batch(&mut self, max_containers: usize) -> Result<Option<Vec<Event>>> {
         loop {
             // First what the own watch brought (older than anything the hub will bring).
             if !self.pending.is_empty() {
-                return Ok(Some(take_batch(&mut self.pending)));
+                return Ok(Some(take_batch(&mut self.pending, max_containers)));
             }
             let own = match &mut *self.feed {
-                Feed::Shared { slot, .. } => return slot.next().await,
+                Feed::Shared { slot, .. } => return slot.next(max_containers).await,
                 Feed::Own(own) => own,
                 Feed::None => return Ok(None),
             };

@@ -9,9 +9,9 @@ use crate::projection::Projection;
 use crate::selector::Query;
 use crate::store::{KeyValue, RangeRequest, Store};
 
-/// Keys fetched by a listing's first request (also the first chunk of a streamed listing:
-/// 250 and 1,000 were no faster for 3,000 LabWorkers, alternating runs). Later requests ask
-/// for more while the responses stay small: see [`scan_chunks`].
+/// Keys fetched by a listing's first request (also the first chunk of a streamed listing;
+/// smaller and larger first chunks were no faster: docs/benchmarks.md, "Figures behind the
+/// code"). Later requests ask for more while the responses stay small: see [`scan_chunks`].
 pub const CHUNK: i64 = 500;
 
 /// Chunks a streamed listing keeps ready ahead of its consumer.
@@ -21,9 +21,9 @@ pub const AHEAD: usize = 2;
 const GROW_BELOW: usize = 2 << 20;
 /// ... up to this many keys (a listing built whole; see [`STREAM_MAX_CHUNK`]).
 pub const MAX_CHUNK: i64 = 8_000;
-/// The most keys a chunk of a streamed listing grows to: its consumer holds a chunk's Python
-/// objects at a time, so this bounds its memory (~35 MiB at 2 KB LabWorkers, against 19 MiB at
-/// 500 and 68 MiB at 2,000).
+/// The most keys a chunk of a streamed listing grows to: its consumer holds a chunk's objects
+/// at a time, so this bounds its memory (figures: docs/benchmarks.md, "Figures behind the
+/// code").
 pub const STREAM_MAX_CHUNK: i64 = 1_000;
 
 /// Whether a stored key-value matches `query`, reading only the parts of it `projection`
@@ -90,8 +90,8 @@ where
 /// The first request asks for `chunk` keys; each next one for twice as many while the last
 /// response was full and under [`GROW_BELOW`] bytes (up to `max_chunk` keys). etcd (3.5)
 /// answers a range request with a limit by walking every key left in the range, to count
-/// them: 500-key chunks of 100,000 LabWorkers cost it 200 such walks, and the cache's first
-/// listing took 3.5-4.0 s against 1.3 s in 2,000-key chunks (this VM).
+/// them: 500-key chunks of 100,000 LabWorkers cost it 200 such walks (what that cost the
+/// cache's first listing: docs/benchmarks.md, "Figures behind the code").
 pub async fn scan_chunks<S, F, Fut>(
     store: &S,
     start: &[u8],

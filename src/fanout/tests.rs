@@ -7,6 +7,9 @@ use super::*;
 use crate::client::{ClientOptions, MEMORY_ENDPOINT};
 use crate::selector::{FieldSelector, LabelSelector};
 
+/// No bound on a batch's containers.
+const ANY: usize = usize::MAX;
+
 fn client() -> Client {
     Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap()
 }
@@ -25,7 +28,7 @@ async fn put(client: &Client, name: &str, shard: usize, phase: &str) -> i64 {
 async fn take(sub: &mut Subscription, n: usize) -> Vec<(ChangeType, String, i64)> {
     let mut got = Vec::new();
     while got.len() < n {
-        let batch = sub.next_batch().await.unwrap().expect("the watch ended early");
+        let batch = sub.next_batch(ANY).await.unwrap().expect("the watch ended early");
         for e in batch.into_iter().filter(|e| e.kind != ChangeType::Bookmark) {
             got.push((e.kind, e.change.key.clone(), e.change.revision));
         }
@@ -156,12 +159,12 @@ async fn a_subscriber_that_stops_reading_is_ended_and_the_others_go_on() {
         // The fast one reads as the writes come.
         assert_eq!(take(&mut fast, 1 + usize::from(i == 1)).await.last().unwrap().2, revisions[i - 1]);
     }
-    match slow.next_batch().await {
+    match slow.next_batch(ANY).await {
         Err(Error::FellBehind { revision, backlog }) => assert_eq!((revision, backlog), (first, 5)),
         other => panic!("expected FellBehind, got {other:?}"),
     }
     // Ended for good; the error says the same each time.
-    assert!(matches!(slow.next_batch().await, Err(Error::FellBehind { .. })));
+    assert!(matches!(slow.next_batch(ANY).await, Err(Error::FellBehind { .. })));
     assert_eq!(client.watch_counters().snapshot().fell_behind, 1);
 }
 
@@ -176,7 +179,7 @@ async fn closing_the_client_ends_every_subscriber_and_the_upstream() {
     for sub in [&mut a, &mut b] {
         let mut end = None;
         for _ in 0..3 {
-            match sub.next_batch().await.unwrap() {
+            match sub.next_batch(ANY).await.unwrap() {
                 Some(_) => continue,
                 None => {
                     end = Some(());
@@ -228,13 +231,14 @@ async fn bookmarks_collapse_while_unread() {
     for r in 0..10 {
         hub.deliver(vec![bookmark(next + r)]);
     }
-    let batch = sub.next_batch().await.unwrap().unwrap();
+    let batch = sub.next_batch(ANY).await.unwrap().unwrap();
     assert_eq!(batch.len(), 1);
     assert_eq!((batch[0].kind, batch[0].change.revision), (ChangeType::Bookmark, next + 9));
 }
 
 #[test]
-fn batches_stay_below_the_collectors_first_threshold() {
+fn batches_stay_within_the_containers_asked_for() {
+    const LIMIT: usize = 500;
     let event = |doc: Value| Event {
         kind: ChangeType::Modified,
         change: Arc::new(Change {
@@ -248,21 +252,21 @@ fn batches_stay_below_the_collectors_first_threshold() {
     };
     // Flat documents: one dict each, two with the previous one, plus the tuple.
     let mut flat: VecDeque<Event> = (0..1000).map(|_| event(json!({"a": 1}))).collect();
-    assert_eq!(take_batch(&mut flat).len(), BATCH_CONTAINERS / 3);
+    assert_eq!(take_batch(&mut flat, LIMIT).len(), LIMIT / 3);
     // Documents of 20 containers: 41 a change.
     let nested =
         json!({"m": {"l": {}, "a": [{}, {}, {}]}, "s": [{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}]});
     assert_eq!(containers(&nested), 20);
     let mut big: VecDeque<Event> = (0..100).map(|_| event(nested.clone())).collect();
-    assert_eq!(take_batch(&mut big).len(), BATCH_CONTAINERS / 41);
+    assert_eq!(take_batch(&mut big, LIMIT).len(), LIMIT / 41);
     // One larger than the budget still goes, alone.
     let huge = json!({"items": vec![json!({}); 1000]});
     let mut one: VecDeque<Event> = [event(huge.clone()), event(huge)].into_iter().collect();
-    assert_eq!(take_batch(&mut one).len(), 1);
+    assert_eq!(take_batch(&mut one, LIMIT).len(), 1);
     assert_eq!(one.len(), 1);
     // Never more than MAX_BATCH.
     let mut atoms: VecDeque<Event> = (0..1000).map(|_| event(json!(1))).collect();
-    assert_eq!(take_batch(&mut atoms).len(), MAX_BATCH);
+    assert_eq!(take_batch(&mut atoms, LIMIT).len(), MAX_BATCH);
 }
 
 #[tokio::test]

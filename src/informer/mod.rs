@@ -49,7 +49,8 @@ pub enum Consistency {
 }
 
 impl Consistency {
-    /// From Python's `consistent=`: `True`, `False`, or `None` for the default (session).
+    /// From a caller's flag: `Some(true)` linearizable, `Some(false)` stale, `None` for the
+    /// default (session).
     pub fn from_flag(consistent: Option<bool>) -> Self {
         match consistent {
             Some(true) => Consistency::Linearizable,

@@ -263,8 +263,8 @@ where
 /// in another process (the parent of a fork) raises `ForkedError` here, at once. A call to etcd
 /// is never ready at once, and its first poll (cloning the channel, encoding the request,
 /// waking the connection's task) is better done on tokio's threads than on the event loop's,
-/// which is the one thread all of Python's tasks share: 32 concurrent gets took 10-25% less
-/// time that way here.
+/// which is the one thread all of Python's tasks share (concurrent gets take less time that
+/// way: docs/benchmarks.md, "Figures behind the code").
 pub fn spawn_call<'py, F, T>(
     py: Python<'py>,
     client: &crate::client::Client,

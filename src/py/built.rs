@@ -7,8 +7,8 @@
 //! lists, read-only (`etcd_resources.readonly`: a `dict` and a `list` that refuse changes),
 //! and keeps them here; every later read of that version gets the same objects, at the cost
 //! of a reference. No reader's edit can reach another (they cannot edit), and nothing is
-//! copied per reader: a copy of a 2 KB document cost 13-18 us on the AMD VM measured, more
-//! than a whole indexed query of a thousand documents should.
+//! copied per reader: a copy of a document costs more than a whole indexed query of a
+//! thousand documents should (figures: docs/benchmarks.md, "Figures behind the code").
 //!
 //! Kept on the thread that holds the GIL (the event loop's), bounded by the stored bytes of
 //! the versions kept ([`BUDGET`]), oldest first out; so what the cache costs stays the

@@ -5,8 +5,8 @@ use pyo3::prelude::*;
 /// Run `f`, which makes many containers and no cycles, with the cyclic garbage collector off.
 ///
 /// Otherwise the collector runs every 700 new containers and walks the same young, live
-/// documents again at each generation while a listing is being built (a third of a cached
-/// query's time here). It is on again when `f` returns, so the objects are collected as usual
+/// documents again at each generation while a listing is being built (a large share of a
+/// cached query's time: docs/benchmarks.md, "Figures behind the code"). It is on again when `f` returns, so the objects are collected as usual
 /// from then on. Python code may run inside `f` (a typed read calls the classes' `__init__`);
 /// it only finds the collector paused for as long as the build takes.
 pub fn without_gc<T>(_py: Python<'_>, f: impl FnOnce() -> T) -> T {

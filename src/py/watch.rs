@@ -21,6 +21,15 @@ use crate::py::gc::without_gc;
 use crate::py::typed::Shape;
 use crate::selector::Query;
 
+/// The most Python containers (dicts, lists, the event tuples) one batch's events make, as
+/// far as a batch of more than one event goes: below CPython's threshold of 700 new
+/// containers for a collection of the youngest generation. A batch is built with the
+/// collector paused (`py::gc`); if it made more, the first collection after it would find the
+/// whole batch alive, still being read, and promote it to the older generations, whose
+/// collections then walk it again, and with a hundred watchers each holding a batch, full
+/// collections come often (figures: docs/benchmarks.md, "Watch batches and the collector").
+const BATCH_CONTAINERS: usize = 500;
+
 /// An open watch on a prefix. `next_batch()` returns the next list of
 /// `(type, name, value, previous, revision)` tuples (type: `ADDED`, `MODIFIED`, `DELETED`,
 /// `BOOKMARK`), or `None` once the watch has ended. It resumes by itself after connection
@@ -155,7 +164,7 @@ impl PyWatchStream {
             let Some(stream) = guard.guard.as_mut() else { return Ok(None) };
             let batch = tokio::select! {
                 _ = stop.cancelled() => None,
-                batch = stream.next_batch() => batch?,
+                batch = stream.next_batch(BATCH_CONTAINERS) => batch?,
             };
             Ok(batch.map(|changes| Batch { prefix_len, changes, shape }))
         })
