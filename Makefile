@@ -6,10 +6,11 @@
 #   make bench-scale  10k and 100k LabWorkers: etcd and cache reads, RSS per cached resource (~5 min)
 #   make bench-check  one small run's ratios against benches/baseline.json (~1 min + builds; ARGS=--record)
 #   make wheel   the sdist and manylinux_2_17 wheels for every CPython >= 3.11 here (dist/)
-#   make wheel-test  install each wheel in a fresh venv without Rust; run the demo and examples
+#   make wheel-test  check each wheel's files against scripts/check_wheel.py's list; install it in a
+#                fresh venv without Rust; run the demo (without Neuroglia, then with it) and examples
 #   make docs    the documentation site (MkDocs Material, mkdocstrings) into site/, warnings fatal
 #   make dev     build a debug extension into .venv for iterating
-#   make jepsen  27 histories (2 client processes each) under mixed faults: network namespaces and
+#   make jepsen  (jepsen/, beside the package, not in the wheel) 27 histories (2 client processes each) under mixed faults: network namespaces and
 #                a TCP proxy (root, or proxy faults only; about 3 minutes; not in CI)
 
 VENV   ?= .venv
@@ -31,8 +32,9 @@ $(VENV)/.tools: $(PY) pyproject.toml
 dev: $(VENV)/.tools
 	maturin develop -q --extras test,neuroglia,cli
 
+# With the benchmark-only functions (cargo feature `bench`), which no wheel carries.
 release: $(VENV)/.tools
-	maturin develop -q --release --extras test,neuroglia,cli
+	maturin develop -q --release --features bench --extras test,neuroglia,cli
 
 demo: $(VENV)/.tools
 	maturin develop -q --release --extras neuroglia
@@ -42,8 +44,9 @@ lint: dev
 	cargo fmt --check
 	cargo clippy -q --all-targets -- -D warnings
 	cargo clippy -q --all-targets --no-default-features -- -D warnings
-	$(PY) -m ruff check python tests benches scripts
-	$(PY) -m ruff format --check python tests benches scripts
+	cargo clippy -q --all-targets --features bench -- -D warnings
+	$(PY) -m ruff check python jepsen tests benches scripts
+	$(PY) -m ruff format --check python jepsen tests benches scripts
 	$(PY) -m mypy
 	$(PY) -m mypy.stubtest etcd_resources._core
 
@@ -68,7 +71,7 @@ bench-check: release
 	timeout 1800 $(PY) benches/bench_check.py $(ARGS)
 
 jepsen: dev
-	timeout 600 $(PY) -m etcd_resources.jepsen.run $(ARGS)
+	timeout 600 $(PY) -m jepsen.run $(ARGS)
 
 docs: dev
 	$(PY) -m pip install -q "mkdocs>=1.6,<2" "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=0.26"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from etcd_resources import EtcdClient
-from etcd_resources.jepsen.netns import NetnsCluster
+from jepsen.netns import NetnsCluster
 
 
 @pytest.fixture(params=["etcd", "memory"])

@@ -8,15 +8,35 @@ import sys
 
 import pytest
 
+# The demo as `python -m etcd_resources.demo` runs it, in an interpreter where Neuroglia cannot
+# be imported (as after a plain `pip install etcd-resources`).
+WITHOUT_NEUROGLIA = (
+    "import runpy, sys; sys.modules['neuroglia'] = None; "
+    "runpy.run_module('etcd_resources.demo', run_name='__main__')"
+)
 
+
+@pytest.mark.parametrize("neuroglia", [True, False], ids=["neuroglia", "plain"])
 @pytest.mark.parametrize("store_kind", ["memory", "etcd"])
-def test_the_demo_runs(store_kind: str, etcd_endpoints: list[str], prefix: str) -> None:
-    args = [sys.executable, "-m", "etcd_resources.demo", "--prefix", prefix]
+def test_the_demo_runs(
+    store_kind: str, neuroglia: bool, etcd_endpoints: list[str], prefix: str
+) -> None:
+    args = [
+        sys.executable,
+        *(["-m", "etcd_resources.demo"] if neuroglia else ["-c", WITHOUT_NEUROGLIA]),
+    ]
+    args += ["--prefix", prefix]
     if store_kind == "etcd":
         args += ["--endpoints", ",".join(etcd_endpoints)]
     run = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     out = run.stdout
+    if neuroglia:
+        assert "EtcdLabWorkerResourceRepository as scoped" in out
+        assert "through the mediator" in out
+    else:
+        assert "plain asyncio (no Neuroglia installed)" in out
+        assert "through the mediator" not in out
     assert "refused atomically" in out
     assert re.search(r"find_active_workers_async\(\)\s+worker-0, worker-1, worker-2", out)
     assert re.search(r"count_by_phase_async\(Ready\)\s+2", out)

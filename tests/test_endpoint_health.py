@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from etcd_resources import EtcdClient, EtcdStorageBackend, ResourceRepository, _core
-from etcd_resources.jepsen.faults import Fault, Isolate, Pause, injected
-from etcd_resources.jepsen.netns import NetnsCluster, NetnsMember, netns_available
-from etcd_resources.jepsen.run import wait_serving
-from etcd_resources.jepsen.workload import DEFINITE, INDEFINITE, counter_resource
 from etcd_resources.watching import EventType
+from jepsen.faults import Fault, Isolate, Pause, injected
+from jepsen.netns import NetnsCluster, NetnsMember, netns_available
+from jepsen.run import wait_serving
+from jepsen.workload import DEFINITE, INDEFINITE, counter_resource
 
 from .helpers import worker
 

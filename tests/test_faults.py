@@ -1,5 +1,5 @@
 """Faults injected for real: a three-member etcd cluster in network namespaces
-(``etcd_resources.jepsen.netns``), each fault of ``etcd_resources.jepsen.faults`` held while
+(``jepsen.netns``), each fault of ``jepsen.faults`` held while
 ``run_workload`` runs a mixed workload with a 2 s client timeout; every recorded history must
 be linearizable, and the cluster must serve again within a bounded time after the fault is
 undone. Skipped (saying why) where network namespaces cannot be made; CI runs as root."""
@@ -21,12 +21,12 @@ from etcd_resources import (
     EtcdStorageBackend,
     ResourceRepository,
 )
-from etcd_resources.jepsen import History, check, run_workload
-from etcd_resources.jepsen.faults import Crash, Degrade, Fault, Isolate, Pause, injected
-from etcd_resources.jepsen.netns import PREFIX, NetnsCluster, NetnsMember, netns_available
-from etcd_resources.jepsen.observe import Observed, Observer
-from etcd_resources.jepsen.run import wait_serving
 from etcd_resources.testing import EtcdServerError
+from jepsen import History, check, run_workload
+from jepsen.faults import Crash, Degrade, Fault, Isolate, Pause, injected
+from jepsen.netns import PREFIX, NetnsCluster, NetnsMember, netns_available
+from jepsen.observe import Observed, Observer
+from jepsen.run import wait_serving
 
 WHY_NOT = netns_available()
 pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"no network namespaces: {WHY_NOT}")

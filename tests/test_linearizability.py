@@ -1,4 +1,4 @@
-"""The linearizability checker (``etcd_resources.jepsen``): hand-written histories it must
+"""The linearizability checker (``jepsen``): hand-written histories it must
 accept and reject, a property test on histories of a sequential model with random overlaps,
 and one recorded run against the session's etcd (no faults)."""
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcd_resources import EtcdClient, ResourceRepository
-from etcd_resources.jepsen import History, Operation, check, run_workload
+from jepsen import History, Operation, check, run_workload
 
 
 class H:

@@ -1,4 +1,4 @@
-"""Several client processes in one history (``etcd_resources.jepsen.clients``): each process
+"""Several client processes in one history (``jepsen.clients``): each process
 runs asyncio tasks against the same keys on the session's etcd and records JSON lines; the
 merged history checks clean, with and without proxy faults, and a merged history that was
 tampered with (a double compare-and-swap win across processes, one process's clock off) is
@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from etcd_resources.jepsen import History, Operation, check
-from etcd_resources.jepsen.clients import ClientProcesses
-from etcd_resources.jepsen.faults import injected
-from etcd_resources.jepsen.proxy import ProxyReset, ProxyStall, TcpProxy
+from jepsen import History, Operation, check
+from jepsen.clients import ClientProcesses
+from jepsen.faults import injected
+from jepsen.proxy import ProxyReset, ProxyStall, TcpProxy
 
 KEYS = ("a", "b", "c")
 

@@ -1,4 +1,4 @@
-"""The TCP proxy of ``etcd_resources.jepsen.proxy`` between a client and the session's real
+"""The TCP proxy of ``jepsen.proxy`` between a client and the session's real
 etcd (no namespaces, no privileges): each fault (stall, blackhole, reset; at once or
 mid-request) does what it says, the client fails within its timeout with an error (never a
 hang, never ``None``/``False``), the same client works again once healed, and histories and
@@ -20,17 +20,17 @@ from etcd_resources import (
     ResourceRepository,
     UnavailableError,
 )
-from etcd_resources.jepsen import History, Recorder, check, counter_resource, run_workload
-from etcd_resources.jepsen.faults import Fault, injected
-from etcd_resources.jepsen.observe import Observer
-from etcd_resources.jepsen.proxy import (
+from etcd_resources.testing import EtcdCluster
+from jepsen import History, Recorder, check, counter_resource, run_workload
+from jepsen.faults import Fault, injected
+from jepsen.observe import Observer
+from jepsen.proxy import (
     ProxyBlackhole,
     ProxyFault,
     ProxyReset,
     ProxyStall,
     TcpProxy,
 )
-from etcd_resources.testing import EtcdCluster
 
 TIMEOUT = 1.0
 SLACK = 0.5

@@ -17,7 +17,6 @@ __all__ = [
     "TypePlan",
     "WatchStream",
     "__version__",
-    "_decode_bench",
     "_shutdown",
     "flush_logs",
     "normalize_prefix",
@@ -25,7 +24,6 @@ __all__ = [
 __version__: Final[str]
 
 def _shutdown(timeout: float = 2.0) -> bool: ...
-def _decode_bench(doc: bytes, how: str, n: int) -> tuple[float, Any]: ...
 def flush_logs() -> None: ...
 def normalize_prefix(prefix: str) -> str: ...
 

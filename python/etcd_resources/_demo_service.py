@@ -1,16 +1,21 @@
 """The demo's slice of a Lab Resource Manager: commands and their handlers, which receive the
 LabWorker repository by constructor injection (module level, so Neuroglia's dependency
-injection can read their annotations)."""
+injection can read their annotations), and their registration. Imported only with Neuroglia
+installed."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from neuroglia.core import OperationResult
-from neuroglia.mediation import Command, CommandHandler
+from neuroglia.dependency_injection import ServiceCollection
+from neuroglia.mediation import Command, CommandHandler, Mediator
 
+from ._core import EtcdClient
+from .config import EtcdSettings
 from .lab_worker_repository import EtcdLabWorkerResourceRepository
 from .lab_workers import LabWorker, LabWorkerPhase
+from .neuroglia import add_etcd_resources
 
 
 class CreateLabWorker(Command[OperationResult[Any]]):
@@ -44,3 +49,30 @@ class MoveToPhaseHandler(CommandHandler[MoveToPhase, OperationResult[Any]]):
             return self.not_found(LabWorker, request.name)
         worker.status.phase = request.phase
         return self.ok(await self.repository.update_async(worker))
+
+
+class Registered:
+    """The client and the handlers registered as the service's main.py does it; commands go
+    through the mediator."""
+
+    def __init__(self, endpoints: list[str], prefix: str) -> None:
+        services = ServiceCollection()
+        add_etcd_resources(services, EtcdSettings(endpoints=endpoints, prefix=prefix))
+        services.add_singleton(Mediator)
+        services.add_scoped(CreateLabWorkerHandler)
+        services.add_scoped(MoveToPhaseHandler)
+        Mediator._handler_registry[CreateLabWorker] = CreateLabWorkerHandler
+        Mediator._handler_registry[MoveToPhase] = MoveToPhaseHandler
+        self.provider = services.build()
+        self.mediator: Any = self.provider.get_required_service(Mediator)
+        self.client: EtcdClient = self.provider.get_required_service(EtcdClient)
+
+    def repository(self) -> EtcdLabWorkerResourceRepository:
+        scope = self.provider.create_scope().get_service_provider()
+        return scope.get_required_service(EtcdLabWorkerResourceRepository)
+
+    async def create(self, name: str, lab_track: str) -> Any:
+        return (await self.mediator.execute_async(CreateLabWorker(name, lab_track))).data
+
+    async def move(self, name: str, phase: LabWorkerPhase) -> Any:
+        return (await self.mediator.execute_async(MoveToPhase(name, phase))).data

@@ -3,11 +3,13 @@
     python -m etcd_resources.demo                                   # the embedded store
     python -m etcd_resources.demo --endpoints http://127.0.0.1:2379 # a real etcd
 
-The repository is registered through Neuroglia's dependency injection (the client as a
-singleton, the repository as a scoped service); command handlers get it by constructor
-injection and run through the mediator. It creates workers on several lab tracks, moves them
-through their phases while a watch prints every change as it arrives, runs every query, and
-shows a conflicting update being caught and retried.
+With Neuroglia installed (``pip install 'etcd-resources[neuroglia]'``), the repository is
+registered through Neuroglia's dependency injection (the client as a singleton, the repository
+as a scoped service); command handlers get it by constructor injection and run through the
+mediator. Without it, the same tour runs on plain asyncio, calling the repository directly. It
+creates workers on several lab tracks, moves them through their phases while a watch prints
+every change as it arrives, runs every query, and shows a conflicting update being caught and
+retried.
 """
 
 from __future__ import annotations
@@ -26,45 +28,58 @@ def show(title: str) -> None:
     print(f"\n{BOLD}{title}{RESET}")
 
 
-async def run(endpoints: list[str], prefix: str) -> None:
-    try:
-        from neuroglia.dependency_injection import ServiceCollection
-        from neuroglia.mediation import Mediator
+class Service:
+    """How the tour reaches the repository: through Neuroglia (dependency injection, commands
+    through the mediator) when it is installed, directly otherwise."""
 
-        from ._demo_service import (
-            CreateLabWorker,
-            CreateLabWorkerHandler,
-            MoveToPhase,
-            MoveToPhaseHandler,
-        )
+    def __init__(self, endpoints: list[str], prefix: str) -> None:
+        from . import EtcdClient
         from .lab_worker_repository import EtcdLabWorkerResourceRepository
-        from .neuroglia import add_etcd_resources
-    except ImportError:
-        sys.exit(
-            "the demo shows the Neuroglia integration: pip install 'etcd-resources[neuroglia]'"
-        )
 
-    from . import ConflictError, EtcdClient, EtcdSettings, LabWorker, LabWorkerPhase, WatchEvent
+        try:
+            from ._demo_service import Registered
+        except ImportError:  # Neuroglia is not installed: plain asyncio
+            self.registered: Any = None
+            self.client = EtcdClient(endpoints)
+            self.prefix = prefix
+            self.how = "plain asyncio (no Neuroglia installed): the repository called directly"
+            self._plain = EtcdLabWorkerResourceRepository
+        else:
+            self.registered = Registered(endpoints, prefix)
+            self.client = self.registered.client
+            self.how = (
+                "EtcdClient registered as a singleton, EtcdLabWorkerResourceRepository as scoped"
+            )
 
-    # -- registration, as the service's main.py does it ------------------------------------
+    def repository(self) -> Any:
+        if self.registered is not None:
+            return self.registered.repository()
+        return self._plain(self.client, self.prefix)
 
-    services = ServiceCollection()
-    add_etcd_resources(services, EtcdSettings(endpoints=endpoints, prefix=prefix))
-    services.add_singleton(Mediator)
-    services.add_scoped(CreateLabWorkerHandler)
-    services.add_scoped(MoveToPhaseHandler)
-    Mediator._handler_registry[CreateLabWorker] = CreateLabWorkerHandler
-    Mediator._handler_registry[MoveToPhase] = MoveToPhaseHandler
-    provider = services.build()
-    mediator: Any = provider.get_required_service(Mediator)
-    client: EtcdClient = provider.get_required_service(EtcdClient)
+    async def create(self, name: str, lab_track: str) -> Any:
+        from .lab_workers import LabWorker
+
+        if self.registered is not None:
+            return await self.registered.create(name, lab_track)
+        return await self.repository().add_async(LabWorker.create(name, lab_track))
+
+    async def move(self, name: str, phase: Any) -> Any:
+        if self.registered is not None:
+            return await self.registered.move(name, phase)
+        repo = self.repository()
+        worker = await repo.get_async(name)
+        worker.status.phase = phase
+        return await repo.update_async(worker)
+
+
+async def run(endpoints: list[str], prefix: str) -> None:
+    from . import ConflictError, LabWorker, LabWorkerPhase, WatchEvent
+
+    service = Service(endpoints, prefix)
+    client, repository = service.client, service.repository
     where = "the embedded store" if endpoints == ["memory://"] else ", ".join(endpoints)
     print(f"etcd-resources demo on {where}, LabWorkers under {prefix}")
-    print("EtcdClient registered as a singleton, EtcdLabWorkerResourceRepository as scoped")
-
-    def repository() -> EtcdLabWorkerResourceRepository:
-        scope = provider.create_scope().get_service_provider()
-        return scope.get_required_service(EtcdLabWorkerResourceRepository)
+    print(service.how)
 
     # -- a watch that prints every change as it arrives -------------------------------------
 
@@ -85,10 +100,9 @@ async def run(endpoints: list[str], prefix: str) -> None:
     watch = repository().watch_workers(on_change)
     await watch.started()
 
-    show("Creating workers on three tracks, through the mediator")
+    show("Creating workers on three tracks" + (", through the mediator" * bool(service.registered)))
     for i in range(7):
-        result = await mediator.execute_async(CreateLabWorker(f"worker-{i}", TRACKS[i % 3]))
-        worker = result.data
+        worker = await service.create(f"worker-{i}", TRACKS[i % 3])
         print(
             f"  + {worker.metadata.name:<9} track={worker.spec.lab_track:<7} "
             f"resource_version={worker.metadata.resource_version}"
@@ -112,8 +126,7 @@ async def run(endpoints: list[str], prefix: str) -> None:
     }
     for name, phases in plan.items():
         for phase in phases:
-            result = await mediator.execute_async(MoveToPhase(name, phase))
-            meta = result.data.metadata
+            meta = (await service.move(name, phase)).metadata
             print(
                 f"  ~ {name:<9} -> {phase.value:<16} resource_version={meta.resource_version} "
                 f"generation={meta.generation}"

@@ -147,6 +147,7 @@ fn json<'py>(py: Python<'py>, bytes: &[u8], read_only: bool) -> Result<Bound<'py
 }
 
 /// Parse JSON bytes into Python objects, nothing else (for `decode_bench`).
+#[cfg(feature = "bench")]
 pub(crate) fn parse<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
     json(py, bytes, false).map_err(|e| match e {
         JsonError::Python(e) => e,

@@ -8,6 +8,7 @@ mod built;
 mod client;
 mod convert;
 mod decode;
+#[cfg(feature = "bench")]
 mod decode_bench;
 mod errors;
 mod gc;
@@ -59,6 +60,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lease::PyLease>()?;
     m.add_class::<typed::TypePlan>()?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
+    #[cfg(feature = "bench")]
     m.add_function(wrap_pyfunction!(decode_bench::_decode_bench, m)?)?;
     m.add_function(wrap_pyfunction!(logs::flush_logs, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_prefix, m)?)?;

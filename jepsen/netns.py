@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
-from ..testing import EtcdServer, EtcdServerError, find_etcd_binary
+from etcd_resources.testing import EtcdServer, EtcdServerError, find_etcd_binary
 
 __all__ = ["NetnsCluster", "NetnsMember", "NetnsUnavailable", "netns_available", "run_ip"]
 

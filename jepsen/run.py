@@ -1,4 +1,4 @@
-"""``python -m etcd_resources.jepsen.run`` (``make jepsen``): many short histories, each a
+"""``python -m jepsen.run`` (``make jepsen``): many short histories, each a
 workload of several client processes (``clients``) under one fault (cycling through every
 kind: those of ``faults`` on a three-member cluster in network namespaces, ``netns``, needs
 root; those of ``proxy`` on a TCP proxy between the clients and that cluster), with a watcher
@@ -19,9 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import EtcdClient, EtcdStorageBackend, EtcdTimeoutError
-from ..errors import UnavailableError
-from ..testing import EtcdCluster
+from etcd_resources import EtcdClient, EtcdStorageBackend, EtcdTimeoutError
+from etcd_resources.errors import UnavailableError
+from etcd_resources.testing import EtcdCluster
+
 from .checker import check
 from .clients import ClientProcesses
 from .faults import Crash, Degrade, Fault, Isolate, Pause, injected

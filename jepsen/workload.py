@@ -9,14 +9,15 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import (
+from etcd_resources.errors import (
     AlreadyExistsError,
     ConflictError,
     EtcdTimeoutError,
     NotFoundError,
     UnavailableError,
 )
-from ..repository import ResourceRepository
+from etcd_resources.repository import ResourceRepository
+
 from .history import History, Kind, Operation, Outcome, Value
 
 __all__ = ["DEFINITE", "INDEFINITE", "Recorder", "counter_resource", "run_workload"]

@@ -1,5 +1,5 @@
 """Several client processes in one history: ``ClientProcesses`` starts N processes (``python -m
-etcd_resources.jepsen.clients``, a fresh interpreter each, so each has its own ``EtcdClient``,
+jepsen.clients``, a fresh interpreter each, so each has its own ``EtcdClient``,
 runtime and connections), each running ``run_workload`` with its own asyncio tasks against
 the same keys, and merges the JSON lines each wrote into one ``History``.
 
@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -32,6 +33,17 @@ from typing import Any, Self
 from .history import History
 
 __all__ = ["ClientProcesses", "ClientSpec", "run_client_processes"]
+
+
+def _env() -> dict[str, str]:
+    """The environment of a client process: it imports this package (``python -m
+    jepsen.clients``) from where it lies, whatever its working directory."""
+    here = str(Path(__file__).resolve().parent.parent)
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p),
+    }
+
 
 READY_WITHIN = 30.0
 """Seconds a process may take to start, import the package and read once."""
@@ -132,11 +144,12 @@ class ClientProcesses:
                 log = await asyncio.to_thread(Path(f"{self.out_path(spec)}.log").open, "wb")
                 with log:
                     proc = await asyncio.create_subprocess_exec(
-                        sys.executable, "-m", "etcd_resources.jepsen.clients",
+                        sys.executable, "-m", "jepsen.clients",
                         "--spec", spec.to_json(), "--out", str(self.out_path(spec)),
                         stdin=asyncio.subprocess.PIPE,
                         stdout=asyncio.subprocess.PIPE,
                         stderr=log,
+                        env=_env(),
                     )  # fmt: skip
                 self._procs.append(proc)
             for spec, proc in zip(self.specs, self._procs, strict=True):
@@ -221,7 +234,7 @@ async def run_client_processes(endpoints: Sequence[str], prefix: str, **options:
 
 async def _first_read(repo: Any, within: float) -> None:
     """One read through the client (connecting it), retried until ``within`` seconds."""
-    from ..errors import EtcdTimeoutError, UnavailableError
+    from etcd_resources.errors import EtcdTimeoutError, UnavailableError
 
     deadline = time.monotonic() + within
     while True:
@@ -235,8 +248,9 @@ async def _first_read(repo: Any, within: float) -> None:
 
 
 async def _child(spec: ClientSpec, out: Path) -> int:
-    from .._core import EtcdClient
-    from ..repository import ResourceRepository
+    from etcd_resources._core import EtcdClient
+    from etcd_resources.repository import ResourceRepository
+
     from .workload import run_workload
 
     loop = asyncio.get_running_loop()

@@ -11,10 +11,11 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._core import EtcdClient
-from ..errors import EtcdTimeoutError, UnavailableError
-from ..repository import ResourceRepository
-from ..watching import EventType
+from etcd_resources._core import EtcdClient
+from etcd_resources.errors import EtcdTimeoutError, UnavailableError
+from etcd_resources.repository import ResourceRepository
+from etcd_resources.watching import EventType
+
 from .workload import counter_resource
 
 __all__ = ["Observed", "Observer"]
