@@ -6,7 +6,6 @@
 //! parent's), and nothing of it is torn down there (see `crate::process`).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -62,49 +61,17 @@ pub const MEMORY_ENDPOINT: &str = "memory://";
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 1536 * 1024;
 
 /// Options of a client; the defaults suit a local etcd.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ClientOptions {
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub credentials: Option<(String, String)>,
-    pub tls: Option<crate::store::etcd::TlsConfig>,
+    /// How to reach etcd (unused by the embedded store but for `timeout`).
+    pub etcd: EtcdConfig,
+    /// Documents larger than this are refused before they are sent.
     pub max_document_bytes: usize,
-    /// Extra attempts of a read that could not reach etcd.
-    pub retries: u32,
-    /// Calls in a row that fail to reach etcd before calls fail fast (0: never).
-    pub breaker_threshold: u32,
-    /// How long calls fail fast before one probes etcd again.
-    pub breaker_reset: Duration,
-}
-
-impl std::fmt::Debug for ClientOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the password or the TLS key.
-        f.debug_struct("ClientOptions")
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("user", &self.credentials.as_ref().map(|c| &c.0))
-            .field("tls", &self.tls.is_some())
-            .field("max_document_bytes", &self.max_document_bytes)
-            .field("retries", &self.retries)
-            .field("breaker_threshold", &self.breaker_threshold)
-            .field("breaker_reset", &self.breaker_reset)
-            .finish()
-    }
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        ClientOptions {
-            timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(5),
-            credentials: None,
-            tls: None,
-            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
-            retries: 2,
-            breaker_threshold: 5,
-            breaker_reset: Duration::from_secs(2),
-        }
+        ClientOptions { etcd: EtcdConfig::default(), max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES }
     }
 }
 
@@ -140,7 +107,7 @@ impl Client {
         if endpoints.is_empty() {
             return Err(Error::invalid("no endpoints given; use \"memory://\" for the embedded store"));
         }
-        if options.timeout.is_zero() || options.connect_timeout.is_zero() {
+        if options.etcd.timeout.is_zero() || options.etcd.connect_timeout.is_zero() {
             return Err(Error::invalid("timeouts must be positive"));
         }
         let shutdown = process_child_token();
@@ -159,17 +126,7 @@ impl Client {
                     }
                 }
             }
-            let config = EtcdConfig {
-                endpoints: endpoints.clone(),
-                timeout: options.timeout,
-                connect_timeout: options.connect_timeout,
-                credentials: options.credentials.clone(),
-                tls: options.tls.clone(),
-                retries: options.retries,
-                breaker_threshold: options.breaker_threshold,
-                breaker_reset: options.breaker_reset,
-            };
-            Arc::new(EtcdStore::new(config, shutdown.clone()))
+            Arc::new(EtcdStore::new(endpoints.clone(), options.etcd.clone(), shutdown.clone()))
         };
         let inner = Inner {
             store,

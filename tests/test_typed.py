@@ -459,9 +459,37 @@ def test_classes_defined_inside_a_function() -> None:
 
 def test_a_plan_naming_a_class_it_lacks_is_refused() -> None:
     from etcd_resources import _core
+    from etcd_resources.typed import ClassPlan, FieldPlan
 
     nested = ("list", ("object", 5), None)
+    field = FieldPlan(attr="mixed", keys=("mixed",), node=nested, init=True)
+    plan = ClassPlan(
+        cls=Paint,
+        name="Paint",
+        fields=[field],
+        required=(),
+        construct=True,
+        has_id=False,
+        fill=None,
+    )
     with pytest.raises(ValueError, match="names a class the plan lacks"):
-        _core.TypePlan(
-            [(Paint, "Paint", [("mixed", ("mixed",), nested, True)], (), True, False, None)]
-        )
+        _core.TypePlan([plan])
+
+
+def test_the_plan_is_read_by_name() -> None:
+    """typed.py and the Rust side share the plan's structure by attribute names: a plan whose
+    class lacks one of them is refused, naming it, not read by position."""
+    from etcd_resources import _core
+    from etcd_resources.typed import ClassPlan, plan_for
+
+    class Renamed:
+        def __init__(self, plan: ClassPlan) -> None:
+            self.cls, self.name, self.fields = plan.cls, plan.name, plan.fields
+            self.required, self.construct, self.fill = plan.required, plan.construct, plan.fill
+
+    planner_plan = ClassPlan(
+        cls=Paint, name="Paint", fields=[], required=(), construct=True, has_id=False, fill=None
+    )
+    with pytest.raises(AttributeError, match="has_id"):
+        _core.TypePlan([Renamed(planner_plan)])
+    assert repr(plan_for(Paint)) == "TypePlan(Paint)"

@@ -197,13 +197,51 @@ def _init_parameters(cls: type) -> list[tuple[str, bool]] | None:
     return list(found.items())
 
 
-def _dataclass_fill(cls: type) -> list[tuple[str, str, Any]] | None:
+# The plan as ``_core.TypePlan`` reads it, by attribute name: a table of ``ClassPlan``.
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FieldPlan:
+    """How one attribute is read: from the first of ``keys`` the document has, through
+    ``node`` (a tagged tuple, see ``_Planner.node``); ``init``: passed to ``__init__``."""
+
+    attr: str
+    keys: tuple[str, ...]
+    node: tuple[Any, ...]
+    init: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FillPlan:
+    """A dataclass field set straight into the instance: ``how`` is ``"required"``,
+    ``"value"`` (``default``) or ``"factory"`` (``default()``)."""
+
+    attr: str
+    how: str
+    default: Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClassPlan:
+    """How one class is built: its ``fields``; the ``__init__`` parameters it ``required``
+    (when ``construct``: instances are made by calling the class); ``has_id`` (a Neuroglia
+    entity); ``fill`` (a plain dataclass: its fields set without running ``__init__``)."""
+
+    cls: type
+    name: str
+    fields: list[FieldPlan]
+    required: tuple[str, ...]
+    construct: bool
+    has_id: bool
+    fill: list[FillPlan] | None
+
+
+def _dataclass_fill(cls: type) -> list[FillPlan] | None:
     """For a dataclass whose ``__init__`` is the one ``@dataclass`` generated (not one of its
-    own, no ``__post_init__``, instances with a ``__dict__``): ``(field, how, default)`` of every
-    field that ``__init__`` sets, in its order; ``how`` is ``"required"``, ``"value"`` or
-    ``"factory"``. Such an ``__init__`` does nothing but set those fields, so the instance is
-    made by setting them into its ``__dict__`` straight away (what a stored document lacks gets
-    the field's default), without running Python code per field."""
+    own, no ``__post_init__``, instances with a ``__dict__``): every field that ``__init__``
+    sets, in its order, with its default. Such an ``__init__`` does nothing but set those
+    fields, so the instance is made by setting them into its ``__dict__`` straight away (what a
+    stored document lacks gets the field's default), without running Python code per field."""
     if not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__"):
         return None
     init = cls.__dict__.get("__init__")
@@ -218,11 +256,11 @@ def _dataclass_fill(cls: type) -> list[tuple[str, str, Any]] | None:
     fill = []
     for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
-            fill.append((f.name, "value", f.default))
+            fill.append(FillPlan(f.name, "value", f.default))
         elif f.default_factory is not dataclasses.MISSING:
-            fill.append((f.name, "factory", f.default_factory))
+            fill.append(FillPlan(f.name, "factory", f.default_factory))
         elif f.init:
-            fill.append((f.name, "required", None))
+            fill.append(FillPlan(f.name, "required", None))
     return fill
 
 
@@ -259,14 +297,14 @@ class _Planner:
     their attributes a node saying how a JSON value becomes the declared type."""
 
     def __init__(self) -> None:
-        self.classes: list[tuple[Any, ...]] = []
+        self.classes: list[ClassPlan | None] = []
         self.index: dict[type, int] = {}
 
     def object_plan(self, cls: type) -> int:
         if cls in self.index:
             return self.index[cls]
         self.index[cls] = len(self.classes)
-        self.classes.append(())  # a place held for recursive types
+        self.classes.append(None)  # a place held for recursive types
         hints = dict(type_hints(cls))
         if generic := _generic_args(cls):
             hints.setdefault("spec", Any)
@@ -290,17 +328,17 @@ class _Planner:
             if attr.startswith("_") or attr in read_only:
                 continue
             keys = dict.fromkeys((attr, _camel(attr), *_ALIASES.get(attr, ())))
-            fields.append((attr, tuple(keys), self.node(tp), attr in init_names))
+            fields.append(FieldPlan(attr, tuple(keys), self.node(tp), attr in init_names))
         required = tuple(name for name, req in parameters or () if req and construct)
         has_id = any(k.__name__ in ("Entity", "Identifiable") for k in cls.__mro__)
-        self.classes[self.index[cls]] = (
-            cls,
-            cls.__qualname__,
-            fields,
-            required,
-            construct,
-            has_id,
-            _dataclass_fill(cls),
+        self.classes[self.index[cls]] = ClassPlan(
+            cls=cls,
+            name=cls.__qualname__,
+            fields=fields,
+            required=required,
+            construct=construct,
+            has_id=has_id,
+            fill=_dataclass_fill(cls),
         )
         return self.index[cls]
 

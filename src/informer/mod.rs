@@ -206,7 +206,7 @@ impl Informer {
         if *applied.borrow_and_update() >= target {
             return Ok(());
         }
-        let timeout = self.shared.client.options().timeout;
+        let timeout = self.shared.client.options().etcd.timeout;
         let reached = tokio::time::timeout(timeout, applied.wait_for(|r| *r >= target)).await.is_ok();
         if !reached {
             return Err(Error::Timeout {
@@ -224,7 +224,7 @@ impl Informer {
         let shared = &self.shared;
         // Asked through the prefix: a user whose role covers only it may ask.
         let target = shared.client.store()?.current_revision(shared.prefix.as_bytes()).await?;
-        let timeout = shared.client.options().timeout;
+        let timeout = shared.client.options().etcd.timeout;
         let deadline = Instant::now() + timeout;
         let mut applied = shared.applied.subscribe();
         loop {

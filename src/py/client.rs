@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::lease::Lease;
 use crate::py::lease::PyLease;
 use crate::py::ready::Ready;
+use crate::store::etcd::{EtcdConfig, TlsConfig};
 
 // The Python signature spells the default out; keep it equal to the core's.
 const _: () = assert!(DEFAULT_MAX_DOCUMENT_BYTES == 1_572_864);
@@ -84,7 +85,7 @@ impl PyClient {
             return Err(Error::invalid("give both client_cert and client_key, or neither").into());
         }
         let tls = if ca_cert.is_some() || client_cert.is_some() || tls_domain.is_some() {
-            Some(crate::store::etcd::TlsConfig {
+            Some(TlsConfig {
                 ca: read("ca_cert", ca_cert)?,
                 client_cert: read("client_cert", client_cert)?,
                 client_key: read("client_key", client_key)?,
@@ -105,16 +106,16 @@ impl PyClient {
             (None, None) => None,
             _ => return Err(Error::invalid("give both username and password, or neither").into()),
         };
-        let options = ClientOptions {
+        let etcd = EtcdConfig {
             timeout: seconds("timeout", timeout)?,
             connect_timeout: seconds("connect_timeout", connect_timeout.unwrap_or(timeout))?,
             credentials,
             tls,
-            max_document_bytes,
             retries,
             breaker_threshold,
             breaker_reset: seconds("breaker_reset", breaker_reset)?,
         };
+        let options = ClientOptions { etcd, max_document_bytes };
         Ok(PyClient { client: Client::new(endpoints, options)? })
     }
 
@@ -134,7 +135,7 @@ impl PyClient {
     /// Request timeout in seconds.
     #[getter]
     fn timeout(&self) -> f64 {
-        self.client.options().timeout.as_secs_f64()
+        self.client.options().etcd.timeout.as_secs_f64()
     }
 
     /// The store's current revision (of the whole keyspace). Returns an awaitable.

@@ -14,6 +14,7 @@ use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 use serde_json::Value;
@@ -129,48 +130,48 @@ fn check_classes(node: &Node, count: usize) -> PyResult<()> {
     }
 }
 
+/// A class's plan from `typed.py`'s `ClassPlan` (its `FieldPlan`s and `FillPlan`s), read by
+/// attribute name.
 fn class_plan(obj: &Bound<'_, PyAny>, count: usize) -> PyResult<ClassPlan> {
-    let t = obj.cast::<PyTuple>()?;
+    let py = obj.py();
     let mut fields = Vec::new();
     let mut by_key = HashMap::default();
-    for (i, f) in t.get_item(2)?.try_iter()?.enumerate() {
+    for (i, f) in obj.getattr(intern!(py, "fields"))?.try_iter()?.enumerate() {
         let f = f?;
-        let f = f.cast::<PyTuple>()?;
-        let attr = f.get_item(0)?.cast_into::<PyString>()?;
-        for key in f.get_item(1)?.try_iter()? {
+        let attr = f.getattr(intern!(py, "attr"))?.cast_into::<PyString>()?;
+        for key in f.getattr(intern!(py, "keys"))?.try_iter()? {
             by_key.entry(key?.extract::<String>()?).or_insert(i);
         }
-        let node = node(&f.get_item(2)?)?;
+        let node = node(&f.getattr(intern!(py, "node"))?)?;
         check_classes(&node, count)?;
         fields.push(Field {
             name: attr.to_str()?.to_owned(),
             attr: attr.unbind(),
             node,
-            init: f.get_item(3)?.extract()?,
+            init: f.getattr(intern!(py, "init"))?.extract()?,
         });
     }
     let mut required = Vec::new();
-    for name in t.get_item(3)?.try_iter()? {
+    for name in obj.getattr(intern!(py, "required"))?.try_iter()? {
         let name: String = name?.extract()?;
         if let Some(i) = fields.iter().position(|f| f.name == name) {
             required.push(i);
         }
     }
-    let fill_spec = t.get_item(6)?;
+    let fill_spec = obj.getattr(intern!(py, "fill"))?;
     let fill = if fill_spec.is_none() {
         None
     } else {
         let mut fill = Vec::new();
         for entry in fill_spec.try_iter()? {
             let entry = entry?;
-            let entry = entry.cast::<PyTuple>()?;
-            let attr = entry.get_item(0)?.cast_into::<PyString>()?;
+            let attr = entry.getattr(intern!(py, "attr"))?.cast_into::<PyString>()?;
             let name = attr.to_str()?.to_owned();
-            let how: String = entry.get_item(1)?.extract()?;
+            let how: String = entry.getattr(intern!(py, "how"))?.extract()?;
             let default = match how.as_str() {
                 "required" => FieldDefault::Required,
-                "value" => FieldDefault::Value(entry.get_item(2)?.unbind()),
-                "factory" => FieldDefault::Factory(entry.get_item(2)?.unbind()),
+                "value" => FieldDefault::Value(entry.getattr(intern!(py, "default"))?.unbind()),
+                "factory" => FieldDefault::Factory(entry.getattr(intern!(py, "default"))?.unbind()),
                 other => return Err(PyValueError::new_err(format!("unknown field default {other:?}"))),
             };
             fill.push(Fill {
@@ -183,19 +184,19 @@ fn class_plan(obj: &Bound<'_, PyAny>, count: usize) -> PyResult<ClassPlan> {
     };
     Ok(ClassPlan {
         fill,
-        cls: t.get_item(0)?.cast_into::<PyType>()?.unbind(),
-        name: t.get_item(1)?.extract()?,
+        cls: obj.getattr(intern!(py, "cls"))?.cast_into::<PyType>()?.unbind(),
+        name: obj.getattr(intern!(py, "name"))?.extract()?,
         fields,
         by_key,
         required,
-        construct: t.get_item(4)?.extract()?,
-        has_id: t.get_item(5)?.extract()?,
+        construct: obj.getattr(intern!(py, "construct"))?.extract()?,
+        has_id: obj.getattr(intern!(py, "has_id"))?.extract()?,
     })
 }
 
 #[pymethods]
 impl TypePlan {
-    /// A plan from `typed.py`'s table of classes (see `_Planner` there).
+    /// A plan from `typed.py`'s table of classes (`ClassPlan`s; see `_Planner` there).
     #[new]
     fn new(classes: &Bound<'_, PyList>) -> PyResult<Self> {
         let count = classes.len();

@@ -1,12 +1,12 @@
-//! How to reach etcd: endpoints, deadlines, credentials, TLS, retries and the breaker.
+//! How to reach etcd: deadlines, credentials, TLS, retries and the breaker (the endpoints are
+//! given beside it).
 
 use std::time::Duration;
 
-/// How to reach etcd.
+/// How to reach etcd, whichever member; the defaults suit a local etcd. The client holds it
+/// (`crate::client::ClientOptions`) and hands it to the store.
 #[derive(Clone)]
 pub struct EtcdConfig {
-    /// `host:port` or `http(s)://host:port`, one per cluster member.
-    pub endpoints: Vec<String>,
     /// Deadline of each request.
     pub timeout: Duration,
     /// Deadline of establishing the connection.
@@ -25,14 +25,30 @@ pub struct EtcdConfig {
 
 impl std::fmt::Debug for EtcdConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the password.
+        // Never the password or the TLS key.
         f.debug_struct("EtcdConfig")
-            .field("endpoints", &self.endpoints)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("user", &self.credentials.as_ref().map(|c| &c.0))
             .field("tls", &self.tls.is_some())
+            .field("retries", &self.retries)
+            .field("breaker_threshold", &self.breaker_threshold)
+            .field("breaker_reset", &self.breaker_reset)
             .finish()
+    }
+}
+
+impl Default for EtcdConfig {
+    fn default() -> Self {
+        EtcdConfig {
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            credentials: None,
+            tls: None,
+            retries: 2,
+            breaker_threshold: 5,
+            breaker_reset: Duration::from_secs(2),
+        }
     }
 }
 
@@ -70,3 +86,20 @@ impl TlsConfig {
 /// only after the interval without reading anything, so pings are at least this far apart.
 /// Idle connections are not pinged: etcd does not permit pings without a stream open.
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::{EtcdConfig, TlsConfig};
+
+    #[test]
+    fn debug_never_shows_the_password_or_the_key() {
+        let config = EtcdConfig {
+            credentials: Some(("alice".into(), "s3cret-password".into())),
+            tls: Some(TlsConfig { client_key: Some(b"PRIVATE-KEY".to_vec()), ..TlsConfig::default() }),
+            ..EtcdConfig::default()
+        };
+        let shown = format!("{:?}", crate::client::ClientOptions { etcd: config, max_document_bytes: 1 });
+        assert!(shown.contains("alice") && shown.contains("retries: 2"), "{shown}");
+        assert!(!shown.contains("s3cret") && !shown.contains("PRIVATE"), "{shown}");
+    }
+}

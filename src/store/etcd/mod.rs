@@ -45,6 +45,8 @@ const MAX_RESPONSE: usize = i32::MAX as usize;
 /// The store on an etcd cluster.
 pub struct EtcdStore {
     config: EtcdConfig,
+    /// The endpoints as given (named in `Unavailable` errors).
+    urls: Vec<String>,
     /// One connection per member, with its health (see `endpoints`).
     endpoints: Arc<Endpoints>,
     /// Whether any request has been answered: a timeout before that means etcd is
@@ -57,8 +59,9 @@ pub struct EtcdStore {
 }
 
 impl EtcdStore {
-    /// A store for `config`; connects on first use.
-    pub fn new(config: EtcdConfig, closed: CancellationToken) -> Self {
+    /// A store for the cluster at `urls` (`host:port` or `http(s)://host:port`, one per
+    /// member), reached as `config` says; connects on first use.
+    pub fn new(urls: Vec<String>, config: EtcdConfig, closed: CancellationToken) -> Self {
         let breaker = Breaker::new(config.breaker_threshold, config.breaker_reset);
         let mut options = ConnectOptions::new()
             .with_connect_timeout(config.connect_timeout)
@@ -73,15 +76,11 @@ impl EtcdStore {
             // Expired auth tokens are refreshed (and the call retried) transparently.
             options = options.with_user(user.clone(), password.clone()).with_auto_token_refresh(true);
         }
-        let endpoints = Endpoints::new(
-            &config.endpoints,
-            options,
-            config.connect_timeout,
-            config.timeout,
-            closed.clone(),
-        );
+        let endpoints =
+            Endpoints::new(&urls, options, config.connect_timeout, config.timeout, closed.clone());
         EtcdStore {
             config,
+            urls,
             endpoints,
             answered: AtomicBool::new(false),
             closed,

@@ -28,6 +28,40 @@ pub(super) struct Failed {
     outcome: Outcome,
 }
 
+/// How one call is tried: the request policy's parameters, for writes and for reads.
+struct Policy {
+    /// A read: an attempt gives up when its endpoint is ejected meanwhile, one that could not
+    /// reach etcd is tried again, and once every endpoint was tried retries wait first, with
+    /// backoff and jitter. A write is tried again only when it was never sent.
+    read: bool,
+    /// After how long without an answer another attempt goes beside those running (a hedge).
+    hedge: Option<Duration>,
+    /// The most attempts of the call.
+    attempts: usize,
+}
+
+impl Policy {
+    /// Whether a failed attempt may be followed by another: a read that could not reach etcd;
+    /// a write that was never sent.
+    fn retries(&self, failed: &Failed) -> bool {
+        if self.read {
+            breaker::unreachable(&failed.error)
+        } else {
+            failed.outcome == Outcome::NotSent
+        }
+    }
+}
+
+/// One attempt launched by a call.
+struct Launched {
+    /// The endpoint it went to.
+    endpoint: usize,
+    /// When it started.
+    at: tokio::time::Instant,
+    /// Whether it has ended (answered or failed).
+    ended: bool,
+}
+
 impl EtcdStore {
     /// Run one request with the request timeout. It is sent again (to another endpoint if
     /// there is one) only when the connection for it could not be made: it never left.
@@ -38,29 +72,10 @@ impl EtcdStore {
         F: Fn(Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
-        self.breaker.admit().map_err(|e| self.with_endpoints(e))?;
-        let started = std::time::Instant::now();
-        let deadline = tokio::time::Instant::now() + self.config.timeout;
-        let mut tried = Vec::new();
-        let result = loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let index = self.endpoints.pick(&tried);
-            tried.push(index);
-            match self.attempt(operation, index, left.max(Duration::from_millis(1)), false, &f).await {
-                // Once per endpoint, and once more with a single endpoint: tonic hands the
-                // first call after a failed reconnection that (stale) connect error.
-                Err(Failed { outcome: Outcome::NotSent, .. })
-                    if tried.len() < self.endpoints.len().max(2)
-                        && tokio::time::Instant::now() < deadline =>
-                {
-                    continue
-                }
-                other => break other.map(|(value, _)| value).map_err(|failed| failed.error),
-            }
-        };
-        self.metrics.record(operation, started.elapsed(), result.is_ok());
-        self.breaker.record(result.as_ref().map(|_| ()));
-        result
+        // Once per endpoint, and once more with a single endpoint: tonic hands the first call
+        // after a failed reconnection that (stale) connect error.
+        let policy = Policy { read: false, hedge: None, attempts: self.endpoints.len().max(2) };
+        self.run(operation, policy, f).await.map(|(value, _)| value)
     }
 
     /// A read: tried again when etcd could not be reached, within the request timeout, on
@@ -82,7 +97,21 @@ impl EtcdStore {
         self.read_routed(operation, f).await.map(|(value, _)| value)
     }
 
+    /// [`Self::read`], with where the answer came from.
     pub(super) async fn read_routed<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<(T, Route)>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let hedge = (self.endpoints.len() > 1).then(|| self.config.timeout / (self.config.retries + 1));
+        let policy = Policy { read: true, hedge, attempts: self.config.retries as usize + 1 };
+        self.run(operation, policy, f).await
+    }
+
+    /// The request policy's one loop: attempts launched as `policy` says, under the request
+    /// timeout, the first answer taken. The breaker and the metrics count the call, not its
+    /// attempts.
+    async fn run<T, F, Fut>(&self, operation: &'static str, policy: Policy, f: F) -> Result<(T, Route)>
     where
         F: Fn(Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -90,10 +119,8 @@ impl EtcdStore {
         self.breaker.admit().map_err(|e| self.with_endpoints(e))?;
         let started = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + self.config.timeout;
-        let hedge = (self.endpoints.len() > 1).then(|| self.config.timeout / (self.config.retries + 1));
         let mut pause = Duration::from_millis(50);
-        // Every attempt launched: its endpoint, when it started, whether it ended.
-        let mut launched: Vec<(usize, tokio::time::Instant, bool)> = Vec::new();
+        let mut launched: Vec<Launched> = Vec::new();
         let mut running = futures::stream::FuturesUnordered::new();
         let mut next_launch = Some(tokio::time::Instant::now());
         // Whether the next launch is a hedge (beside attempts still running) rather than the
@@ -103,19 +130,20 @@ impl EtcdStore {
         let result = loop {
             let now = tokio::time::Instant::now();
             if let Some(at) = next_launch.filter(|at| *at <= now) {
-                let tried: Vec<usize> = launched.iter().map(|a| a.0).collect();
+                let tried: Vec<usize> = launched.iter().map(|a| a.endpoint).collect();
                 let index = self.endpoints.pick(&tried);
                 next_launch = None;
                 // A hedge goes only to a healthy endpoint not tried yet (`pick` prefers one).
                 if !hedging || (self.endpoints.is_healthy(index) && !tried.contains(&index)) {
                     let attempt = launched.len();
-                    launched.push((index, now, false));
+                    launched.push(Launched { endpoint: index, at: now, ended: false });
                     let left = deadline.saturating_duration_since(now).max(Duration::from_millis(1));
                     let f = &f;
+                    let read = policy.read;
                     running
-                        .push(async move { (attempt, self.attempt(operation, index, left, true, f).await) });
-                    let more = launched.len() <= self.config.retries as usize;
-                    next_launch = hedge.filter(|_| more).map(|h| at + h).filter(|t| *t < deadline);
+                        .push(async move { (attempt, self.attempt(operation, index, left, read, f).await) });
+                    let more = launched.len() < policy.attempts;
+                    next_launch = policy.hedge.filter(|_| more).map(|h| at + h).filter(|t| *t < deadline);
                     hedging = true;
                 }
             }
@@ -128,28 +156,29 @@ impl EtcdStore {
                 _ = tokio::time::sleep_until(wake), if next_launch.is_some() => continue,
                 Some(done) = running.next() => done,
             };
-            launched[attempt].2 = true;
+            launched[attempt].ended = true;
             match outcome {
                 Ok(value) => {
                     // Endpoints still silent after their share of the time, while this one
                     // answered: eject them.
                     let now = tokio::time::Instant::now();
-                    for (index, at, _) in launched.iter().filter(|a| !a.2) {
-                        if hedge.is_some_and(|h| now.duration_since(*at) >= h) {
-                            self.endpoints.record(*index, Outcome::Silent);
+                    for a in launched.iter().filter(|a| !a.ended) {
+                        if policy.hedge.is_some_and(|h| now.duration_since(a.at) >= h) {
+                            self.endpoints.record(a.endpoint, Outcome::Silent);
                         }
                     }
                     break Ok(value);
                 }
-                Err(Failed { error, .. }) if breaker::unreachable(&error) => {
-                    last_error = Some(error);
-                    if launched.len() > self.config.retries as usize {
+                Err(failed) if policy.retries(&failed) => {
+                    last_error = Some(failed.error);
+                    if launched.len() >= policy.attempts {
                         continue;
                     }
                     let now = tokio::time::Instant::now();
-                    let untried = (0..self.endpoints.len()).any(|i| !launched.iter().any(|a| a.0 == i));
-                    let retry_at = if untried {
-                        // Another endpoint may answer: at once.
+                    let untried =
+                        (0..self.endpoints.len()).any(|i| !launched.iter().any(|a| a.endpoint == i));
+                    let retry_at = if untried || !policy.read {
+                        // Another endpoint may answer (or the write was never sent): at once.
                         now
                     } else {
                         let wait = pause.mul_f64(jitter());
@@ -166,7 +195,6 @@ impl EtcdStore {
             }
         };
         drop(running);
-        // The breaker and the metrics count calls, not attempts.
         self.metrics.record(operation, started.elapsed(), result.is_ok());
         self.breaker.record(result.as_ref().map(|_| ()));
         result
@@ -248,10 +276,9 @@ impl EtcdStore {
     /// Name the endpoints in an `Unavailable` error.
     pub(super) fn with_endpoints(&self, e: Error) -> Error {
         match e {
-            Error::Unavailable { message, code } => Error::Unavailable {
-                message: format!("{message} (endpoints {:?})", self.config.endpoints),
-                code,
-            },
+            Error::Unavailable { message, code } => {
+                Error::Unavailable { message: format!("{message} (endpoints {:?})", self.urls), code }
+            }
             other => other,
         }
     }
