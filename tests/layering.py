@@ -369,6 +369,19 @@ def read_crate(src: Path) -> tuple[Plan, set[str], list[Import]]:
     return plan, modules, imports
 
 
+def pyo3_in_the_core(src: Path) -> list[str]:
+    """Where a file of the core (``src/`` but ``src/py/`` and the crate root, which declares the
+    extension module) names ``pyo3``, as ``file:line``."""
+    found = []
+    for module, path in module_files(src).items():
+        if module == "" or module == "py" or module.startswith("py::"):
+            continue
+        for n, line in enumerate(blank(path.read_text()).splitlines(), 1):
+            if re.search(r"\bpyo3\b", line):
+                found.append(f"{path.relative_to(src.parent)}:{n}")
+    return found
+
+
 # --- Python ---------------------------------------------------------------------------------
 
 

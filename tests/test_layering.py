@@ -11,6 +11,7 @@ from tests.layering import (
     check_rust,
     parse_plan,
     plan_block,
+    pyo3_in_the_core,
     python_imports,
     read_crate,
     rust_imports,
@@ -21,6 +22,10 @@ def test_the_core_and_the_bindings_import_only_downward_and_in_no_circle() -> No
     plan, modules, imports = read_crate(ROOT / "src")
     assert len(imports) > 100  # the reader finds the imports (it is not checking nothing)
     assert check_rust(plan, modules, imports) == []
+
+
+def test_the_core_names_no_pyo3() -> None:
+    assert pyo3_in_the_core(ROOT / "src") == []
 
 
 def test_the_development_page_shows_the_plan_of_src_lib_rs() -> None:
