@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "EtcdCoordinationBackend",
+    "EtcdLabInstanceResourceRepository",
     "EtcdLabWorkerResourceRepository",
     "EtcdResourceRepository",
     "EtcdResourceWatcher",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ..lab_instance_repository import EtcdLabInstanceResourceRepository
     from ..lab_worker_repository import EtcdLabWorkerResourceRepository
     from ..repository import ResourceRepository as EtcdResourceRepository
     from .coordination import EtcdCoordinationBackend
@@ -62,6 +64,10 @@ _WHERE = {
     "add_etcd_resources": (".dependency_injection", "add_etcd_resources"),
     "add_resource_repository": (".dependency_injection", "add_resource_repository"),
     # The package's own classes (the same objects, not subclasses).
+    "EtcdLabInstanceResourceRepository": (
+        "..lab_instance_repository",
+        "EtcdLabInstanceResourceRepository",
+    ),
     "EtcdLabWorkerResourceRepository": (
         "..lab_worker_repository",
         "EtcdLabWorkerResourceRepository",
