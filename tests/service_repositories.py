@@ -151,3 +151,19 @@ LAB_WORKER_HANDLERS = (
     ListLabWorkersQueryHandler,
 )
 LAB_INSTANCE_HANDLERS = (CreateLabInstanceCommandHandler, GetLabInstanceQueryHandler)
+
+
+class RunnableLabInstanceResourceRepository(LabInstanceResourceRepository):
+    """The service's class made concrete: Neuroglia's ``ResourceRepository`` (0.9.4, and the
+    framework's main branch) leaves ``Repository``'s template methods abstract, so the
+    service's own class cannot be instantiated as written. Its ``add_async``,
+    ``update_async`` and ``remove_async`` never call them."""
+
+    async def _do_add_async(self, entity: Any) -> Any:
+        raise AssertionError("Neuroglia's ResourceRepository.add_async does not call this")
+
+    async def _do_update_async(self, entity: Any) -> Any:
+        raise AssertionError("Neuroglia's ResourceRepository.update_async does not call this")
+
+    async def _do_remove_async(self, id: Any) -> None:
+        raise AssertionError("Neuroglia's ResourceRepository.remove_async does not call this")

@@ -17,6 +17,7 @@ mod readonly;
 mod ready;
 mod repository;
 mod runtime;
+mod text_backend;
 pub(crate) mod typed;
 mod watch;
 
@@ -49,6 +50,7 @@ fn normalize_prefix(prefix: &str) -> PyResult<String> {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::PyClient>()?;
     m.add_class::<backend::PyKvBackend>()?;
+    m.add_class::<text_backend::PyTextBackend>()?;
     m.add_class::<repository::PyRepositoryCore>()?;
     m.add_class::<watch::PyWatchStream>()?;
     m.add_class::<listing::PyListStream>()?;
