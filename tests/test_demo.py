@@ -20,6 +20,9 @@ def test_the_demo_runs(store_kind: str, etcd_endpoints: list[str], prefix: str) 
     assert "refused atomically" in out
     assert re.search(r"find_active_workers_async\(\)\s+worker-0, worker-1, worker-2", out)
     assert re.search(r"count_by_phase_async\(Ready\)\s+2", out)
+    assert re.search(r"find_expired_instances_async\(\)\s+lab-3\n", out)
+    assert re.search(r"find_scheduled_pending_async\(\)\s+lab-2, lab-5\n", out)
+    assert re.search(r"count_by_phase_async\(Running\)\s+2\n", out)
     assert "is refused: the stored one is" in out
     assert "error_count=1 (A's change kept)" in out
     assert "in order, none repeated, none lost" in out

@@ -6,8 +6,9 @@
 The repository is registered through Neuroglia's dependency injection (the client as a
 singleton, the repository as a scoped service); command handlers get it by constructor
 injection and run through the mediator. It creates workers on several lab tracks, moves them
-through their phases while a watch prints every change as it arrives, runs every query, and
-shows a conflicting update being caught and retried.
+through their phases while a watch prints every change as it arrives, runs every query,
+creates lab instance requests against the Ready workers and runs the scheduler's queries on
+them, and shows a conflicting update being caught and retried.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else
 TRACKS = ["ccna", "ccnp", "devnet"]
 
 
+def instances_prefix(prefix: str) -> str:
+    """Where the lab instance requests go: beside the workers, never under their prefix."""
+    base = prefix.rstrip("/")
+    if base.endswith("/lab-workers"):
+        return base.removesuffix("lab-workers") + "lab-instance-requests/"
+    return base + "-lab-instance-requests/"
+
+
 def show(title: str) -> None:
     print(f"\n{BOLD}{title}{RESET}")
 
@@ -31,12 +40,14 @@ async def run(endpoints: list[str], prefix: str) -> None:
         from neuroglia.dependency_injection import ServiceCollection
         from neuroglia.mediation import Mediator
 
+        from ._demo_instances import tour
         from ._demo_service import (
             CreateLabWorker,
             CreateLabWorkerHandler,
             MoveToPhase,
             MoveToPhaseHandler,
         )
+        from .lab_instance_repository import EtcdLabInstanceResourceRepository
         from .lab_worker_repository import EtcdLabWorkerResourceRepository
         from .neuroglia import add_etcd_resources
     except ImportError:
@@ -49,7 +60,12 @@ async def run(endpoints: list[str], prefix: str) -> None:
     # -- registration, as the service's main.py does it ------------------------------------
 
     services = ServiceCollection()
-    add_etcd_resources(services, EtcdSettings(endpoints=endpoints, prefix=prefix))
+    add_etcd_resources(
+        services,
+        EtcdSettings(endpoints=endpoints, prefix=prefix),
+        lab_instance_type=dict,
+        lab_instance_prefix=instances_prefix(prefix),
+    )
     services.add_singleton(Mediator)
     services.add_scoped(CreateLabWorkerHandler)
     services.add_scoped(MoveToPhaseHandler)
@@ -60,7 +76,10 @@ async def run(endpoints: list[str], prefix: str) -> None:
     client: EtcdClient = provider.get_required_service(EtcdClient)
     where = "the embedded store" if endpoints == ["memory://"] else ", ".join(endpoints)
     print(f"etcd-resources demo on {where}, LabWorkers under {prefix}")
-    print("EtcdClient registered as a singleton, EtcdLabWorkerResourceRepository as scoped")
+    print(
+        "EtcdClient registered as a singleton, EtcdLabWorkerResourceRepository and "
+        "EtcdLabInstanceResourceRepository as scoped"
+    )
 
     def repository() -> EtcdLabWorkerResourceRepository:
         scope = provider.create_scope().get_service_provider()
@@ -152,6 +171,13 @@ async def run(endpoints: list[str], prefix: str) -> None:
     print(
         f"  first page of 3: {names(page.items)} (read at revision {page.resource_version}, "
         f"more: {page.continue_token is not None})"
+    )
+
+    scope = provider.create_scope().get_service_provider()
+    await tour(
+        scope.get_required_service(EtcdLabInstanceResourceRepository),
+        await repo.find_ready_workers_async(),
+        show,
     )
 
     show("Two handlers race on worker-5")
