@@ -4,6 +4,10 @@ list-then-filter implementation does on the same data, on etcd and memory://."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -16,6 +20,7 @@ from etcd_resources import (
     EtcdLabInstanceResourceRepository,
     EventType,
     InvalidSelectorError,
+    WatchEvent,
 )
 
 from . import service_model as svc
@@ -291,3 +296,63 @@ def test_factories_and_defaults(client: EtcdClient) -> None:
     )
     assert json_repo.prefix == "/lab-instance-requests/" and json_repo.resource_type is None
     assert yaml_repo.prefix == "/x/" and yaml_repo.resource_type is svc.LabInstanceRequest
+
+
+@pytest.fixture
+def kolkata() -> Iterator[None]:
+    """This process's local time at UTC+05:30 for one test (``datetime.now()`` and
+    ``astimezone()`` follow ``TZ``)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Kolkata"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+async def test_naive_times_are_local_times_as_the_service_reads_them(
+    client: EtcdClient, prefix: str, cache: bool, kolkata: None
+) -> None:
+    """Away from UTC, a naive ``start_time`` is the service's local wall clock: read as UTC,
+    every instance below would seem to start five and a half hours from now (none expired)."""
+    assert datetime.now().astimezone().utcoffset() == timedelta(hours=5, minutes=30)
+    repo = EtcdLabInstanceResourceRepository(
+        client, prefix, resource_type=svc.LabInstanceRequest, cache=cache
+    )
+    resources = []
+    for minutes in (10, 50, 70, 200):
+        r = svc.new_instance(f"m{minutes}", duration_minutes=60)
+        r.status.phase = P.RUNNING
+        r.status.start_time = datetime.now() - timedelta(minutes=minutes)
+        resources.append(await repo.add_async(r))
+    want = ServiceQueries(resources).find_expired_instances()
+    assert names(want) == ["m200", "m70"]
+    assert names(await repo.find_expired_instances_async()) == names(want)
+
+
+async def test_callback_watch_carries_whole_instances(
+    written: tuple[EtcdLabInstanceResourceRepository, list[svc.LabInstanceRequest]],
+) -> None:
+    repo, resources = written
+    seen: list[WatchEvent] = []
+    arrived = asyncio.Event()
+
+    def on_change(event: WatchEvent) -> None:
+        seen.append(event)
+        arrived.set()
+
+    handle = repo.watch_changes(on_change)
+    await handle.started()
+    got = await repo.get_async(resources[0].metadata.name)
+    assert got is not None
+    got.status.retry_count += 1
+    await repo.save_async(got)
+    await asyncio.wait_for(arrived.wait(), 10)
+    handle.cancel()
+    (event,) = seen
+    check(event.resource, got)
