@@ -4,10 +4,15 @@ resolved through Neuroglia's real container as the handlers declare their depend
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 
 import pytest
+from neuroglia.data.infrastructure.abstractions import Repository
 from neuroglia.data.infrastructure.resources import ResourceRepository
+from neuroglia.data.infrastructure.tracing_mixin import TracedRepositoryMixin
 from neuroglia.dependency_injection import ServiceCollection
 from neuroglia.mapping.mapper import Mapper, MapperConfiguration
 
@@ -117,3 +122,37 @@ def test_without_a_lab_instance_type_only_workers_are_registered(prefix: str) ->
     assert scope.get_service(ResourceRepository[svc.LabWorkerSpec, svc.LabWorkerStatus]) is None
     assert scope.get_required_service(EtcdLabWorkerResourceRepository) is not None
     provider.get_required_service(EtcdClient).close()
+
+
+def test_one_class_per_name_with_and_without_neuroglia() -> None:
+    import etcd_resources
+    import etcd_resources.neuroglia as integration
+
+    cls = etcd_resources.EtcdLabInstanceResourceRepository
+    assert integration.EtcdLabInstanceResourceRepository is cls
+    assert issubclass(cls, Repository) and issubclass(cls, TracedRepositoryMixin)
+    program = textwrap.dedent(
+        """
+        import asyncio, sys
+        sys.modules["neuroglia"] = None  # as if it were not installed
+        from etcd_resources import EtcdClient, EtcdLabInstanceResourceRepository as Repo
+
+        assert {c.__module__.split(".")[0] for c in Repo.__mro__} == {
+            "etcd_resources", "typing", "builtins"}
+
+        async def main():
+            async with EtcdClient("memory://") as client:
+                repo = Repo(client)
+                doc = {"metadata": {"name": "r1"}, "spec": {"student_email": "a@b"},
+                       "status": {"phase": "Pending"}}
+                await repo.save_async(doc)
+                print(await repo.count_by_phase_async("Pending"))
+
+        asyncio.run(main())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
