@@ -5,6 +5,7 @@ revision, on etcd and memory://."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -207,3 +208,28 @@ async def test_every_query_answers_as_on_a_plain_backend(client: EtcdClient, pre
         assert await getattr(as_written, method)(*args) == []
     assert await on_etcd.count_by_phase_async(P.PENDING) == oracle.count_by_phase(P.PENDING) > 0
     assert await on_etcd.count_by_namespace_async("labs") == oracle.count_by_namespace("labs") > 0
+
+
+async def test_of_concurrent_updates_from_one_version_exactly_one_wins(
+    client: EtcdClient, prefix: str
+) -> None:
+    backend = NeurogliaStorageBackend(client, prefix)
+    repo = on(backend, "json")
+    first = svc.new_instance("req-1")
+    await repo.add_async(first)
+    version = (await repo.get_async(first.id)).metadata.resource_version
+
+    def copy(i: int) -> svc.LabInstanceRequest:
+        mine = svc.new_instance("req-1")
+        mine.metadata.uid = mine.id = first.id
+        mine.metadata.resource_version = version
+        mine.status.retry_count = i
+        return mine
+
+    results = await asyncio.gather(
+        *(repo.update_async(copy(i)) for i in range(8)), return_exceptions=True
+    )
+    won = [r for r in results if not isinstance(r, BaseException)]
+    lost = [r for r in results if isinstance(r, BaseException)]
+    assert len(won) == 1 and all(isinstance(e, ResourceConflictError) for e in lost)
+    assert (await repo.get_async(first.id)).status["retry_count"] == won[0].status.retry_count
