@@ -121,6 +121,15 @@ async def test_the_services_repository_runs_on_etcd(
     assert await repo.get_async(request.id) is None
 
 
+def another_copy(of: svc.LabInstanceRequest, version: str) -> svc.LabInstanceRequest:
+    """A second object for the same resource (same uid), holding ``version``: what another
+    replica of the service read."""
+    copy = svc.new_instance(of.metadata.name)
+    copy.metadata.uid = copy.id = of.metadata.uid
+    copy.metadata.resource_version = version
+    return copy
+
+
 class Interleaved(NeurogliaStorageBackend):
     """Lets another writer write between Neuroglia's read and its write, once."""
 
@@ -144,11 +153,8 @@ async def test_a_write_between_the_read_and_the_write_is_not_overwritten(
     rival = on(NeurogliaStorageBackend(client, prefix), "json")
 
     async def rival_writes() -> None:
-        theirs = svc.new_instance("req-1")
-        theirs.metadata.uid = theirs.id = request.metadata.uid
-        theirs.metadata.resource_version = (
-            await rival.get_async(request.id)
-        ).metadata.resource_version
+        held = (await rival.get_async(request.id)).metadata.resource_version
+        theirs = another_copy(request, held)
         theirs.status.phase = P.FAILED
         await rival.update_async(theirs)
 
@@ -220,9 +226,7 @@ async def test_of_concurrent_updates_from_one_version_exactly_one_wins(
     version = (await repo.get_async(first.id)).metadata.resource_version
 
     def copy(i: int) -> svc.LabInstanceRequest:
-        mine = svc.new_instance("req-1")
-        mine.metadata.uid = mine.id = first.id
-        mine.metadata.resource_version = version
+        mine = another_copy(first, version)
         mine.status.retry_count = i
         return mine
 
