@@ -15,12 +15,12 @@
 //!
 //! ```text
 //! bindings    | py
-//! py classes  | py::client py::lease py::watch py::listing py::repository py::backend
+//! py classes  | py::client py::lease py::watch py::listing py::repository py::backend py::text_backend
 //! py bridge   | py::bridge py::args py::ready
 //! py values   | py::stored py::built py::typed py::decode py::convert
 //! py leaves   | py::keys py::gc py::runtime py::logs py::errors py::readonly
 //! controller  | controller*
-//! repository  | repository backend
+//! repository  | repository backend text_backend
 //! cache       | lease fanout informer
 //! reading     | listing watch
 //! client      | client
@@ -47,6 +47,7 @@ pub mod projection;
 pub mod repository;
 pub mod selector;
 pub mod store;
+pub mod text_backend;
 pub mod watch;
 
 pub use error::{Error, Result};

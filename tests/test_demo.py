@@ -32,7 +32,7 @@ def test_the_demo_runs(
     assert run.returncode == 0, run.stderr
     out = run.stdout
     if neuroglia:
-        assert "EtcdLabWorkerResourceRepository as scoped" in out
+        assert "EtcdLabInstanceResourceRepository as scoped" in out
         assert "through the mediator" in out
     else:
         assert "plain asyncio (no Neuroglia installed)" in out
@@ -40,6 +40,9 @@ def test_the_demo_runs(
     assert "refused atomically" in out
     assert re.search(r"find_active_workers_async\(\)\s+worker-0, worker-1, worker-2", out)
     assert re.search(r"count_by_phase_async\(Ready\)\s+2", out)
+    assert re.search(r"find_expired_instances_async\(\)\s+lab-3\n", out)
+    assert re.search(r"find_scheduled_pending_async\(\)\s+lab-2, lab-5\n", out)
+    assert re.search(r"count_by_phase_async\(Running\)\s+2\n", out)
     assert "is refused: the stored one is" in out
     assert "error_count=1 (A's change kept)" in out
     assert "in order, none repeated, none lost" in out

@@ -28,6 +28,7 @@ from .errors import (
     UnavailableError,
     WatchFellBehindError,
 )
+from .lab_instance_repository import EtcdLabInstanceResourceRepository
 from .lab_worker_repository import EtcdLabWorkerResourceRepository
 from .lab_workers import LabWorker, LabWorkerPhase, LabWorkerSpec, LabWorkerStatus
 from .readonly import ReadOnlyDict, ReadOnlyList, thaw
@@ -43,6 +44,7 @@ __all__ = [
     "ClosedError",
     "ConflictError",
     "EtcdClient",
+    "EtcdLabInstanceResourceRepository",
     "EtcdLabWorkerResourceRepository",
     "EtcdResourcesError",
     "EtcdSettings",

@@ -14,6 +14,7 @@ __all__ = [
     "ListStream",
     "Ready",
     "RepositoryCore",
+    "TextBackend",
     "TypePlan",
     "WatchStream",
     "__version__",
@@ -95,6 +96,20 @@ class KvBackend:
     async def watch_stream(
         self, key_prefix: str = "", start_revision: int = 0, *, max_backlog: int | None = None
     ) -> WatchStream: ...
+
+@final
+class TextBackend:
+    """Text at ``prefix + key``: Neuroglia's storage protocol (see ``NeurogliaStorageBackend``).
+    Each method returns an awaitable, not a coroutine."""
+
+    def __new__(cls, client: EtcdClient, prefix: str) -> Self: ...
+    @property
+    def prefix(self) -> str: ...
+    async def exists(self, key: str) -> bool: ...
+    async def get(self, key: str) -> str | None: ...
+    async def set(self, key: str, text: str) -> int: ...
+    async def delete(self, key: str) -> bool: ...
+    async def keys(self, pattern: str) -> list[str]: ...
 
 @final
 class RepositoryCore:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _core
 from . import _neuroglia_bases as _neuroglia
-from .errors import ConflictError, NotFoundError
+from .errors import AlreadyExistsError, ConflictError, NotFoundError
 from .tracing import traced
 from .typed import from_document, plan_for
 from .watching import Callback, EventType, ResourceEvent, WatchHandle
@@ -230,6 +230,26 @@ class _Repository(Generic[T]):
                     if conflict.actual_version is None:
                         raise NotFoundError(str(conflict), key=conflict.key) from conflict
                     self._set_resource_version(entity, conflict.actual_version)
+
+    async def save_async(self, entity: T) -> T:
+        """Create the resource if it is absent, else update it: a compare-and-swap on the
+        ``metadata.resource_version`` the caller holds (``ConflictError`` if it is stale), or,
+        without one, on the version stored when the update reads it. Returns the stored
+        resource, with its new ``resource_version`` (the scheduler's ``save_async``)."""
+        meta = _metadata_of(entity)
+        held = meta.get("resource_version") if isinstance(meta, Mapping) else None
+        if meta is not None and not isinstance(meta, Mapping):
+            held = getattr(meta, "resource_version", None)
+        if held in (None, ""):
+            try:
+                return await self.add_async(entity)
+            except AlreadyExistsError:
+                return await self.update_async(entity)
+        try:
+            return await self.update_async(entity)
+        except NotFoundError:
+            # A new object (Neuroglia's ResourceMetadata starts at "1"), or one deleted.
+            return await self.add_async(entity)
 
     async def remove_async(self, id: str, namespace: str | None = None) -> None:
         """Delete the resource. With finalizers, marks it (``deletion_timestamp``) instead; it

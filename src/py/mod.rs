@@ -21,6 +21,7 @@ mod ready;
 mod repository;
 mod runtime;
 mod stored;
+mod text_backend;
 pub(crate) mod typed;
 mod watch;
 
@@ -53,6 +54,7 @@ fn normalize_prefix(prefix: &str) -> PyResult<String> {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::PyClient>()?;
     m.add_class::<backend::PyKvBackend>()?;
+    m.add_class::<text_backend::PyTextBackend>()?;
     m.add_class::<repository::PyRepositoryCore>()?;
     m.add_class::<watch::PyWatchStream>()?;
     m.add_class::<listing::PyListStream>()?;
