@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::breaker::{self, Breaker};
 use super::endpoints::{classify, EndpointSnapshot, Endpoints, Outcome, Watching};
+use super::nospace;
 use super::WatchStream;
 use super::{
     prefix_end, EventKind, KeyValue, ProgressRequester, RangeRequest, RangeResponse, Store, WatchBatch,
@@ -169,7 +170,7 @@ impl EtcdStore {
     /// there is one) only when the connection for it could not be made: it never left.
     /// Otherwise a write that timed out or whose connection broke may have been applied, and
     /// its error says so.
-    async fn call<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T>
+    pub(super) async fn call<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T>
     where
         F: Fn(Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -567,12 +568,18 @@ impl Store for EtcdStore {
             .when(compares)
             .and_then([TxnOp::delete(key.clone(), None::<DeleteOptions>)])
             .or_else([TxnOp::get(key.clone(), Some(GetOptions::new().with_keys_only()))]);
-        let resp = self
+        let resp = match self
             .call("delete", |mut c| {
                 let txn = txn.clone();
                 async move { c.txn(txn).await }
             })
-            .await?;
+            .await
+        {
+            // etcd before 3.5.5 refuses every transaction while its database is full, even
+            // one that only deletes: see `nospace`.
+            Err(Error::QuotaExceeded { .. }) => return nospace::delete(self, key, expected).await,
+            other => other?,
+        };
         let revision = resp.header().map_or(0, |h| h.revision());
         let responses = resp.op_responses();
         if !resp.succeeded() {
@@ -734,6 +741,10 @@ fn map_status(status: &tonic::Status) -> Error {
     let message = status.message().to_owned();
     let code = Some(format!("{:?}", status.code()));
     match status.code() {
+        // etcd's NOSPACE ("etcdserver: mvcc: database space exceeded"): not a lost connection.
+        Code::ResourceExhausted if message.contains("database space exceeded") => {
+            Error::QuotaExceeded { message, code }
+        }
         Code::Unavailable | Code::Aborted | Code::ResourceExhausted | Code::Cancelled => {
             Error::Unavailable { message, code }
         }

@@ -7,6 +7,7 @@ pub mod breaker;
 pub mod endpoints;
 pub mod etcd;
 pub mod memory;
+mod nospace;
 
 use std::sync::Arc;
 
