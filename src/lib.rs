@@ -19,6 +19,7 @@ pub mod projection;
 pub mod repository;
 pub mod selector;
 pub mod store;
+pub mod unreadable;
 pub mod watch;
 
 pub use error::{Error, Result};

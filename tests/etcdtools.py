@@ -17,10 +17,11 @@ def tool(name: str) -> str:
     return str(path)
 
 
-def etcdctl(server: EtcdServer, *args: str, stdin: str | None = None) -> str:
-    """Run ``etcdctl`` against ``server``; fails the test on a non-zero exit."""
+def etcdctl(server: EtcdServer | str, *args: str, stdin: str | None = None) -> str:
+    """Run ``etcdctl`` against ``server`` (or an endpoint); fails the test on a non-zero exit."""
+    endpoint = server if isinstance(server, str) else server.endpoint
     done = subprocess.run(
-        [tool("etcdctl"), "--endpoints", server.endpoint, *args],
+        [tool("etcdctl"), "--endpoints", endpoint, *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -41,10 +42,11 @@ def status(server: EtcdServer) -> dict[str, Any]:
     return dict(json.loads(etcdctl(server, "endpoint", "status", "-w", "json"))[0]["Status"])
 
 
-def free_space(server: EtcdServer) -> None:
+def free_space(server: EtcdServer) -> int:
     """What the runbook says to do about a full database: compact to the current revision,
-    defragment, disarm the alarm."""
+    defragment, disarm the alarm. Returns the revision compacted to."""
     revision = int(status(server)["header"]["revision"])
     etcdctl(server, "compact", str(revision))
     etcdctl(server, "defrag")
     etcdctl(server, "alarm", "disarm")
+    return revision

@@ -7,6 +7,7 @@ on the same client, and nothing acknowledged before the alarm is lost."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import time
@@ -70,6 +71,18 @@ async def fill(full: Full, first: int = 0) -> None:
     raise AssertionError("etcd never refused a write")
 
 
+async def command(server: EtcdServer, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command line on ``server``'s prefix /full/."""
+    env = {**os.environ, "ETCD_ENDPOINTS": server.endpoint, "ETCD_PREFIX": "/full/"}
+    return await asyncio.to_thread(
+        subprocess.run, [*COMMAND, *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+async def status_cli(server: EtcdServer) -> subprocess.CompletedProcess[str]:
+    return await command(server, "status", "-o", "json")
+
+
 @pytest.fixture
 async def full(small_etcd: EtcdServer) -> AsyncIterator[Full]:
     client = EtcdClient(small_etcd.endpoints, timeout=5.0)
@@ -115,6 +128,13 @@ async def test_a_full_database_refuses_writes_at_once_and_keeps_serving_the_rest
     assert await repo.count_async() == len(names) + 1
     assert await cached.count_async(consistent=True) == len(names) + 1
 
+    # `etcd-resources status` shows the alarm (and exits 1).
+    during = await status_cli(full.server)
+    assert during.returncode == 1 and "alarm NOSPACE" in during.stderr, during.stderr
+    [member] = json.loads(during.stdout)["endpoints"]
+    assert [alarm for _, alarm in member["alarms"]] == ["NOSPACE"] and not member["healthy"]
+    assert member["db_size"] >= QUOTA
+
     # Every removal that is a delete in etcd works during the alarm.
     await repo.remove_async("w0")
     held = await repo.get_async("held")
@@ -122,15 +142,7 @@ async def test_a_full_database_refuses_writes_at_once_and_keeps_serving_the_rest
     held["metadata"]["finalizers"] = []
     await repo.update_async(held)  # the last finalizer removed: a delete
     assert await repo.get_async("held") is None and await repo.get_async("w0") is None
-    env = {**os.environ, "ETCD_ENDPOINTS": full.server.endpoint, "ETCD_PREFIX": "/full/"}
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [*COMMAND, "delete", "w1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = await command(full.server, "delete", "w1")
     assert done.returncode == 0, done.stderr
     assert await repo.get_async("w1") is None
 
@@ -148,9 +160,14 @@ async def test_a_full_database_refuses_writes_at_once_and_keeps_serving_the_rest
     deleted = {"w0", "w1", *(f"w{i}" for i in range(2, len(names) // 3))}
     for name in sorted(deleted - {"w0", "w1"}):
         await repo.remove_async(name)
-    free_space(full.server)
+    compacted = free_space(full.server)
     assert not status(full.server).get("errors")
     await repo.add_async(padded("after"))
+    after = await status_cli(full.server)
+    assert after.returncode == 0, after.stderr
+    report = json.loads(after.stdout)
+    assert report["endpoints"][0]["alarms"] == [] and report["endpoints"][0]["healthy"]
+    assert report["compacted_revision"] == compacted < report["revision"]
     watcher.cancel()
     with pytest.raises(asyncio.CancelledError):
         await watcher

@@ -32,7 +32,7 @@ from .errors import (
 from .lab_worker_repository import EtcdLabWorkerResourceRepository
 from .lab_workers import LabWorker, LabWorkerPhase, LabWorkerSpec, LabWorkerStatus
 from .readonly import ReadOnlyDict, ReadOnlyList, thaw
-from .repository import ResourcePage, ResourceRepository
+from .repository import ResourcePage, ResourceRepository, UnreadableDocument
 from .typed import from_document
 from .watching import EventType, ResourceEvent, WatchEvent, WatchHandle
 
@@ -70,6 +70,7 @@ __all__ = [
     "SerializationError",
     "TooLargeError",
     "UnavailableError",
+    "UnreadableDocument",
     "WatchEvent",
     "WatchFellBehindError",
     "WatchHandle",

@@ -352,6 +352,9 @@ async fn follow(weak: &Weak<Local<Shared>>, stop: CancellationToken) {
                             }
                         }
                         (ChangeType::Added | ChangeType::Modified, None) | (ChangeType::Deleted, _) => {
+                            if let Some(e) = change.error {
+                                crate::unreadable::skipped(e, change.revision);
+                            }
                             state.delete(&change.key, &shared.paths)
                         }
                         (ChangeType::Bookmark, _) => {}
@@ -397,8 +400,10 @@ async fn list(shared: &Shared) -> Result<i64> {
         while let Some(kvs) = rx.recv().await {
             for kv in kvs {
                 // Unreadable documents are left out of the cache, as lists leave them out.
-                if let Ok(entry) = Entry::from_stored(kv, &shared.paths, &projection) {
-                    state.put(entry, &shared.paths);
+                let revision = kv.mod_revision;
+                match Entry::from_stored(kv, &shared.paths, &projection) {
+                    Ok(entry) => state.put(entry, &shared.paths),
+                    Err(e) => crate::unreadable::skipped(e, revision),
                 }
             }
         }

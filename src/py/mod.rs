@@ -17,6 +17,7 @@ mod readonly;
 mod ready;
 mod repository;
 mod runtime;
+mod status;
 pub(crate) mod typed;
 mod watch;
 

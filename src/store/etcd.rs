@@ -709,6 +709,10 @@ impl Store for EtcdStore {
     fn endpoints(&self) -> Vec<EndpointSnapshot> {
         self.endpoints.snapshot()
     }
+
+    async fn members(&self) -> Result<Vec<super::maintenance::MemberStatus>> {
+        Ok(super::maintenance::members(&self.endpoints, self.config.timeout).await)
+    }
 }
 
 /// Map every `etcd_client::Error` to ours. Every variant is named, so a new one fails to

@@ -6,6 +6,7 @@
 pub mod breaker;
 pub mod endpoints;
 pub mod etcd;
+pub mod maintenance;
 pub mod memory;
 mod nospace;
 
@@ -157,6 +158,12 @@ pub trait Store: Send + Sync + 'static {
     /// Each endpoint's health and counters (empty for the embedded store).
     fn endpoints(&self) -> Vec<endpoints::EndpointSnapshot> {
         Vec::new()
+    }
+
+    /// What each member says of itself (etcd's maintenance status and alarms), for the people
+    /// on call; empty for the embedded store.
+    async fn members(&self) -> Result<Vec<maintenance::MemberStatus>> {
+        Ok(Vec::new())
     }
 }
 
