@@ -17,6 +17,7 @@ pub mod names;
 pub mod process;
 pub mod projection;
 pub mod repository;
+pub mod rewind;
 pub mod selector;
 pub mod store;
 pub mod unreadable;
