@@ -39,8 +39,13 @@ pub fn at(e: Error, revision: i64) -> Error {
     }
 }
 
+/// Registers [`SEEN`] with the fork handlers, from here (the low module that holds the lock
+/// registers itself; `process` lists nothing above it for it).
+static FORK_SAFE: std::sync::Once = std::sync::Once::new();
+
 /// Count one skip of `e`; whether it is the first of this key and revision (to be logged).
 pub fn first(e: &Error) -> bool {
+    FORK_SAFE.call_once(|| crate::process::lock_across_fork(&SEEN));
     let mut guard = SEEN.lock().unwrap_or_else(|p| p.into_inner());
     let seen = guard.get_or_insert_with(|| Seen { messages: HashSet::new(), skipped: 0, distinct: 0 });
     seen.skipped += 1;
