@@ -60,7 +60,7 @@ def restore(server: EtcdServer, snapshot: Path, into: Path, bump: bool, past: in
 
 
 def bump_by_hand(server: EtcdServer, data: Path, past: int) -> None:
-    """What ``--bump-revision --mark-compacted`` do (etcdutl before 3.5.8 lacks them), done
+    """What ``--bump-revision --mark-compacted`` do (etcdutl 3.5.1 lacks them), done
     before any client sees the restored etcd: on another client port, write until the
     revision is past ``past`` (every revision a client saw), then compact there."""
     hidden = EtcdServer(data_dir=data, name=server.name, peer_port=server.peer_port)

@@ -575,7 +575,7 @@ impl Store for EtcdStore {
             })
             .await
         {
-            // etcd before 3.5.5 refuses every transaction while its database is full, even
+            // etcd before 3.5.7 refuses every transaction while its database is full, even
             // one that only deletes: see `nospace`.
             Err(Error::QuotaExceeded { .. }) => return nospace::delete(self, key, expected).await,
             other => other?,

@@ -1,7 +1,7 @@
 //! Deletes while etcd's database is full (its `NOSPACE` alarm).
 //!
 //! etcd refuses, during the alarm, every put and every transaction holding a put. Before
-//! 3.5.5 it refuses every transaction whatever it holds, as long as the database file is over
+//! 3.5.7 (etcd-io/etcd#13429, fixed by #14884) it refuses every transaction whatever it holds, as long as the database file is over
 //! the quota (`backendQuota.Available` adds the request's cost, 0 for a delete, to the size and
 //! compares it with the quota), while a plain `DeleteRange` always passes. A delete that
 //! compares the key's mod_revision is a transaction, so it would be refused too, and a service
