@@ -38,6 +38,7 @@ async def test_status_shows_the_members_the_revisions_and_the_prefix(
     assert member["version"] == theirs["version"]
     assert int(member["member_id"], 16) == theirs["header"]["member_id"]
     assert member["db_size"] > 0 and 0 < member["db_size_in_use"] <= member["db_size"]
+    assert member["db_size_quota"] == 2 * 1024**3, "etcd's default, read from /metrics"
     assert member["alarms"] == [] and report["problems"] == []
     assert report["revision"] >= written
     assert 0 <= report["compacted_revision"] <= written

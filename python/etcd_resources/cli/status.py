@@ -5,15 +5,18 @@ Exit 1 when a member cannot be asked, has no leader, or an alarm is active."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from typing import Any
 
 import click
 
+from ..config import EtcdSettings
 from . import output
-from .connection import Repository, connection_options, run
+from .connection import Repository, connection_options, run, settings_of
 from .errors import Failed
+from .quota import quota_from_metrics
 
 __all__ = ["status"]
 
@@ -38,7 +41,8 @@ def status(ctx: click.Context, output_format: str) -> None:
       etcd-resources status
       etcd-resources status -o json
     """
-    report = run(ctx, gather)
+    settings, _ = settings_of(ctx)
+    report = run(ctx, lambda repo: gather(repo, settings))
     if output_format == "json":
         output.write(json.dumps(report, indent=2) + "\n")
     else:
@@ -49,10 +53,15 @@ def status(ctx: click.Context, output_format: str) -> None:
         raise Failed()
 
 
-async def gather(repo: Repository) -> Report:
+async def gather(repo: Repository, settings: EtcdSettings) -> Report:
     """Everything ``status`` shows, as plain data (the ``-o json`` document)."""
     client = repo.client
     members = await client.members()
+    for m in members:
+        if m["error"] is None and m["db_size_quota"] is None:
+            m["db_size_quota"] = await asyncio.to_thread(
+                quota_from_metrics, m["endpoint"], settings
+            )
     unreadable = await repo.find_unreadable_async()
     docs = await repo.list_async()
     kinds = Counter(str(d.get("kind") or "") for d in docs)
@@ -116,7 +125,7 @@ def show(report: Report) -> None:
             continue
         quota = m["db_size_quota"]
         size = f"{_size(m['db_size_in_use'])} in use / {_size(m['db_size'])} file"
-        size += f" / {_size(quota)} quota" if quota else " (quota not reported)"
+        size += f" / {_size(quota)} quota" if quota else " (quota unknown)"
         leader = "self" if m["is_leader"] else (m["leader"] if m["leader"] != "0" else "NONE")
         alarms = ",".join(a for _, a in m["alarms"]) or "-"
         health = "healthy" if m["healthy"] else "UNHEALTHY"
