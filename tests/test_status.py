@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 from typing import Any
 
 from etcd_resources import ResourceRepository
+from etcd_resources.testing import EtcdServer, TlsFiles
 
 from .etcdtools import etcdctl
 from .helpers import worker
 from .test_cli import COMMAND, cli, docs, env  # noqa: F401  (the fixtures)
+from .test_tls import certs, tls_server  # noqa: F401  (the fixtures)
 
 
 async def test_status_shows_the_members_the_revisions_and_the_prefix(
@@ -77,3 +80,23 @@ async def test_status_names_a_member_it_cannot_reach(
     assert by_endpoint[gone]["error"] and not by_endpoint[gone]["healthy"]
     assert by_endpoint[etcd_endpoints[0]]["healthy"]
     assert f"error: {gone}: " in run.stderr
+
+
+def test_status_over_tls_reads_the_quota_with_the_client_certificate(
+    tls_server: EtcdServer,  # noqa: F811
+    certs: TlsFiles,  # noqa: F811
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
+    tls = ["--ca-cert", str(certs.ca), "--client-cert", str(certs.client_cert)]
+    tls += ["--client-key", str(certs.client_key)]
+    done = subprocess.run(
+        [*COMMAND, "status", "-o", "json", "--endpoints", tls_server.endpoint, *tls],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    [member] = json.loads(done.stdout)["endpoints"]
+    assert member["healthy"] and member["db_size_quota"] == 2 * 1024**3
