@@ -22,7 +22,7 @@ from .tracing import traced
 from .typed import from_document, plan_for
 from .watching import Callback, EventType, ResourceEvent, WatchHandle
 
-__all__ = ["ResourcePage", "ResourceRepository"]
+__all__ = ["ResourcePage", "ResourceRepository", "UnreadableDocument"]
 
 log = logging.getLogger("etcd_resources")
 
@@ -40,6 +40,17 @@ class ResourcePage:
     """The revision every page of this listing is read at."""
     continue_token: str | None
     """Where the next page starts; ``None`` on the last page."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableDocument:
+    """A stored document under the prefix that cannot be read (``find_unreadable_async``)."""
+
+    key: str
+    name: str
+    """The key after the prefix (``namespace/name`` in a namespaced repository)."""
+    resource_version: str
+    reason: str
 
 
 # The metadata fields the store owns, copied back onto the caller's object after a write.
@@ -251,14 +262,23 @@ class _Repository(Generic[T]):
             # A new object (Neuroglia's ResourceMetadata starts at "1"), or one deleted.
             return await self.add_async(entity)
 
-    async def remove_async(self, id: str, namespace: str | None = None) -> None:
+    async def remove_async(
+        self, id: str, namespace: str | None = None, *, delete_unreadable: bool = False
+    ) -> None:
         """Delete the resource. With finalizers, marks it (``deletion_timestamp``) instead; it
-        goes when an update removes the last finalizer. Raises ``NotFoundError`` if absent."""
-        await self._do_remove_async(id, namespace)
+        goes when an update removes the last finalizer. Raises ``NotFoundError`` if absent.
+
+        A stored document that cannot be read (garbage written by another tool) raises
+        ``SerializationError`` naming the key, since its finalizers cannot be honoured; with
+        ``delete_unreadable=True`` it is deleted, only at the revision read (a repair written
+        meanwhile raises ``ConflictError`` and stays)."""
+        await self._do_remove_async(id, namespace, delete_unreadable=delete_unreadable)
 
     @traced("delete")
-    async def _do_remove_async(self, id: str, namespace: str | None = None) -> None:
-        await self._core.remove(id, namespace)
+    async def _do_remove_async(
+        self, id: str, namespace: str | None = None, *, delete_unreadable: bool = False
+    ) -> None:
+        await self._core.remove(id, namespace, delete_unreadable=delete_unreadable)
 
     async def _publish_domain_events(self, entity: Any) -> None:
         """Publish the entity's pending domain events through the mediator, after a write that
@@ -354,6 +374,18 @@ class _Repository(Generic[T]):
             namespace, label_selector, field_selector, limit=limit, continue_token=continue_token
         )
         return ResourcePage(items, version, token)
+
+    async def find_unreadable_async(self) -> list[UnreadableDocument]:
+        """Every stored document under the prefix that cannot be read (garbage written by
+        another tool, a half-restored backup), which lists, counts, watches and caches skip.
+        Reads and decodes the whole prefix: a full listing's cost. Delete one with
+        ``remove_async(name, delete_unreadable=True)``."""
+        found = await self._core.unreadable()
+        prefix = self.prefix
+        return [
+            UnreadableDocument(key, key[len(prefix) :], str(revision), reason)
+            for key, revision, reason in found
+        ]
 
     @traced("count")
     async def count_async(

@@ -20,6 +20,7 @@ mod readonly;
 mod ready;
 mod repository;
 mod runtime;
+mod status;
 mod stored;
 mod text_backend;
 pub(crate) mod typed;

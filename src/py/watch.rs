@@ -124,7 +124,7 @@ impl Batch {
     ) -> PyResult<()> {
         for Event { kind, change: c } in self.changes {
             if let Some(e) = &c.error {
-                unreadable.push(e.clone());
+                unreadable.push(crate::unreadable::at(e.clone(), c.revision));
                 continue;
             }
             let kind = kind.name();

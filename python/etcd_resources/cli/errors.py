@@ -16,6 +16,7 @@ from .. import (
     InvalidSelectorError,
     NotFoundError,
     PermissionDeniedError,
+    QuotaExceededError,
     SerializationError,
     UnavailableError,
     WatchFellBehindError,
@@ -76,6 +77,11 @@ def explain(error: EtcdResourcesError, endpoints: str) -> CommandError:
             f"cannot reach etcd at {endpoints or 'its endpoints'}: {text}",
             "check --endpoints / ETCD_ENDPOINTS and that etcd is up",
         )
+    if isinstance(error, QuotaExceededError):
+        return CommandError(
+            f"etcd's database is full: {text}",
+            "etcd-resources status shows the size and the alarm; see docs/operations.md",
+        )
     if isinstance(error, EtcdTimeoutError):
         return CommandError(
             f"etcd did not answer in time: {text}",
@@ -92,5 +98,8 @@ def explain(error: EtcdResourcesError, endpoints: str) -> CommandError:
     if isinstance(error, WatchFellBehindError):
         return CommandError(f"{text}", "the output could not keep up: run the command again")
     if isinstance(error, SerializationError):
-        return CommandError(f"unreadable document: {text}", "fix or remove it with etcdctl")
+        return CommandError(
+            f"unreadable document: {text}",
+            "delete it with: etcd-resources delete NAME --unreadable",
+        )
     return CommandError(text)

@@ -172,8 +172,20 @@ async def _get(
             selection.nothing_found(repo)
     elif docs or not single:
         output.write(output.render_documents(view.fmt, docs, single=single))
+    if not selection.names:
+        await _mark_unreadable(repo)
     if missing:
         raise Failed()
+
+
+async def _mark_unreadable(repo: Repository) -> None:
+    """Name, on stderr, each stored document under the prefix that cannot be read: lists skip
+    them, so without this they would be invisible."""
+    for bad in await repo.find_unreadable_async():
+        output.note(
+            f"{bad.name}  UNREADABLE at resource_version {bad.resource_version}: {bad.reason} "
+            f"(delete it with: etcd-resources delete {bad.name} --unreadable)"
+        )
 
 
 async def _watch(

@@ -34,6 +34,10 @@ fn map_status(status: &tonic::Status) -> Error {
     let message = status.message().to_owned();
     let code = Some(format!("{:?}", status.code()));
     match status.code() {
+        // etcd's NOSPACE ("etcdserver: mvcc: database space exceeded"): not a lost connection.
+        Code::ResourceExhausted if message.contains("database space exceeded") => {
+            Error::QuotaExceeded { message, code }
+        }
         Code::Unavailable | Code::Aborted | Code::ResourceExhausted | Code::Cancelled => {
             Error::Unavailable { message, code }
         }
