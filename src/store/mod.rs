@@ -6,6 +6,7 @@
 pub mod breaker;
 pub mod endpoints;
 pub mod etcd;
+pub mod known;
 pub mod memory;
 
 use std::sync::Arc;
