@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
 
 import pytest
+
+from etcd_resources import EtcdClient, EtcdStorageBackend
 
 
 @pytest.mark.parametrize("store_kind", ["memory", "etcd"])
@@ -24,3 +27,10 @@ def test_the_demo_runs(store_kind: str, etcd_endpoints: list[str], prefix: str) 
     assert "error_count=1 (A's change kept)" in out
     assert "in order, none repeated, none lost" in out
     assert len(re.findall(r"watch: rev", out)) == 22
+    if store_kind == "etcd":  # it removed what it wrote
+        assert asyncio.run(keys_under(etcd_endpoints, prefix)) == []
+
+
+async def keys_under(endpoints: list[str], prefix: str) -> list[str]:
+    async with EtcdClient(endpoints) as client:
+        return await EtcdStorageBackend(client, prefix).keys()

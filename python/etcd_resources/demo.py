@@ -44,7 +44,15 @@ async def run(endpoints: list[str], prefix: str) -> None:
             "the demo shows the Neuroglia integration: pip install 'etcd-resources[neuroglia]'"
         )
 
-    from . import ConflictError, EtcdClient, EtcdSettings, LabWorker, LabWorkerPhase, WatchEvent
+    from . import (
+        ConflictError,
+        EtcdClient,
+        EtcdSettings,
+        EtcdStorageBackend,
+        LabWorker,
+        LabWorkerPhase,
+        WatchEvent,
+    )
 
     # -- registration, as the service's main.py does it ------------------------------------
 
@@ -195,6 +203,13 @@ async def run(endpoints: list[str], prefix: str) -> None:
         f"  {len(events)} events, revisions {revisions[0]}..{revisions[-1]}, in order, "
         "none repeated, none lost"
     )
+
+    # What the demo wrote goes: on a real etcd nothing is left behind.
+    backend = EtcdStorageBackend(client, prefix)
+    written = await backend.keys()
+    for key in written:
+        await backend.delete(key)
+    print(f"  removed the demo's {len(written)} keys under {prefix}")
     client.close()
 
 
