@@ -67,8 +67,9 @@ def chromium(*args: str) -> str:
     return run.stdout
 
 
-def measure(page: Path) -> dict[str, object]:
-    """Load a copy of ``page`` with the measuring script; what it found."""
+def measure(page: Path) -> tuple[list[str], int]:
+    """Load a copy of ``page`` with the measuring script: the code blocks cut off, and the
+    number of links in the table of contents."""
     probe = page.with_name("docs-check.html")
     probe.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
     try:
@@ -78,8 +79,8 @@ def measure(page: Path) -> dict[str, object]:
     found = re.search(r'data-docs-check="([^"]*)"', dom)
     if found is None:
         sys.exit(f"{page}: the measuring script did not run")
-    result: dict[str, object] = json.loads(html.unescape(found.group(1)))
-    return result
+    result = json.loads(html.unescape(found.group(1)))
+    return [str(w) for w in result["wide"]], int(result["toc"])
 
 
 def main(site: Path, out: Path) -> int:
@@ -89,10 +90,10 @@ def main(site: Path, out: Path) -> int:
         page = (site / path).resolve()
         shot = (out / f"{name}.png").resolve()
         chromium(f"--screenshot={shot}", page.as_uri())
-        found = measure(page)
-        wide, toc = found["wide"], found["toc"]
-        print(f"{name:16} toc links {toc:3}  code blocks cut off {len(wide)}  {shot}")  # type: ignore[arg-type]
-        failures += [f"{name}: code block cut off, {w}" for w in wide]  # type: ignore[attr-defined]
+        wide, toc = measure(page)
+        where = os.path.relpath(shot)
+        print(f"{name:16} toc links {toc:3}  code blocks cut off {len(wide)}  {where}")
+        failures += [f"{name}: code block cut off, {w}" for w in wide]
         if not toc:
             failures.append(f"{name}: the table of contents is empty")
     for failure in failures:
