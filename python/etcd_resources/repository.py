@@ -10,7 +10,8 @@ spec changes; deletes wait for finalizers.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -417,10 +418,13 @@ class _Repository(Generic[T]):
             field_selector,
             max_backlog=max_backlog,
         )
-        async for event in self._events(opening):
-            yield event
+        async with aclosing(self._events(opening)) as events:  # closed when this one is
+            async for event in events:
+                yield event
 
-    async def _events(self, opening: Awaitable[_core.WatchStream]) -> AsyncIterator[ResourceEvent]:
+    async def _events(
+        self, opening: Awaitable[_core.WatchStream]
+    ) -> AsyncGenerator[ResourceEvent, None]:
         try:
             stream = await opening
         finally:
