@@ -8,6 +8,7 @@ log=$1 what=$2
 shift 2
 mkdir -p "$(dirname "$log")"
 printf '\n== %s: %s\n' "$what" "$*" >>"$log"
+first=$(wc -l <"$log")  # this step's output starts after this line
 if [ -t 1 ]; then
     "$@" >>"$log" 2>&1 &
     pid=$!
@@ -25,7 +26,7 @@ else
     status=$?
 fi
 if [ "$status" -ne 0 ]; then
-    tail -n 30 "$log"
+    tail -n +"$((first + 1))" "$log" | tail -n 30
     echo "failed: $what; the whole output is in $log"
 fi
 exit "$status"
