@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
 
 import pytest
+
+from etcd_resources import EtcdClient, EtcdStorageBackend
+from etcd_resources.demo import instances_prefix
 
 # The demo as `python -m etcd_resources.demo` runs it, in an interpreter where Neuroglia cannot
 # be imported (as after a plain `pip install etcd-resources`).
@@ -47,3 +51,11 @@ def test_the_demo_runs(
     assert "error_count=1 (A's change kept)" in out
     assert "in order, none repeated, none lost" in out
     assert len(re.findall(r"watch: rev", out)) == 22
+    if store_kind == "etcd":  # it removed what it wrote
+        for where in (prefix, instances_prefix(prefix)):
+            assert asyncio.run(keys_under(etcd_endpoints, where)) == []
+
+
+async def keys_under(endpoints: list[str], prefix: str) -> list[str]:
+    async with EtcdClient(endpoints) as client:
+        return await EtcdStorageBackend(client, prefix).keys()

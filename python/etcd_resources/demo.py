@@ -231,6 +231,17 @@ async def run(endpoints: list[str], prefix: str) -> None:
         f"  {len(events)} events, revisions {revisions[0]}..{revisions[-1]}, in order, "
         "none repeated, none lost"
     )
+
+    # What the demo wrote goes: on a real etcd nothing is left behind.
+    from . import EtcdStorageBackend
+
+    removed = 0
+    for where in (prefix, instances_prefix(prefix)):
+        backend = EtcdStorageBackend(client, where)
+        for key in await backend.keys():
+            await backend.delete(key)
+            removed += 1
+    print(f"  removed the demo's {removed} keys under {prefix} and {instances_prefix(prefix)}")
     client.close()
 
 

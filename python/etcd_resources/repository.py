@@ -10,7 +10,8 @@ spec changes; deletes wait for finalizers.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -20,7 +21,7 @@ from . import _neuroglia_bases as _neuroglia
 from .errors import AlreadyExistsError, ConflictError, NotFoundError
 from .tracing import traced
 from .typed import from_document, plan_for
-from .watching import Callback, EventType, ResourceEvent, WatchHandle
+from .watching import Callback, EventType, ResourceEvent, WatchHandle, retrieved
 
 __all__ = ["ResourcePage", "ResourceRepository", "UnreadableDocument"]
 
@@ -408,7 +409,7 @@ class _Repository(Generic[T]):
     async def get_by_labels_async(self, labels: Mapping[str, Any] | str) -> list[Any]:
         return await self.list_async(label_selector=labels)
 
-    async def watch(
+    def watch(
         self,
         *,
         namespace: str | None = None,
@@ -418,12 +419,13 @@ class _Repository(Generic[T]):
         send_initial: bool = False,
         max_backlog: int | None = None,
     ) -> AsyncIterator[ResourceEvent]:
-        """``async for event in repo.watch(...)``: every change from now on (or after
-        ``resource_version``), as ``ADDED``, ``MODIFIED``, ``DELETED`` events with typed
-        resources. With selectors, a resource that stops matching arrives as ``DELETED`` and
-        one that starts matching as ``ADDED``. With ``send_initial``, the current matching
-        resources first arrive as ``ADDED``, then a ``BOOKMARK`` at the revision they were read
-        at, then the changes after it.
+        """``async for event in repo.watch(...)``: every change made after this call returns
+        (or after ``resource_version``), as ``ADDED``, ``MODIFIED``, ``DELETED`` events with
+        typed resources. The watch begins at the call, not at the first iteration: a write made
+        right after it, before the ``async for`` runs, is delivered. With selectors, a resource
+        that stops matching arrives as ``DELETED`` and one that starts matching as ``ADDED``.
+        With ``send_initial``, the current matching resources first arrive as ``ADDED``, then a
+        ``BOOKMARK`` at the revision they were read at, then the changes after it.
 
         The watch reconnects by itself after a lost connection, an etcd restart or a leader
         change, resuming after the last event it delivered: none lost, none repeated, in
@@ -435,25 +437,52 @@ class _Repository(Generic[T]):
         selectors. A watch that leaves more than ``max_backlog`` events unread (default 1,000)
         is ended with ``WatchFellBehindError`` (the others go on): watch again after its
         ``revision``, or list again."""
-        start = 0
         if send_initial:
-            token: str | None = None
-            while True:
-                page = await self.list_page_async(
-                    namespace, label_selector, field_selector, continue_token=token
-                )
-                for item in page.items:
-                    yield ResourceEvent(EventType.ADDED, item, None, page.resource_version)
-                token = page.continue_token
-                if token is None:
-                    break
-            yield ResourceEvent(EventType.BOOKMARK, None, None, page.resource_version)
-            start = int(page.resource_version) + 1
-        elif resource_version not in (None, ""):
-            start = int(resource_version) + 1
-        stream = await self._core.watch_stream(
+            return self._watch_listed(namespace, label_selector, field_selector, max_backlog)
+        start = 0 if resource_version in (None, "") else int(resource_version) + 1
+        opening = self._core.watch_stream(
             start, namespace, label_selector, field_selector, max_backlog=max_backlog
         )
+        return self._events(retrieved(opening))
+
+    async def _watch_listed(
+        self,
+        namespace: str | None,
+        label_selector: Selector,
+        field_selector: Selector,
+        max_backlog: int | None,
+    ) -> AsyncIterator[ResourceEvent]:
+        token: str | None = None
+        while True:
+            page = await self.list_page_async(
+                namespace, label_selector, field_selector, continue_token=token
+            )
+            for item in page.items:
+                yield ResourceEvent(EventType.ADDED, item, None, int(page.resource_version))
+            token = page.continue_token
+            if token is None:
+                break
+        yield ResourceEvent(EventType.BOOKMARK, None, None, int(page.resource_version))
+        opening = self._core.watch_stream(
+            int(page.resource_version) + 1,
+            namespace,
+            label_selector,
+            field_selector,
+            max_backlog=max_backlog,
+        )
+        async with aclosing(self._events(opening)) as events:  # closed when this one is
+            async for event in events:
+                yield event
+
+    async def _events(
+        self, opening: Awaitable[_core.WatchStream]
+    ) -> AsyncGenerator[ResourceEvent, None]:
+        try:
+            stream = await opening
+        finally:
+            # A cancelled opening's frame may live on in a traceback: it must not keep the
+            # stream (and its etcd watch) alive.
+            del opening
         try:
             while (batch := await stream.next_batch()) is not None:
                 for kind, _name, value, previous, revision in batch:
@@ -464,9 +493,9 @@ class _Repository(Generic[T]):
     @staticmethod
     def _resource_event(kind: str, value: Any, previous: Any, revision: int) -> ResourceEvent:
         if kind == "BOOKMARK":
-            return ResourceEvent(EventType.BOOKMARK, None, None, str(revision))
+            return ResourceEvent(EventType.BOOKMARK, None, None, revision)
         resource = previous if value is None else value
-        return ResourceEvent(EventType(kind), resource, previous, str(revision))
+        return ResourceEvent(EventType(kind), resource, previous, revision)
 
     def watch_changes(
         self, callback: Callback, *, start_revision: int = 0, max_backlog: int | None = None
