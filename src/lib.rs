@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod controller;
 pub mod document;
 pub mod error;
 pub mod events;

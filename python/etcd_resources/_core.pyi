@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar, final
 
 __all__ = [
+    "ControllerCore",
     "EtcdClient",
     "KvBackend",
     "Lease",
@@ -201,3 +202,27 @@ class Ready(Generic[_T]):
     def __await__(self) -> Generator[Any, None, _T]: ...
     def __iter__(self) -> Generator[Any, None, _T]: ...
     def __next__(self) -> Any: ...
+
+@final
+class ControllerCore:
+    """The queue and feed of one controller on one repository's prefix."""
+
+    def __new__(
+        cls,
+        repository: RepositoryCore,
+        *,
+        max_concurrency: int = 8,
+        backoff_base: float = 0.05,
+        backoff_max: float = 300.0,
+        debounce: float = 0.0,
+        debounce_max: float = 0.0,
+        aging: float = 1.0,
+        predicates: builtins.list[str] = ...,
+    ) -> Self: ...
+    async def start(self) -> None:
+        """Load the cache, queue every key, follow changes (returns an awaitable)."""
+    async def next(self) -> tuple[str, Any, int, str, BaseException | None]:
+        """The next ``(key, resource, failures, priority, error)`` to run (returns an awaitable)."""
+    def finish(self, key: str, outcome: str, after: float | None = None) -> None: ...
+    def stop(self) -> None: ...
+    def stats(self) -> dict[str, int]: ...

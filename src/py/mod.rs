@@ -6,6 +6,7 @@ mod backend;
 mod bridge;
 mod built;
 mod client;
+mod controller;
 mod convert;
 mod decode;
 mod decode_bench;
@@ -55,6 +56,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ready::Ready>()?;
     m.add_class::<lease::PyLease>()?;
     m.add_class::<typed::TypePlan>()?;
+    m.add_class::<controller::PyControllerCore>()?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(decode_bench::_decode_bench, m)?)?;
     m.add_function(wrap_pyfunction!(logs::flush_logs, m)?)?;
