@@ -224,5 +224,19 @@ class ControllerCore:
     async def next(self) -> tuple[str, Any, int, str, BaseException | None]:
         """The next ``(key, resource, failures, priority, error)`` to run (returns an awaitable)."""
     def finish(self, key: str, outcome: str, after: float | None = None) -> None: ...
+    async def record(
+        self,
+        key: str,
+        *,
+        generation: int | None,
+        ok: bool,
+        reason: str,
+        message: str | None = None,
+    ) -> tuple[str, Any]:
+        """Record a reconcile in the status (returns an awaitable)."""
+    async def set_finalizer(self, key: str, name: str, present: bool) -> tuple[str, Any]:
+        """Add or remove a finalizer (returns an awaitable)."""
+    async def write_status(self, key: str, status: Any) -> tuple[str, Any]:
+        """Put a status onto the stored resource (returns an awaitable)."""
     def stop(self) -> None: ...
     def stats(self) -> dict[str, int]: ...

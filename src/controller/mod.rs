@@ -20,6 +20,7 @@
 
 pub mod backoff;
 mod feed;
+pub mod persist;
 pub mod predicate;
 pub mod queue;
 pub mod scheduler;

@@ -9,9 +9,11 @@ use pyo3::types::PyDict;
 use pyo3::IntoPyObjectExt;
 
 use crate::controller::backoff::Backoff;
+use crate::controller::persist::{self, Edited, Reconciled};
 use crate::controller::{seconds, Controller, Options, Outcome, Predicate, Priority, Settings, Work};
 use crate::error::Error;
 use crate::py::bridge::spawn;
+use crate::py::convert::to_value;
 use crate::py::repository::PyRepositoryCore;
 use crate::py::typed::Shape;
 use crate::repository::Repository;
@@ -54,6 +56,27 @@ impl<'py> IntoPyObject<'py> for Next {
             Priority::Initial => "initial",
         };
         (work.key.as_ref(), resource, work.failures, priority, error).into_bound_py_any(py)
+    }
+}
+
+/// An edit's result as Python gets it: `(what, resource)`, `what` one of `written`,
+/// `deleted`, `unchanged`, `gone`; `resource` the stored one (`None` when deleted or gone).
+struct EditResult(Edited, Shape, String);
+
+impl<'py> IntoPyObject<'py> for EditResult {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        let EditResult(edited, shape, key) = self;
+        let (what, resource) = match edited {
+            Edited::Written(Some(doc)) => ("written", shape.value(py, Some(&key), &doc)?),
+            Edited::Written(None) => ("deleted", py.None().into_bound(py)),
+            Edited::Unchanged(doc) => ("unchanged", shape.value(py, Some(&key), &doc)?),
+            Edited::Gone => ("gone", py.None().into_bound(py)),
+        };
+        (what, resource).into_bound_py_any(py)
     }
 }
 
@@ -122,6 +145,58 @@ impl PyControllerCore {
         let outcome = Outcome::parse(outcome, after)?;
         self.started()?.finish(key, outcome);
         Ok(())
+    }
+
+    /// Record a reconcile on `key`: `status.observed_generation` (when `ok`) and the
+    /// `Reconciled` condition, with compare-and-swap (an awaitable of `(what, resource)`).
+    #[pyo3(signature = (key, *, generation, ok, reason, message=None))]
+    fn record<'py>(
+        &self,
+        py: Python<'py>,
+        key: String,
+        generation: Option<i64>,
+        ok: bool,
+        reason: String,
+        message: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (repo, shape) = (self.repo.clone(), self.shape.clone());
+        let reconciled = Reconciled { generation, ok, reason, message };
+        spawn(py, async move { Ok(EditResult(persist::record(&repo, &key, &reconciled).await?, shape, key)) })
+    }
+
+    /// Add (`present=True`) or remove the finalizer `name` on `key`, with compare-and-swap (an
+    /// awaitable of `(what, resource)`; `deleted` when the last finalizer of a resource being
+    /// deleted went).
+    fn set_finalizer<'py>(
+        &self,
+        py: Python<'py>,
+        key: String,
+        name: String,
+        present: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (repo, shape) = (self.repo.clone(), self.shape.clone());
+        spawn(py, async move {
+            Ok(EditResult(persist::set_finalizer(&repo, &key, &name, present).await?, shape, key))
+        })
+    }
+
+    /// Put `status` (a dict, or an object with `to_dict()`/attributes) onto `key`'s stored
+    /// resource, with compare-and-swap (an awaitable of `(what, resource)`).
+    fn write_status<'py>(
+        &self,
+        py: Python<'py>,
+        key: String,
+        status: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let status = match status.getattr("to_dict") {
+            Ok(to_dict) if !status.is_instance_of::<PyDict>() => to_value(&to_dict.call0()?)?,
+            _ => to_value(status)?,
+        };
+        let (repo, shape) = (self.repo.clone(), self.shape.clone());
+        spawn(
+            py,
+            async move { Ok(EditResult(persist::write_status(&repo, &key, &status).await?, shape, key)) },
+        )
     }
 
     /// Stop following changes; `next()` raises `ClosedError` from now on.

@@ -3,6 +3,7 @@ runs ``reconcile(resource) -> Action`` for every resource under the repository's
 after each change that matters, with the queue in Rust (see docs/controller.md)."""
 
 from .action import Action
+from .finalizer import finalizer
 from .runtime import Controller, ControllerStats, Reconcile
 
-__all__ = ["Action", "Controller", "ControllerStats", "Reconcile"]
+__all__ = ["Action", "Controller", "ControllerStats", "Reconcile", "finalizer"]

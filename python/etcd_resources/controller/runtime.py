@@ -12,12 +12,13 @@ import contextvars
 import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypedDict
 
 from .. import _core
 from ..repository import _Repository
+from ._resource import generation, key_of
 from .action import Action
 
 __all__ = ["Controller", "ControllerStats", "Reconcile"]
@@ -76,6 +77,11 @@ class Controller:
     ``debounce`` (seconds) runs a key that far after the last change of a burst, at most
     ``debounce_max`` (default ten times ``debounce``) after its first. ``aging``: how long a
     ready key of the initial listing waits before it shares the slots with live changes.
+
+    ``record_status=True``: after each reconcile, the runtime sets ``status.observed_generation``
+    (to the generation reconciled, on success) and the ``Reconciled`` condition (``True``, or
+    ``False`` with the error), with compare-and-swap, re-reading on conflicts; nothing is
+    written when neither changed.
     """
 
     def __init__(
@@ -92,12 +98,14 @@ class Controller:
         aging: float = 1.0,
         predicates: Sequence[str] = ("generation",),
         drain_timeout: float | None = None,
+        record_status: bool = False,
     ) -> None:
         self._repository = repository
         self._reconcile = reconcile
         self._async = _is_async(reconcile)
         self._sync_workers = sync_workers
         self._drain_timeout = drain_timeout
+        self._record_status = record_status
         self._options: dict[str, Any] = {
             "max_concurrency": max_concurrency,
             "backoff_base": backoff_base,
@@ -119,6 +127,19 @@ class Controller:
     def repository(self) -> _Repository[Any]:
         """The repository reconcilers write through (their next run reads what they wrote)."""
         return self._repository
+
+    async def write_status(self, resource: Any) -> Any:
+        """Put ``resource``'s status onto the stored resource (compare-and-swap, re-reading on
+        conflicts, so a spec edit made meanwhile is kept); returns the stored resource, or
+        ``None`` if it is gone. For reconcilers that edit the status in memory."""
+        status = (
+            resource.get("status")
+            if isinstance(resource, Mapping)
+            else getattr(resource, "status", None)
+        )
+        key = key_of(self._repository._core, resource)
+        _, stored = await self._core.write_status(key, {} if status is None else status)
+        return stored
 
     def stats(self) -> ControllerStats:
         """What this controller did (counts since ``run()`` began)."""
@@ -208,6 +229,31 @@ class Controller:
             raise TypeError(f"reconcile returned {result!r}, not an Action")
         return result
 
+    @staticmethod
+    async def _record(
+        core: _core.ControllerCore, key: str, resource: Any, action: Action
+    ) -> Action:
+        """Write the reconcile's result to the status; a failed write is a retry."""
+        message = None if action.error is None else str(action.error) or repr(action.error)
+        reason = {
+            "done": "Reconciled",
+            "requeue": "Requeued",
+            "retry": "Retrying",
+            "terminal": "Failed",
+        }
+        try:
+            await core.record(
+                key,
+                generation=None if resource is None else generation(resource),
+                ok=not action.failed,
+                reason=reason[action.kind],
+                message=message,
+            )
+        except Exception as exc:
+            log.warning("recording the status of %s failed: %r", key, exc)
+            return Action.retry(exc) if not action.failed else action
+        return action
+
     async def _run_one(
         self,
         core: _core.ControllerCore,
@@ -226,6 +272,8 @@ class Controller:
         except Exception as exc:
             log.warning("reconcile of %s failed: %r", key, exc, exc_info=exc)
             action = Action.retry(exc)
+        if self._record_status:
+            action = await self._record(core, key, resource, action)
         core.finish(key, action.kind, action.after)
         self._reconciles += 1
         if action.failed:
