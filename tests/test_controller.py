@@ -358,3 +358,20 @@ def test_options_and_actions_are_checked() -> None:
         Action.retry("x", after=-0.5)
     assert Action.retry("x").after is None and Action.terminal("why").failed
     client.close()
+
+
+async def test_when_filters_resources(client: EtcdClient, prefix: str) -> None:
+    repo = ResourceRepository(client, prefix)
+    for name, track in (("a", "ccna"), ("b", "ccnp"), ("c", "ccna")):
+        await repo.add_async(doc(name, track=track))
+    seen: list[str] = []
+
+    async def reconcile(resource: Any) -> Action:
+        seen.append(name_of(resource))
+        return Action.done()
+
+    controller = Controller(repo, reconcile, when=lambda r: r["spec"]["track"] == "ccna")
+    async with running(controller):
+        stats = await until(controller, lambda s: s["reconciles"] + s["skipped"] >= 3)
+    assert sorted(seen) == ["a", "c"]
+    assert (stats["skipped"], stats["reconciles"]) == (1, 2)

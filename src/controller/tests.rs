@@ -84,3 +84,31 @@ async fn deleted_keys_are_skipped_and_a_closed_client_fails_next() {
     client.close();
     assert!(matches!(controller.next().await, Err(Error::Closed)));
 }
+
+#[tokio::test]
+async fn a_feed_whose_start_was_compacted_relists_and_queues_every_key_again() {
+    let repo = repository("/relist/");
+    for name in ["a", "b"] {
+        repo.create(json!({"metadata": {"name": name}, "spec": {}}), 0).await.expect("create");
+    }
+    let controller = Controller::start(repo.clone(), Settings::default()).await.expect("start");
+    for _ in 0..2 {
+        let work = controller.next().await.expect("a listed key");
+        controller.finish(&work.key, Outcome::Done);
+    }
+    let store = repo.client().store().expect("a store");
+    let now = store.current_revision(b"/relist/").await.expect("a revision");
+    store.compact(now).await.expect("compact");
+    // A feed starting before the compaction: etcd's 410 Gone, then a relisting.
+    tokio::spawn(feed::run(controller.inner.clone(), 1));
+    let mut again = vec![];
+    for _ in 0..2 {
+        let work = controller.next().await.expect("a relisted key");
+        assert_eq!(work.priority, Priority::Initial);
+        again.push(work.key.to_string());
+        controller.finish(&work.key, Outcome::Done);
+    }
+    again.sort();
+    assert_eq!(again, ["/relist/a", "/relist/b"]);
+    assert_eq!(controller.stats().relists, 1);
+}

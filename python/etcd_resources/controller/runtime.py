@@ -51,6 +51,8 @@ class ControllerStats(TypedDict):
     """Watched changes the predicates held back."""
     gone: int
     """Keys deleted before their turn came (not reconciled)."""
+    skipped: int
+    """Keys whose resource failed ``when`` (not reconciled)."""
     relists: int
     cache_timeouts: int
     running: bool
@@ -78,6 +80,9 @@ class Controller:
     ``debounce_max`` (default ten times ``debounce``) after its first. ``aging``: how long a
     ready key of the initial listing waits before it shares the slots with live changes.
 
+    ``when(resource) -> bool`` (kopf's ``when=``): a key whose resource fails it is not
+    reconciled (counted as ``skipped``); it runs in the event loop, so keep it cheap.
+
     ``record_status=True``: after each reconcile, the runtime sets ``status.observed_generation``
     (to the generation reconciled, on success) and the ``Reconciled`` condition (``True``, or
     ``False`` with the error), with compare-and-swap, re-reading on conflicts; nothing is
@@ -99,6 +104,7 @@ class Controller:
         predicates: Sequence[str] = ("generation",),
         drain_timeout: float | None = None,
         record_status: bool = False,
+        when: Callable[[Any], bool] | None = None,
     ) -> None:
         self._repository = repository
         self._reconcile = reconcile
@@ -106,6 +112,7 @@ class Controller:
         self._sync_workers = sync_workers
         self._drain_timeout = drain_timeout
         self._record_status = record_status
+        self._when = when
         self._options: dict[str, Any] = {
             "max_concurrency": max_concurrency,
             "backoff_base": backoff_base,
@@ -120,6 +127,7 @@ class Controller:
         self._running = False
         self._reconciles = 0
         self._errors = 0
+        self._skipped = 0
         self._last_error: str | None = None
         self._changed: asyncio.Condition | None = None
 
@@ -157,6 +165,7 @@ class Controller:
             changes=native["changes"],
             filtered=native["filtered"],
             gone=native["gone"],
+            skipped=self._skipped,
             relists=native["relists"],
             cache_timeouts=native["cache_timeouts"],
             running=self._running,
@@ -191,7 +200,7 @@ class Controller:
         core = _core.ControllerCore(self._repository._core, **self._options)
         self._core = core
         self._running = True
-        self._reconciles = self._errors = 0
+        self._reconciles = self._errors = self._skipped = 0
         self._last_error = None
         executor = None if self._async else ThreadPoolExecutor(self._sync_workers, "etcd-reconcile")
         tasks: set[asyncio.Task[None]] = set()
@@ -265,6 +274,11 @@ class Controller:
         try:
             if error is not None:
                 raise error
+            if self._when is not None and not self._when(resource):
+                core.finish(key, "done")
+                self._skipped += 1
+                await self._notify()
+                return
             action = await self._call(executor, resource)
         except asyncio.CancelledError:
             core.finish(key, "retry", 0.0)  # stopped mid-way: runs again at the next start
