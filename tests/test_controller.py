@@ -375,3 +375,17 @@ async def test_when_filters_resources(client: EtcdClient, prefix: str) -> None:
         stats = await until(controller, lambda s: s["reconciles"] + s["skipped"] >= 3)
     assert sorted(seen) == ["a", "c"]
     assert (stats["skipped"], stats["reconciles"]) == (1, 2)
+
+
+async def test_run_twice_at_once_is_refused(client: EtcdClient, prefix: str) -> None:
+    repo = ResourceRepository(client, prefix)
+
+    async def reconcile(resource: Any) -> Action:
+        return Action.done()
+
+    controller = Controller(repo, reconcile)
+    async with running(controller) as task:
+        await until(controller, lambda s: s["running"])
+        with pytest.raises(RuntimeError, match="running already"):
+            await controller.run()
+        assert not task.done()

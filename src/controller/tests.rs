@@ -112,3 +112,28 @@ async fn a_feed_whose_start_was_compacted_relists_and_queues_every_key_again() {
     assert_eq!(again, ["/relist/a", "/relist/b"]);
     assert_eq!(controller.stats().relists, 1);
 }
+
+#[tokio::test]
+async fn a_live_change_runs_before_the_rest_of_a_long_listing() {
+    let repo = repository("/busy/");
+    for i in 0..200 {
+        repo.create(json!({"metadata": {"name": format!("k{i:03}")}, "spec": {}}), 0).await.expect("create");
+    }
+    let settings =
+        Settings { queue: Options { max_concurrency: 1, ..Options::default() }, ..Settings::default() };
+    let controller = Controller::start(repo.clone(), settings).await.expect("start");
+    let first = controller.next().await.expect("a listed key");
+    repo.create(json!({"metadata": {"name": "live"}, "spec": {}}), 0).await.expect("create");
+    // The feed is a task of its own: yield until it has queued the change.
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while controller.stats().changes == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the feed sees the change");
+    controller.finish(&first.key, Outcome::Done);
+    let next = controller.next().await.expect("the live key");
+    assert_eq!((next.key.as_ref(), next.priority), ("/busy/live", Priority::Live));
+    assert_eq!(controller.stats().queue.initial_depth, 199);
+}

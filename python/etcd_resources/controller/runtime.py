@@ -206,6 +206,7 @@ class Controller:
         tasks: set[asyncio.Task[None]] = set()
         try:
             await core.start()
+            await self._notify()  # `running`, with the listing queued
             while True:
                 key, resource, _failures, _priority, error = await core.next()
                 task = asyncio.create_task(self._run_one(core, executor, key, resource, error))
