@@ -357,6 +357,9 @@ def test_options_and_actions_are_checked() -> None:
     with pytest.raises(InvalidArgumentError):
         Action.retry("x", after=-0.5)
     assert Action.retry("x").after is None and Action.terminal("why").failed
+    shown = repr(Controller(repo, reconcile))
+    assert shown.startswith("Controller(prefix='/checked/', reconcile=test_options")
+    assert shown.endswith(".<locals>.reconcile, stopped)")
     client.close()
 
 

@@ -291,10 +291,11 @@ impl Scheduler {
     /// The next key to run, if one is due and a slot is free. It is running from now until
     /// [`Scheduler::finish`].
     pub fn pop(&mut self, now: Instant) -> Option<Popped> {
+        // First, so that `next_due` is in the future even when no slot is free.
+        self.promote(now);
         if self.counts.running >= self.options.max_concurrency.max(1) {
             return None;
         }
-        self.promote(now);
         let aged = self.initial.first().is_some_and(|(due, _, _)| *due + self.options.aging <= now);
         let take_initial = match (self.live.is_empty(), self.initial.is_empty()) {
             (_, true) => false,

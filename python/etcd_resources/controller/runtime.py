@@ -131,6 +131,11 @@ class Controller:
         self._last_error: str | None = None
         self._changed: asyncio.Condition | None = None
 
+    def __repr__(self) -> str:
+        name = getattr(self._reconcile, "__qualname__", type(self._reconcile).__name__)
+        state = "running" if self._running else "stopped"
+        return f"Controller(prefix={self._repository.prefix!r}, reconcile={name}, {state})"
+
     @property
     def repository(self) -> _Repository[Any]:
         """The repository reconcilers write through (their next run reads what they wrote)."""

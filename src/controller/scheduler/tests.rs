@@ -55,6 +55,15 @@ async fn concurrency_is_bounded() {
     assert_eq!(s.counts().running, 2);
     s.finish("b", Outcome::Done, now);
     assert_eq!(popped_keys(&mut s, now), ["c"]);
+    // A requeue that falls due while every slot is taken waits as ready, not as a timer that
+    // is already due (which would wake the queue's waiter over and over).
+    s.finish("c", Outcome::RequeueAfter(ms(10)), now);
+    assert_eq!(popped_keys(&mut s, now), ["d"]);
+    advance(ms(10)).await;
+    assert_eq!(s.pop(Instant::now()), None);
+    assert_eq!(s.next_due(), None);
+    s.finish("a", Outcome::Done, Instant::now());
+    assert_eq!(popped_keys(&mut s, Instant::now()), ["c"]);
 }
 
 #[tokio::test(start_paused = true)]
