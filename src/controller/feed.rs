@@ -1,6 +1,9 @@
-//! The feed: the prefix's shared watch, turned into triggers of the queue. It resumes where it
-//! was when it fell behind, relists (queueing every key again) when its start was compacted,
-//! and fails the controller, never silently, when the watch ends for good.
+//! The feed: the prefix's shared watch, turned into triggers of the queue. When its start was
+//! compacted, or it let more than its backlog of changes wait, it relists: every key in the
+//! cache is queued again (merged with what is queued already) and it follows on from the
+//! cache's revision; a reopened watch from its last revision would replay the same burst into
+//! the same backlog, over and over. It fails the controller, never silently, when the watch
+//! ends for good.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,14 +17,12 @@ use super::{Inner, Key, Priority};
 
 /// Changes that may wait for the feed: it only moves them into the queue, which merges them
 /// per key, so it falls behind only when starved of CPU.
-const MAX_BACKLOG: usize = 10_000;
+pub(super) const MAX_BACKLOG: usize = 10_000;
 
 /// How one subscription ended.
 enum Ended {
     Stopped,
-    /// Open again from this revision (nothing missed).
-    Reopen(i64),
-    /// The start was compacted: relist.
+    /// The start was compacted, or the feed fell behind: relist.
     Relist,
     Failed(Error),
 }
@@ -30,7 +31,6 @@ pub(super) async fn run(inner: Arc<Inner>, mut start: i64) {
     loop {
         match follow(&inner, start).await {
             Ended::Stopped => return,
-            Ended::Reopen(at) => start = at,
             Ended::Relist => match relist(&inner).await {
                 Ok(revision) => start = revision + 1,
                 Err(e) => return inner.fail(e),
@@ -41,13 +41,13 @@ pub(super) async fn run(inner: Arc<Inner>, mut start: i64) {
 }
 
 /// Trigger the keys of the changes from `start` on, until the subscription ends.
-async fn follow(inner: &Inner, mut start: i64) -> Ended {
+async fn follow(inner: &Inner, start: i64) -> Ended {
     let stop = &inner.stop;
     let client = inner.repo.client().clone();
     let prefix = inner.repo.config().prefix.clone();
     let opened = tokio::select! {
         _ = stop.cancelled() => return Ended::Stopped,
-        opened = Subscription::open(client, &prefix, start, None, MAX_BACKLOG) => opened,
+        opened = Subscription::open(client, &prefix, start, None, inner.max_backlog) => opened,
     };
     let mut subscription = match opened {
         Ok(subscription) => subscription,
@@ -62,14 +62,14 @@ async fn follow(inner: &Inner, mut start: i64) -> Ended {
         let events = match next {
             Ok(Some(events)) => events,
             Ok(None) => return Ended::Failed(Error::Closed),
-            Err(Error::FellBehind { .. }) => return Ended::Reopen(start),
-            Err(Error::Expired { .. }) => return Ended::Relist,
+            // Resuming from `start` would replay the same burst into the same backlog: the
+            // cache has it all, so queue every key from there instead.
+            Err(Error::FellBehind { .. } | Error::Expired { .. }) => return Ended::Relist,
             Err(e) => return Ended::Failed(e),
         };
         let mut keys = Vec::with_capacity(events.len());
         for event in &events {
             let change = &event.change;
-            start = start.max(change.revision + 1);
             if triggers(&inner.predicates, change) {
                 keys.push((Key::from(change.key.as_str()), change.revision));
             } else if change.kind != ChangeType::Bookmark {

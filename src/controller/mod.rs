@@ -15,8 +15,8 @@
 //!   it and every revision this client wrote or read under the prefix (the informer's
 //!   session rule), so a reconciler never sees the state its own last write replaced.
 //! - **Failures are loud**: when the watch ends for good (the client closed, an error that is
-//!   not retried) [`Controller::next`] fails with it. A compacted watch relists the cache
-//!   and queues every key again; a watcher that fell behind resumes where it was.
+//!   not retried) [`Controller::next`] fails with it. A compacted watch, or one that fell
+//!   behind, queues every key of the cache again and follows on from there.
 
 pub mod backoff;
 mod feed;
@@ -47,11 +47,17 @@ pub struct Settings {
     pub queue: Options,
     /// A change triggers when any of these passes (see [`predicate`]).
     pub predicates: Vec<Predicate>,
+    /// Changes that may wait for the feed before its watch is reopened (see `feed`).
+    pub max_backlog: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { queue: Options::default(), predicates: vec![Predicate::Generation] }
+        Settings {
+            queue: Options::default(),
+            predicates: vec![Predicate::Generation],
+            max_backlog: feed::MAX_BACKLOG,
+        }
     }
 }
 
@@ -74,7 +80,8 @@ pub struct Stats {
     pub filtered: u64,
     /// Keys that were gone from the cache when their turn came (deleted).
     pub gone: u64,
-    /// Listings after the watch's start was compacted (every key queued again).
+    /// Listings after the watch's start was compacted or it fell behind (every key queued
+    /// again).
     pub relists: u64,
     /// Runs put back because the cache did not catch up within the request timeout.
     pub cache_timeouts: u64,
@@ -94,6 +101,7 @@ struct Inner {
     informer: Informer,
     queue: queue::Queue,
     predicates: Vec<Predicate>,
+    max_backlog: usize,
     counters: Counters,
     /// Why the feed stopped, if it failed; `failed` is cancelled when it is set.
     failure: Mutex<Option<Error>>,
@@ -149,6 +157,7 @@ impl Controller {
             informer,
             queue: queue::Queue::new(settings.queue),
             predicates,
+            max_backlog: settings.max_backlog.max(1),
             counters: Counters::default(),
             failure: Mutex::new(None),
             failed: CancellationToken::new(),

@@ -137,3 +137,27 @@ async fn a_live_change_runs_before_the_rest_of_a_long_listing() {
     assert_eq!((next.key.as_ref(), next.priority), ("/busy/live", Priority::Live));
     assert_eq!(controller.stats().queue.initial_depth, 199);
 }
+
+#[tokio::test]
+async fn a_feed_that_fell_behind_relists_and_loses_nothing() {
+    let repo = repository("/behind/");
+    let settings = Settings { max_backlog: 1, ..Settings::default() };
+    let controller = Controller::start(repo.clone(), settings).await.expect("start");
+    // Written without yielding: the shared watch then hands the feed more than its backlog.
+    for i in 0..30 {
+        repo.create(json!({"metadata": {"name": format!("k{i:02}")}, "spec": {}}), 0).await.expect("create");
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let all = async {
+        while seen.len() < 30 {
+            let work = controller.next().await.expect("a changed key");
+            seen.insert(work.key.to_string());
+            controller.finish(&work.key, Outcome::Done);
+        }
+    };
+    let done = tokio::time::timeout(std::time::Duration::from_secs(10), all).await;
+    assert!(done.is_ok(), "every key within 10 s: {:?} {seen:?}", controller.stats());
+    let stats = controller.stats();
+    assert!(stats.relists >= 1, "fell behind at least once: {stats:?}");
+    assert_eq!(stats.gone, 0);
+}

@@ -112,7 +112,7 @@ impl PyControllerCore {
         Ok(PyControllerCore {
             repo: repository.repo.clone(),
             shape: repository.shape.clone(),
-            settings: Settings { queue, predicates },
+            settings: Settings { queue, predicates, ..Settings::default() },
             core: Arc::default(),
         })
     }
