@@ -392,3 +392,29 @@ async def test_run_twice_at_once_is_refused(client: EtcdClient, prefix: str) -> 
         with pytest.raises(RuntimeError, match="running already"):
             await controller.run()
         assert not task.done()
+
+
+async def test_a_drain_that_times_out_cancels_and_releases_the_key(
+    client: EtcdClient, prefix: str
+) -> None:
+    repo = ResourceRepository(client, prefix)
+    await repo.add_async(doc("a"))
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def reconcile(resource: Any) -> Action:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # never finishes by itself
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return Action.done()
+
+    controller = Controller(repo, reconcile, drain_timeout=0.1)
+    async with running(controller):
+        async with asyncio.timeout(WAIT):
+            await started.wait()
+    assert cancelled.is_set()
+    stats = controller.stats()
+    assert (stats["in_flight"], stats["reconciles"], stats["retries"]) == (0, 0, 1)

@@ -59,6 +59,10 @@ class ControllerStats(TypedDict):
     last_error: str | None
 
 
+# What a key whose resource fails `when` finishes with (told apart by identity).
+_SKIPPED = Action("done")
+
+
 def _is_async(fn: Callable[..., Any]) -> bool:
     # A function, or an object whose class defines `async def __call__`.
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
@@ -269,6 +273,28 @@ class Controller:
             return Action.retry(exc) if not action.failed else action
         return action
 
+    async def _outcome(
+        self,
+        core: _core.ControllerCore,
+        executor: ThreadPoolExecutor | None,
+        key: str,
+        resource: Any,
+        error: BaseException | None,
+    ) -> Action:
+        """Run the reconcile (and record it); what to tell the queue."""
+        try:
+            if error is not None:
+                raise error
+            if self._when is not None and not self._when(resource):
+                return _SKIPPED
+            action = await self._call(executor, resource)
+        except Exception as exc:
+            log.warning("reconcile of %s failed: %r", key, exc, exc_info=exc)
+            action = Action.retry(exc)
+        if self._record_status:
+            action = await self._record(core, key, resource, action)
+        return action
+
     async def _run_one(
         self,
         core: _core.ControllerCore,
@@ -277,26 +303,19 @@ class Controller:
         resource: Any,
         error: BaseException | None,
     ) -> None:
+        outcome: Action | None = None
         try:
-            if error is not None:
-                raise error
-            if self._when is not None and not self._when(resource):
-                core.finish(key, "done")
-                self._skipped += 1
-                await self._notify()
-                return
-            action = await self._call(executor, resource)
-        except asyncio.CancelledError:
-            core.finish(key, "retry", 0.0)  # stopped mid-way: runs again at the next start
-            raise
-        except Exception as exc:
-            log.warning("reconcile of %s failed: %r", key, exc, exc_info=exc)
-            action = Action.retry(exc)
-        if self._record_status:
-            action = await self._record(core, key, resource, action)
-        core.finish(key, action.kind, action.after)
-        self._reconciles += 1
-        if action.failed:
+            outcome = await self._outcome(core, executor, key, resource, error)
+        finally:
+            if outcome is None:  # cancelled mid-way (a drain that timed out): run it again
+                core.finish(key, "retry", 0.0)
+            else:
+                core.finish(key, outcome.kind, outcome.after)
+        if outcome is _SKIPPED:
+            self._skipped += 1
+        else:
+            self._reconciles += 1
+        if outcome.failed:
             self._errors += 1
-            self._last_error = f"{key}: {action.error!r}"
+            self._last_error = f"{key}: {outcome.error!r}"
         await self._notify()
