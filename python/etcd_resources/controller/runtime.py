@@ -59,6 +59,9 @@ class ControllerStats(TypedDict):
     last_error: str | None
 
 
+# What `ControllerCore.next()` hands out: (key, resource, failures, priority, error).
+_Work = tuple[str, Any, int, str, BaseException | None]
+
 # What a key whose resource fails `when` finishes with (told apart by identity).
 _SKIPPED = Action("done")
 
@@ -217,8 +220,8 @@ class Controller:
             await core.start()
             await self._notify()  # `running`, with the listing queued
             while True:
-                key, resource, _failures, _priority, error = await core.next()
-                task = asyncio.create_task(self._run_one(core, executor, key, resource, error))
+                work = await core.next()
+                task = asyncio.create_task(self._run_one(core, executor, work))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
         finally:
@@ -274,14 +277,10 @@ class Controller:
         return action
 
     async def _outcome(
-        self,
-        core: _core.ControllerCore,
-        executor: ThreadPoolExecutor | None,
-        key: str,
-        resource: Any,
-        error: BaseException | None,
+        self, core: _core.ControllerCore, executor: ThreadPoolExecutor | None, work: _Work
     ) -> Action:
         """Run the reconcile (and record it); what to tell the queue."""
+        key, resource, _failures, _priority, error = work
         try:
             if error is not None:
                 raise error
@@ -296,16 +295,12 @@ class Controller:
         return action
 
     async def _run_one(
-        self,
-        core: _core.ControllerCore,
-        executor: ThreadPoolExecutor | None,
-        key: str,
-        resource: Any,
-        error: BaseException | None,
+        self, core: _core.ControllerCore, executor: ThreadPoolExecutor | None, work: _Work
     ) -> None:
+        key = work[0]
         outcome: Action | None = None
         try:
-            outcome = await self._outcome(core, executor, key, resource, error)
+            outcome = await self._outcome(core, executor, work)
         finally:
             if outcome is None:  # cancelled mid-way (a drain that timed out): run it again
                 core.finish(key, "retry", 0.0)
