@@ -418,3 +418,25 @@ async def test_a_drain_that_times_out_cancels_and_releases_the_key(
     assert cancelled.is_set()
     stats = controller.stats()
     assert (stats["in_flight"], stats["reconciles"], stats["retries"]) == (0, 0, 1)
+
+
+async def test_a_field_predicate_triggers_on_its_path(client: EtcdClient, prefix: str) -> None:
+    repo = ResourceRepository(client, prefix)
+    await repo.add_async({"metadata": {"name": "a"}, "spec": {}, "status": {"phase": "Pending"}})
+    phases: list[str] = []
+
+    async def reconcile(resource: Any) -> Action:
+        phases.append(resource["status"]["phase"])
+        return Action.done()
+
+    controller = Controller(repo, reconcile, predicates=["generation", "field:status.phase"])
+    async with running(controller):
+        await until(controller, reached("done", 1))
+        a = thaw(await repo.get_async("a"))
+        a["status"]["heartbeat"] = 1  # another status field: nothing
+        a = thaw(await repo.update_async(a))
+        a["status"]["phase"] = "Ready"
+        await repo.update_async(a)
+        stats = await until(controller, reached("done", 2))
+    assert phases == ["Pending", "Ready"]
+    assert stats["filtered"] == 1

@@ -7,25 +7,39 @@
 //!   finalizers); for documents without a generation, a change of `spec`. Status-only writes,
 //!   a reconciler's own included, trigger nothing.
 //! - `Labels`, `Annotations`, `Finalizers`: that part of `metadata` changed.
+//! - `Field(path)` (`"field:status.phase"`): the value at that dotted path changed (a
+//!   custom predicate evaluated here, on the decoded documents, with no Python call per
+//!   change).
 //! - `Any`: every change.
 
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::selector::lookup;
 use crate::watch::{Change, ChangeType};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Predicate {
     Generation,
     Labels,
     Annotations,
     Finalizers,
+    Field(String),
     Any,
 }
 
 impl Predicate {
-    /// From its name: `generation`, `labels`, `annotations`, `finalizers`, `any`.
+    /// From its name: `generation`, `labels`, `annotations`, `finalizers`, `any`, or
+    /// `field:<path>`.
     pub fn parse(name: &str) -> Result<Self> {
+        if let Some(path) = name.strip_prefix("field:") {
+            if path.is_empty() || path.split('.').any(str::is_empty) {
+                return Err(Error::invalid(format!(
+                    "{name:?}: field: needs a dotted path, as field:status.phase"
+                )));
+            }
+            return Ok(Predicate::Field(path.to_owned()));
+        }
         Ok(match name {
             "generation" => Predicate::Generation,
             "labels" => Predicate::Labels,
@@ -34,13 +48,13 @@ impl Predicate {
             "any" => Predicate::Any,
             _ => {
                 return Err(Error::invalid(format!(
-                    "unknown predicate {name:?}: generation, labels, annotations, finalizers or any"
+                    "unknown predicate {name:?}: generation, labels, annotations, finalizers, any or field:<path>"
                 )))
             }
         })
     }
 
-    fn passes(self, before: &Value, after: &Value) -> bool {
+    fn passes(&self, before: &Value, after: &Value) -> bool {
         let meta = |doc: &Value, field: &str| doc.get("metadata").and_then(|m| m.get(field)).cloned();
         let changed = |field: &str| meta(before, field) != meta(after, field);
         match self {
@@ -48,6 +62,7 @@ impl Predicate {
             Predicate::Labels => changed("labels"),
             Predicate::Annotations => changed("annotations"),
             Predicate::Finalizers => changed("finalizers"),
+            Predicate::Field(path) => lookup(before, path) != lookup(after, path),
             Predicate::Generation => {
                 let no_generation =
                     meta(before, "generation").is_none() && meta(after, "generation").is_none();
@@ -126,5 +141,19 @@ mod tests {
         assert!(triggers(&[Predicate::Finalizers], &modified(base.clone(), finalized.clone())));
         assert!(triggers(&[Predicate::Generation, Predicate::Finalizers], &modified(base, finalized)));
         assert!(Predicate::parse("spec").is_err());
+        assert!(Predicate::parse("field:").is_err() && Predicate::parse("field:status..phase").is_err());
+    }
+
+    #[test]
+    fn a_field_predicate_sees_its_path_only() {
+        let base =
+            json!({"metadata": {"name": "a", "generation": 1}, "status": {"phase": "Pending", "n": 1}});
+        let mut phase = base.clone();
+        phase["status"]["phase"] = json!("Ready");
+        let mut count = base.clone();
+        count["status"]["n"] = json!(2);
+        let p = [Predicate::parse("field:status.phase").expect("a field predicate")];
+        assert!(triggers(&p, &modified(base.clone(), phase)));
+        assert!(!triggers(&p, &modified(base, count)));
     }
 }

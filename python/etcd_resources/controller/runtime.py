@@ -77,11 +77,11 @@ class Controller:
     ``reconcile(resource) -> Action`` runs for each resource of the initial listing, then again
     for each change that passes ``predicates`` (default ``("generation",)``: spec changes and
     deletions held by finalizers; also ``"labels"``, ``"annotations"``, ``"finalizers"``,
-    ``"any"``), and when an ``Action`` asks for it. ``resource`` is what the repository's reads
-    return, read from the shared cache once it has applied the change and this client's own
-    writes. One key runs at most once at a time, ``max_concurrency`` keys at once; sync
-    reconcilers run in a pool of ``sync_workers`` threads. An exception counts as
-    ``Action.retry(exc)``.
+    ``"any"``, ``"field:<dotted path>"``), and when an ``Action`` asks for it. ``resource`` is
+    what the repository's reads return, read from the shared cache once it has applied the
+    change and this client's own writes. One key runs at most once at a time,
+    ``max_concurrency`` keys at once; sync reconcilers run in a pool of ``sync_workers``
+    threads. An exception counts as ``Action.retry(exc)``.
 
     ``debounce`` (seconds) runs a key that far after the last change of a burst, at most
     ``debounce_max`` (default ten times ``debounce``) after its first. ``aging``: how long a
