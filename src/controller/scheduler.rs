@@ -217,7 +217,7 @@ impl Scheduler {
         };
         if priority == Priority::Live && pending.priority == Priority::Initial {
             pending.priority = Priority::Live;
-            self.counts.initial_depth -= 1;
+            self.counts.initial_depth = self.counts.initial_depth.saturating_sub(1);
         }
         pending.revision = pending.revision.max(revision);
         if priority == Priority::Live && !options.debounce.is_zero() {
@@ -309,9 +309,9 @@ impl Scheduler {
         state.running = true;
         self.counts.running += 1;
         self.counts.started += 1;
-        self.counts.depth -= 1;
+        self.counts.depth = self.counts.depth.saturating_sub(1);
         if pending.priority == Priority::Initial {
-            self.counts.initial_depth -= 1;
+            self.counts.initial_depth = self.counts.initial_depth.saturating_sub(1);
         }
         Some(Popped { key, revision: pending.revision, priority: pending.priority, failures: state.failures })
     }
@@ -321,7 +321,7 @@ impl Scheduler {
         let Some(key) = self.keys.get_key_value(key).map(|(k, _)| k.clone()) else { return };
         let Some(state) = self.keys.get_mut(&key).filter(|s| s.running) else { return };
         state.running = false;
-        self.counts.running -= 1;
+        self.counts.running = self.counts.running.saturating_sub(1);
         let delay = match outcome {
             Outcome::Done => {
                 self.counts.done += 1;

@@ -227,3 +227,96 @@ fn outcomes_parse_from_their_names() {
     }
     assert!(seconds("x", f64::NAN).is_err());
 }
+
+mod invariants {
+    use std::collections::{HashMap, HashSet};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Trigger(u8, bool),
+        Pop,
+        Finish(usize, u8),
+        Advance(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..6, any::<bool>()).prop_map(|(k, live)| Op::Trigger(k, live)),
+            Just(Op::Pop),
+            (0usize..4, 0u8..5).prop_map(|(i, o)| Op::Finish(i, o)),
+            (0u64..300).prop_map(Op::Advance),
+        ]
+    }
+
+    fn outcome(o: u8) -> Outcome {
+        match o {
+            0 => Outcome::Done,
+            1 => Outcome::RequeueAfter(ms(100)),
+            2 => Outcome::Retry(None),
+            3 => Outcome::Retry(Some(ms(50))),
+            _ => Outcome::Terminal,
+        }
+    }
+
+    proptest! {
+        /// Whatever happens: a key never runs twice at once, at most `max_concurrency` run,
+        /// the counts match the state, and every key triggered after its last run started
+        /// runs again once the queue is drained.
+        #[test]
+        fn never_twice_at_once_and_nothing_lost(ops in proptest::collection::vec(op(), 1..200)) {
+            let options = Options { max_concurrency: 2, debounce: ms(20), debounce_max: ms(60), ..Options::default() };
+            let mut s = scheduler(options);
+            let mut now = Instant::now();
+            let mut running: Vec<Key> = vec![];
+            let mut dirty: HashSet<Key> = HashSet::new();
+            for op in ops {
+                match op {
+                    Op::Trigger(k, live) => {
+                        let key = key(&format!("k{k}"));
+                        dirty.insert(key.clone());
+                        s.trigger(key, if live { Priority::Live } else { Priority::Initial }, 1, now);
+                    }
+                    Op::Pop => {
+                        if let Some(p) = s.pop(now) {
+                            prop_assert!(!running.contains(&p.key), "{} runs twice", p.key);
+                            dirty.remove(&p.key);
+                            running.push(p.key);
+                        }
+                    }
+                    Op::Finish(i, o) => {
+                        if !running.is_empty() {
+                            let key = running.remove(i % running.len());
+                            s.finish(&key, outcome(o), now);
+                        }
+                    }
+                    Op::Advance(n) => now += ms(n),
+                }
+                prop_assert!(running.len() <= 2);
+                let pending = s.keys.values().filter(|k| k.pending.is_some()).count();
+                prop_assert_eq!(s.counts().depth, pending);
+                prop_assert_eq!(s.counts().running, running.len());
+            }
+            // Drain: finish what runs, then run everything due, with `done`.
+            for key in running.drain(..) {
+                s.finish(&key, Outcome::Done, now);
+            }
+            let mut popped: HashMap<Key, usize> = HashMap::new();
+            for _ in 0..100 {
+                now += Duration::from_secs(600);
+                while let Some(p) = s.pop(now) {
+                    *popped.entry(p.key.clone()).or_default() += 1;
+                    s.finish(&p.key, Outcome::Done, now);
+                }
+            }
+            for key in &dirty {
+                prop_assert!(popped.contains_key(key), "{key} was triggered and never ran");
+            }
+            prop_assert_eq!(s.counts().depth, 0);
+            prop_assert!(s.keys.is_empty());
+        }
+    }
+}
