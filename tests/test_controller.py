@@ -440,3 +440,30 @@ async def test_a_field_predicate_triggers_on_its_path(client: EtcdClient, prefix
         stats = await until(controller, reached("done", 2))
     assert phases == ["Pending", "Ready"]
     assert stats["filtered"] == 1
+
+
+async def test_debounce_runs_once_after_a_burst(client: EtcdClient, prefix: str) -> None:
+    repo = ResourceRepository(client, prefix)
+    await repo.add_async(doc("a", n=0))
+    seen: list[int] = []
+
+    async def reconcile(resource: Any) -> Action:
+        seen.append(resource["spec"]["n"])
+        return Action.done()
+
+    async def edit(n: int) -> None:
+        a = thaw(await repo.get_async("a"))
+        a["spec"]["n"] = n
+        await repo.update_async(a)
+
+    # A second is far longer than two writes take, even on a busy machine.
+    controller = Controller(repo, reconcile, debounce=1.0)
+    async with running(controller):
+        await until(controller, reached("done", 1))  # the listing is not debounced
+        for n in (1, 2, 3):
+            await edit(n)
+        await until(controller, reached("done", 2))
+        await edit(4)
+        stats = await until(controller, reached("done", 3))
+    assert seen == [0, 3, 4], "the burst ran once, with its last state"
+    assert stats["changes"] == 4
