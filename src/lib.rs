@@ -15,11 +15,11 @@
 //!
 //! ```text
 //! bindings    | py
-//! py classes  | py::client py::lease py::watch py::listing py::repository py::backend py::text_backend
+//! py classes  | py::client py::lease py::watch py::listing py::repository py::backend py::text_backend py::controller
 //! py bridge   | py::bridge py::args py::ready
 //! py values   | py::status py::stored py::built py::typed py::decode py::convert
 //! py leaves   | py::keys py::gc py::runtime py::logs py::errors py::readonly
-//! controller  | controller*
+//! controller  | controller
 //! repository  | repository backend text_backend
 //! cache       | lease fanout informer
 //! reading     | listing watch rewind
@@ -32,6 +32,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod controller;
 pub mod document;
 pub mod error;
 pub mod events;

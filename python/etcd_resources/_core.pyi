@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar, final
 
 __all__ = [
+    "ControllerCore",
     "EtcdClient",
     "KvBackend",
     "Lease",
@@ -220,3 +221,41 @@ class Ready(Generic[_T]):
     def __await__(self) -> Generator[Any, None, _T]: ...
     def __iter__(self) -> Generator[Any, None, _T]: ...
     def __next__(self) -> Any: ...
+
+@final
+class ControllerCore:
+    """The queue and feed of one controller on one repository's prefix."""
+
+    def __new__(
+        cls,
+        repository: RepositoryCore,
+        *,
+        max_concurrency: int = 8,
+        backoff_base: float = 0.05,
+        backoff_max: float = 300.0,
+        debounce: float = 0.0,
+        debounce_max: float = 0.0,
+        aging: float = 1.0,
+        predicates: builtins.list[str] = ...,
+    ) -> Self: ...
+    async def start(self) -> None:
+        """Load the cache, queue every key, follow changes (returns an awaitable)."""
+    async def next(self) -> tuple[str, Any, int, str, BaseException | None]:
+        """The next ``(key, resource, failures, priority, error)`` to run (returns an awaitable)."""
+    def finish(self, key: str, outcome: str, after: float | None = None) -> None: ...
+    async def record(
+        self,
+        key: str,
+        *,
+        generation: int | None,
+        ok: bool,
+        reason: str,
+        message: str | None = None,
+    ) -> tuple[str, Any]:
+        """Record a reconcile in the status (returns an awaitable)."""
+    async def set_finalizer(self, key: str, name: str, present: bool) -> tuple[str, Any]:
+        """Add or remove a finalizer (returns an awaitable)."""
+    async def write_status(self, key: str, status: Any) -> tuple[str, Any]:
+        """Put a status onto the stored resource (returns an awaitable)."""
+    def stop(self) -> None: ...
+    def stats(self) -> dict[str, int]: ...

@@ -199,8 +199,8 @@ impl Informer {
     }
 
     /// Wait until the cache has applied `target`, a revision of a change under the prefix
-    /// (so the watch brings it without being asked).
-    async fn wait_applied(&self, target: i64) -> Result<()> {
+    /// (so the watch brings it without being asked), up to the client's request timeout.
+    pub async fn wait_applied(&self, target: i64) -> Result<()> {
         self.failed()?;
         let mut applied = self.shared.applied.subscribe();
         if *applied.borrow_and_update() >= target {
@@ -250,6 +250,11 @@ impl Informer {
                 });
             }
         }
+    }
+
+    /// The cached document at `key`.
+    pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        self.read().docs.get(key).cloned()
     }
 
     /// The cached documents matching `query`, in key order (shared with the cache: an

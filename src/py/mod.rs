@@ -6,6 +6,7 @@ mod backend;
 mod bridge;
 mod built;
 mod client;
+mod controller;
 mod convert;
 mod decode;
 #[cfg(feature = "bench")]
@@ -62,6 +63,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ready::Ready>()?;
     m.add_class::<lease::PyLease>()?;
     m.add_class::<typed::TypePlan>()?;
+    m.add_class::<controller::PyControllerCore>()?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     #[cfg(feature = "bench")]
     m.add_function(wrap_pyfunction!(decode_bench::_decode_bench, m)?)?;

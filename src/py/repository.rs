@@ -42,9 +42,9 @@ fn resource_value(resource: &Bound<'_, PyAny>) -> PyResult<Value> {
 /// awaitable.
 #[pyclass(frozen, name = "RepositoryCore", module = "etcd_resources._core")]
 pub struct PyRepositoryCore {
-    repo: Repository,
+    pub(crate) repo: Repository,
     /// What reads return: dicts, or instances of the repository's class.
-    shape: Shape,
+    pub(crate) shape: Shape,
 }
 
 impl PyRepositoryCore {
