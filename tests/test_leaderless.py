@@ -3,7 +3,8 @@ cluster cut off from its peers but not from the client answers every request "no
 the client ejects it after an election timeout of such answers, sends the writes it refused
 to the others (etcd refuses them before proposing them), and keeps at least half its
 fault-free throughput, with no operation failed or of unknown outcome. Once the member has a
-leader again, a probe re-admits it. Runs on ``NetnsCluster`` (skipped, saying why, where
+leader again, a probe re-admits it; and the history of a mixed workload under that fault,
+writes resent included, is linearizable. Runs on ``NetnsCluster`` (skipped, saying why, where
 namespaces cannot be made)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from jepsen.faults import CutFromPeers
 from jepsen.netns import NetnsCluster, NetnsMember, netns_available
 
 from .test_endpoint_health import under_fault
+from .test_faults import run_with_fault, verify
 
 WHY_NOT = netns_available()
 needs_netns = pytest.mark.skipif(WHY_NOT is not None, reason=f"no network namespaces: {WHY_NOT}")
@@ -55,3 +57,21 @@ async def test_a_member_without_a_leader_leaves_the_rotation(
     assert run.during.failed == 0 and run.during.unknown == 0, run.during
     assert run.during.rate >= FRACTION * run.before.rate, run
     assert run.after.failed == 0, run.after
+
+
+@needs_netns
+async def test_writes_resent_from_a_leaderless_member_keep_the_history_linearizable(
+    healthy: NetnsCluster, etcd_prefix: str
+) -> None:
+    """A write resent after "no leader" that had been applied after all would show here (a
+    compare-and-swap applied twice, a create answered "already exists")."""
+    member = healthy.followers()[0]
+    run = await run_with_fault(
+        healthy,
+        etcd_prefix,
+        lambda: CutFromPeers(member, healthy.members),
+        faulted=lambda _: [member],
+        hold=5.0,
+    )
+    verify(run)
+    assert run.ok_per_second()[1] > 0, "the majority served no one during the fault"
