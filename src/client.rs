@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::process::{self, Local};
 use crate::store::etcd::{EtcdConfig, EtcdStore};
+use crate::store::known::{Hold, Known};
 use crate::store::memory::MemoryStore;
 use crate::store::SharedStore;
 
@@ -77,6 +78,8 @@ impl Default for ClientOptions {
 
 struct Inner {
     store: SharedStore,
+    /// The same store, seen as what remembers the newest revision (`watch_start`).
+    known: Arc<Known>,
     endpoints: Vec<String>,
     options: ClientOptions,
     shutdown: CancellationToken,
@@ -128,8 +131,10 @@ impl Client {
             }
             Arc::new(EtcdStore::new(endpoints.clone(), options.etcd.clone(), shutdown.clone()))
         };
+        let known = Arc::new(Known::new(store));
         let inner = Inner {
-            store,
+            store: known.clone(),
+            known,
             endpoints,
             options,
             shutdown,
@@ -146,6 +151,12 @@ impl Client {
             return Err(Error::Closed);
         }
         Ok(&self.inner.store)
+    }
+
+    /// Where a watch asked for "from now on" at this call starts, so that it sees every change
+    /// made after the call (see [`Known::watch_start`]); keep the `Hold` until it is open.
+    pub fn watch_start(&self) -> (i64, Option<Hold>) {
+        self.inner.known.watch_start()
     }
 
     /// `Err(Forked)` in a process forked from the one that made this client.

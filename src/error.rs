@@ -28,6 +28,14 @@ pub enum Error {
     /// etcd could not be reached, or answered that it cannot serve (no leader, shutting down).
     #[error("etcd unavailable: {message}")]
     Unavailable { message: String, code: Option<String> },
+    /// etcd's database is full (its `NOSPACE` alarm): writes are refused until an operator
+    /// frees space and disarms the alarm. Not a lost connection: never retried.
+    #[error(
+        "etcd's database is full (NOSPACE alarm: {message}); writes are refused until an operator \
+         compacts and defragments etcd and disarms the alarm (`etcdctl alarm disarm`), or raises \
+         --quota-backend-bytes; reads, watches and deletes still work"
+    )]
+    QuotaExceeded { message: String, code: Option<String> },
     /// The call did not complete within its deadline.
     #[error("etcd did not answer {operation} within {seconds}s")]
     Timeout { operation: String, seconds: f64 },
@@ -94,6 +102,7 @@ impl Error {
             Error::AlreadyExists { .. } => "AlreadyExistsError",
             Error::Conflict { .. } => "ConflictError",
             Error::Unavailable { .. } => "UnavailableError",
+            Error::QuotaExceeded { .. } => "QuotaExceededError",
             Error::Timeout { .. } => "EtcdTimeoutError",
             Error::Expired { .. } => "ExpiredError",
             Error::FellBehind { .. } => "WatchFellBehindError",
@@ -129,6 +138,7 @@ mod tests {
             Error::AlreadyExists { key: "k".into() },
             Error::Conflict { key: "k".into(), expected: 1, actual: Some(2) },
             Error::Unavailable { message: "m".into(), code: None },
+            Error::QuotaExceeded { message: "m".into(), code: None },
             Error::Timeout { operation: "get".into(), seconds: 1.0 },
             Error::Expired { requested: 1, compacted: 5 },
             Error::FellBehind { revision: 7, backlog: 10 },

@@ -15,23 +15,24 @@
 //!
 //! ```text
 //! bindings    | py
-//! py classes  | py::client py::lease py::watch py::listing py::repository py::backend
+//! py classes  | py::client py::lease py::watch py::listing py::repository py::backend py::text_backend py::controller
 //! py bridge   | py::bridge py::args py::ready
-//! py values   | py::stored py::built py::typed py::decode py::convert
+//! py values   | py::status py::stored py::built py::typed py::decode py::convert
 //! py leaves   | py::keys py::gc py::runtime py::logs py::errors py::readonly
-//! controller  | controller*
-//! repository  | repository backend
+//! controller  | controller
+//! repository  | repository backend text_backend
 //! cache       | lease fanout informer
-//! reading     | listing watch
+//! reading     | listing watch rewind
 //! client      | client
 //! documents   | document selector projection
 //! stores      | store::etcd store::memory
 //! seam        | store
-//! ground      | error metrics names process events jitter
+//! ground      | error metrics names process events jitter unreadable
 //! ```
 
 pub mod backend;
 pub mod client;
+pub mod controller;
 pub mod document;
 pub mod error;
 pub mod events;
@@ -45,8 +46,11 @@ pub mod names;
 pub mod process;
 pub mod projection;
 pub mod repository;
+pub mod rewind;
 pub mod selector;
 pub mod store;
+pub mod text_backend;
+pub mod unreadable;
 pub mod watch;
 
 pub use error::{Error, Result};

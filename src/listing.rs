@@ -41,7 +41,7 @@ pub fn matches(
     match projection.read(&key, &kv.value, kv.mod_revision) {
         Ok(doc) => query.matches(&doc),
         Err(e) => {
-            unreadable.push(e);
+            unreadable.push(crate::unreadable::at(e, kv.mod_revision));
             false
         }
     }

@@ -43,7 +43,7 @@ impl Projection {
         if query.is_unfiltered() {
             return None;
         }
-        Some(Self::of_paths(query.fields.requirements.iter().map(|r| r.key.as_str())))
+        Some(Self::of_paths(query.fields.requirements.iter().flat_map(|r| r.paths())))
     }
 
     /// The projection keeping the dotted `paths` (and what every projection keeps).

@@ -187,7 +187,14 @@ impl ChangeStream {
                     Err(Error::Closed) => return Ok(None),
                     Err(e) => return Err(e),
                 };
-                match store.watch(self.prefix.as_bytes().to_vec(), self.last_revision + 1).await {
+                // etcd restored from an older snapshot cannot be resumed from: see `rewind`.
+                let checked =
+                    crate::rewind::check(&**store, self.prefix.as_bytes(), self.last_revision).await;
+                let opened = match checked {
+                    Ok(()) => store.watch(self.prefix.as_bytes().to_vec(), self.last_revision + 1).await,
+                    Err(e) => Err(e),
+                };
+                match opened {
                     Ok(stream) => {
                         self.inner = Some(Local::new(stream));
                         self.reconnects += 1;

@@ -18,6 +18,12 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def endpoints(store_kind: str, etcd_endpoints: list[str]) -> list[str]:
+    """The parametrised store's endpoints: the real etcd's, or the embedded store."""
+    return etcd_endpoints if store_kind == "etcd" else ["memory://"]
+
+
+@pytest.fixture
 def client(store_kind: str, etcd_endpoints: list[str]) -> Iterator[EtcdClient]:
     """A client on etcd or on the embedded store (parametrised)."""
     c = EtcdClient(etcd_endpoints if store_kind == "etcd" else "memory://")

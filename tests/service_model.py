@@ -255,12 +255,14 @@ class LabInstancePhase(Enum):
     STOPPING = "Stopping"
     COMPLETED = "Completed"
     FAILED = "Failed"
+    EXPIRED = "Expired"
 
 
 class LabInstanceType(Enum):
     CML = "CML"
     CONTAINER = "Container"
     VM = "VM"
+    HYBRID = "Hybrid"
 
 
 @dataclass
@@ -295,8 +297,14 @@ class LabInstanceRequestStatus(ResourceStatus):
         self.conditions: list[LabInstanceCondition] = []
         self.worker_ref: Optional[str] = None
         self.worker_name: Optional[str] = None
+        self.worker_namespace: Optional[str] = None
         self.start_time: Optional[datetime] = None
         self.completion_time: Optional[datetime] = None
+        self.scheduled_at: Optional[datetime] = None
+        self.assigned_at: Optional[datetime] = None
+        self.container_id: Optional[str] = None
+        self.access_url: Optional[str] = None
+        self.cml_lab_id: Optional[str] = None
         self.resource_allocation: Optional[dict[str, str]] = None
         self.error_message: Optional[str] = None
         self.retry_count: int = 0
@@ -316,10 +324,11 @@ class LabInstanceStateMachine(StateMachineEngine[LabInstancePhase]):
                 p.PENDING: [p.SCHEDULING, p.FAILED],
                 p.SCHEDULING: [p.PROVISIONING, p.PENDING, p.FAILED],
                 p.PROVISIONING: [p.RUNNING, p.FAILED],
-                p.RUNNING: [p.STOPPING, p.FAILED],
+                p.RUNNING: [p.STOPPING, p.EXPIRED, p.FAILED],
                 p.STOPPING: [p.COMPLETED, p.FAILED],
                 p.COMPLETED: [],
                 p.FAILED: [],
+                p.EXPIRED: [],
             },
         )
 
@@ -355,10 +364,31 @@ class LabInstanceRequest(Resource[LabInstanceRequestSpec, LabInstanceRequestStat
             )
         )
 
+    def is_scheduled(self) -> bool:
+        return self.spec.scheduled_start is not None
+
+    def is_expired(self) -> bool:
+        if not self.status.start_time:
+            return False
+        expected_end = self.status.start_time + timedelta(minutes=self.spec.duration_minutes)
+        return datetime.now() > expected_end
+
+    def should_start_now(self) -> bool:
+        if not self.is_scheduled() or self.status.phase != LabInstancePhase.PENDING:
+            return False
+        assert self.spec.scheduled_start is not None
+        return datetime.now() >= self.spec.scheduled_start - timedelta(minutes=5)
+
     def get_expected_end_time(self) -> Optional[datetime]:
         if not self.status.start_time:
             return None
         return self.status.start_time + timedelta(minutes=self.spec.duration_minutes)
+
+    def assign_to_worker(self, worker_namespace: str, worker_name: str) -> None:
+        self.status.worker_namespace = worker_namespace
+        self.status.worker_name = worker_name
+        self.status.worker_ref = f"{worker_namespace}/{worker_name}"
+        self.status.assigned_at = datetime.now()
 
     def is_assigned_to_worker(self) -> bool:
         return self.status.worker_ref is not None
@@ -372,3 +402,24 @@ def new_worker(name: str, track: str = "ccna", namespace: str = "labs") -> LabWo
         CmlConfig(),
     )
     return LabWorker(metadata, spec)
+
+
+def new_instance(
+    name: str,
+    email: str = "student@university.edu",
+    namespace: str = "labs",
+    *,
+    duration_minutes: int = 120,
+    scheduled_start: Optional[datetime] = None,
+) -> LabInstanceRequest:
+    metadata = ResourceMetadata(name=name, namespace=namespace, labels={"lab-track": "ccna"})
+    spec = LabInstanceRequestSpec(
+        "python-data-science-v1.2",
+        duration_minutes,
+        email,
+        lab_instance_type=LabInstanceType.CML,
+        lab_track="ccna",
+        scheduled_start=scheduled_start,
+        environment_variables={"A": "1"},
+    )
+    return LabInstanceRequest(metadata, spec)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
 
 import pytest
+
+from etcd_resources import EtcdClient, EtcdStorageBackend
+from etcd_resources.demo import instances_prefix
 
 # The demo as `python -m etcd_resources.demo` runs it, in an interpreter where Neuroglia cannot
 # be imported (as after a plain `pip install etcd-resources`).
@@ -32,7 +36,7 @@ def test_the_demo_runs(
     assert run.returncode == 0, run.stderr
     out = run.stdout
     if neuroglia:
-        assert "EtcdLabWorkerResourceRepository as scoped" in out
+        assert "EtcdLabInstanceResourceRepository as scoped" in out
         assert "through the mediator" in out
     else:
         assert "plain asyncio (no Neuroglia installed)" in out
@@ -40,7 +44,18 @@ def test_the_demo_runs(
     assert "refused atomically" in out
     assert re.search(r"find_active_workers_async\(\)\s+worker-0, worker-1, worker-2", out)
     assert re.search(r"count_by_phase_async\(Ready\)\s+2", out)
+    assert re.search(r"find_expired_instances_async\(\)\s+lab-3\n", out)
+    assert re.search(r"find_scheduled_pending_async\(\)\s+lab-2, lab-5\n", out)
+    assert re.search(r"count_by_phase_async\(Running\)\s+2\n", out)
     assert "is refused: the stored one is" in out
     assert "error_count=1 (A's change kept)" in out
     assert "in order, none repeated, none lost" in out
     assert len(re.findall(r"watch: rev", out)) == 22
+    if store_kind == "etcd":  # it removed what it wrote
+        for where in (prefix, instances_prefix(prefix)):
+            assert asyncio.run(keys_under(etcd_endpoints, where)) == []
+
+
+async def keys_under(endpoints: list[str], prefix: str) -> list[str]:
+    async with EtcdClient(endpoints) as client:
+        return await EtcdStorageBackend(client, prefix).keys()

@@ -31,6 +31,7 @@ def test_hierarchy_matches_the_standard_exceptions() -> None:
     assert issubclass(er.EtcdTimeoutError, TimeoutError)
     assert issubclass(er.PermissionDeniedError, PermissionError)
     assert issubclass(er.NotFoundError, LookupError)
+    assert not issubclass(er.QuotaExceededError, ConnectionError)
     for cls in (
         er.InvalidNameError,
         er.InvalidSelectorError,

@@ -72,10 +72,7 @@ class LabWorkerCreatedHandler(NotificationHandler[LabWorkerCreated]):
 
 
 @pytest.fixture
-def services(
-    store_kind: str, etcd_endpoints: list[str], prefix: str
-) -> Iterator[ServiceCollection]:
-    endpoints = etcd_endpoints if store_kind == "etcd" else ["memory://"]
+def services(endpoints: list[str], prefix: str) -> Iterator[ServiceCollection]:
     collection = ServiceCollection()
     add_etcd_resources(
         collection, EtcdSettings(endpoints=endpoints, prefix=prefix), resource_type=svc.LabWorker

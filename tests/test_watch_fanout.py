@@ -260,7 +260,7 @@ async def test_a_watcher_that_stops_reading_is_ended_and_the_others_get_everythi
     ]
     first = await repo.add_async(worker("first"))
     event = await asyncio.wait_for(anext(slow), 20)  # it reads one event, then no more
-    assert event.resource_version == first["metadata"]["resource_version"]
+    assert event.resource_version == int(first["metadata"]["resource_version"])
 
     revisions = [int(first["metadata"]["resource_version"])]
     for i in range(100):

@@ -23,15 +23,17 @@ from .errors import (
     InvalidSelectorError,
     NotFoundError,
     PermissionDeniedError,
+    QuotaExceededError,
     SerializationError,
     TooLargeError,
     UnavailableError,
     WatchFellBehindError,
 )
+from .lab_instance_repository import EtcdLabInstanceResourceRepository
 from .lab_worker_repository import EtcdLabWorkerResourceRepository
 from .lab_workers import LabWorker, LabWorkerPhase, LabWorkerSpec, LabWorkerStatus
 from .readonly import ReadOnlyDict, ReadOnlyList, thaw
-from .repository import ResourcePage, ResourceRepository
+from .repository import ResourcePage, ResourceRepository, UnreadableDocument
 from .typed import from_document
 from .watching import EventType, ResourceEvent, WatchEvent, WatchHandle
 
@@ -43,6 +45,7 @@ __all__ = [
     "ClosedError",
     "ConflictError",
     "EtcdClient",
+    "EtcdLabInstanceResourceRepository",
     "EtcdLabWorkerResourceRepository",
     "EtcdResourcesError",
     "EtcdSettings",
@@ -60,6 +63,7 @@ __all__ = [
     "LabWorkerStatus",
     "NotFoundError",
     "PermissionDeniedError",
+    "QuotaExceededError",
     "ReadOnlyDict",
     "ReadOnlyList",
     "ResourceEvent",
@@ -68,6 +72,7 @@ __all__ = [
     "SerializationError",
     "TooLargeError",
     "UnavailableError",
+    "UnreadableDocument",
     "WatchEvent",
     "WatchFellBehindError",
     "WatchHandle",

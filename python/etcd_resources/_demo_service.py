@@ -13,6 +13,7 @@ from neuroglia.mediation import Command, CommandHandler, Mediator
 
 from ._core import EtcdClient
 from .config import EtcdSettings
+from .lab_instance_repository import EtcdLabInstanceResourceRepository
 from .lab_worker_repository import EtcdLabWorkerResourceRepository
 from .lab_workers import LabWorker, LabWorkerPhase
 from .neuroglia import add_etcd_resources
@@ -55,9 +56,14 @@ class Registered:
     """The client and the handlers registered as the service's main.py does it; commands go
     through the mediator."""
 
-    def __init__(self, endpoints: list[str], prefix: str) -> None:
+    def __init__(self, endpoints: list[str], prefix: str, instances_prefix: str) -> None:
         services = ServiceCollection()
-        add_etcd_resources(services, EtcdSettings(endpoints=endpoints, prefix=prefix))
+        add_etcd_resources(
+            services,
+            EtcdSettings(endpoints=endpoints, prefix=prefix),
+            lab_instance_type=dict,
+            lab_instance_prefix=instances_prefix,
+        )
         services.add_singleton(Mediator)
         services.add_scoped(CreateLabWorkerHandler)
         services.add_scoped(MoveToPhaseHandler)
@@ -70,6 +76,10 @@ class Registered:
     def repository(self) -> EtcdLabWorkerResourceRepository:
         scope = self.provider.create_scope().get_service_provider()
         return scope.get_required_service(EtcdLabWorkerResourceRepository)
+
+    def instances(self) -> EtcdLabInstanceResourceRepository:
+        scope = self.provider.create_scope().get_service_provider()
+        return scope.get_required_service(EtcdLabInstanceResourceRepository)
 
     async def create(self, name: str, lab_track: str) -> Any:
         return (await self.mediator.execute_async(CreateLabWorker(name, lab_track))).data

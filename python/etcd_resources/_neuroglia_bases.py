@@ -53,11 +53,15 @@ else:
                 return await super().add_async(entity)
             return await super(TracedRepositoryMixin, self).add_async(entity, ttl=ttl, lease=lease)  # type: ignore[misc]
 
-        async def remove_async(self, id: str, namespace: str | None = None) -> None:  # type: ignore[override]
-            if namespace is None:
+        async def remove_async(  # type: ignore[override]
+            self, id: str, namespace: str | None = None, *, delete_unreadable: bool = False
+        ) -> None:
+            if namespace is None and not delete_unreadable:
                 await super().remove_async(id)
             else:
-                await super(TracedRepositoryMixin, self).remove_async(id, namespace)  # type: ignore[misc]
+                await super(TracedRepositoryMixin, self).remove_async(  # type: ignore[misc]
+                    id, namespace, delete_unreadable=delete_unreadable
+                )
 
     BEFORE = (NeurogliaTracing,)
     AFTER = (Repository[Any, str],)

@@ -8,8 +8,9 @@ registered through Neuroglia's dependency injection (the client as a singleton, 
 as a scoped service); command handlers get it by constructor injection and run through the
 mediator. Without it, the same tour runs on plain asyncio, calling the repository directly. It
 creates workers on several lab tracks, moves them through their phases while a watch prints
-every change as it arrives, runs every query, and shows a conflicting update being caught and
-retried.
+every change as it arrives, runs every query, creates lab instance requests against the Ready
+workers and runs the scheduler's queries on them, and shows a conflicting update being caught
+and retried.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ from typing import Any
 
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 TRACKS = ["ccna", "ccnp", "devnet"]
+
+
+def instances_prefix(prefix: str) -> str:
+    """Where the lab instance requests go: beside the workers, never under their prefix."""
+    base = prefix.rstrip("/")
+    if base.endswith("/lab-workers"):
+        return base.removesuffix("lab-workers") + "lab-instance-requests/"
+    return base + "-lab-instance-requests/"
 
 
 def show(title: str) -> None:
@@ -45,16 +54,26 @@ class Service:
             self.how = "plain asyncio (no Neuroglia installed): the repository called directly"
             self._plain = EtcdLabWorkerResourceRepository
         else:
-            self.registered = Registered(endpoints, prefix)
+            self.registered = Registered(endpoints, prefix, instances_prefix(prefix))
             self.client = self.registered.client
             self.how = (
-                "EtcdClient registered as a singleton, EtcdLabWorkerResourceRepository as scoped"
+                "EtcdClient registered as a singleton, EtcdLabWorkerResourceRepository and "
+                "EtcdLabInstanceResourceRepository as scoped"
             )
 
     def repository(self) -> Any:
         if self.registered is not None:
             return self.registered.repository()
         return self._plain(self.client, self.prefix)
+
+    def instances(self) -> Any:
+        from .lab_instance_repository import EtcdLabInstanceResourceRepository
+
+        if self.registered is not None:
+            return self.registered.instances()
+        return EtcdLabInstanceResourceRepository(
+            self.client, instances_prefix(self.prefix), resource_type=dict
+        )
 
     async def create(self, name: str, lab_track: str) -> Any:
         from .lab_workers import LabWorker
@@ -167,6 +186,10 @@ async def run(endpoints: list[str], prefix: str) -> None:
         f"more: {page.continue_token is not None})"
     )
 
+    from ._demo_instances import tour
+
+    await tour(service.instances(), await repo.find_ready_workers_async(), show)
+
     show("Two handlers race on worker-5")
     a, b = repository(), repository()
     seen_by_a: Any = await a.get_async("worker-5")
@@ -208,6 +231,17 @@ async def run(endpoints: list[str], prefix: str) -> None:
         f"  {len(events)} events, revisions {revisions[0]}..{revisions[-1]}, in order, "
         "none repeated, none lost"
     )
+
+    # What the demo wrote goes: on a real etcd nothing is left behind.
+    from . import EtcdStorageBackend
+
+    removed = 0
+    for where in (prefix, instances_prefix(prefix)):
+        backend = EtcdStorageBackend(client, where)
+        for key in await backend.keys():
+            await backend.delete(key)
+            removed += 1
+    print(f"  removed the demo's {removed} keys under {prefix} and {instances_prefix(prefix)}")
     client.close()
 
 

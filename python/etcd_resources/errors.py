@@ -23,6 +23,7 @@ __all__ = [
     "InvalidSelectorError",
     "NotFoundError",
     "PermissionDeniedError",
+    "QuotaExceededError",
     "SerializationError",
     "TooLargeError",
     "UnavailableError",
@@ -69,6 +70,15 @@ class ConflictError(EtcdResourcesError):
 
 class UnavailableError(EtcdResourcesError, ConnectionError):
     """etcd could not be reached or cannot serve (no leader, no quorum)."""
+
+
+class QuotaExceededError(EtcdResourcesError):
+    """etcd's database is full (its ``NOSPACE`` alarm, ``--quota-backend-bytes`` reached).
+
+    Not a ``ConnectionError`` and never retried: etcd refuses writes until an operator compacts
+    and defragments it and disarms the alarm (``etcdctl alarm disarm``), or raises the quota.
+    Meanwhile reads, lists, watches, the cache and deletes keep working; once the alarm is
+    disarmed, writes succeed again on the same client. See docs/operations.md."""
 
 
 class EtcdTimeoutError(EtcdResourcesError, TimeoutError):
@@ -156,6 +166,7 @@ _classes: dict[str, type[EtcdResourcesError]] = {
         AlreadyExistsError,
         ConflictError,
         UnavailableError,
+        QuotaExceededError,
         EtcdTimeoutError,
         ExpiredError,
         WatchFellBehindError,

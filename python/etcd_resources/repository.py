@@ -10,19 +10,20 @@ spec changes; deletes wait for finalizers.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _core
 from . import _neuroglia_bases as _neuroglia
-from .errors import ConflictError, NotFoundError
+from .errors import AlreadyExistsError, ConflictError, NotFoundError
 from .tracing import traced
 from .typed import from_document, plan_for
-from .watching import Callback, EventType, ResourceEvent, WatchHandle
+from .watching import Callback, EventType, ResourceEvent, WatchHandle, retrieved
 
-__all__ = ["ResourcePage", "ResourceRepository"]
+__all__ = ["ResourcePage", "ResourceRepository", "UnreadableDocument"]
 
 log = logging.getLogger("etcd_resources")
 
@@ -40,6 +41,17 @@ class ResourcePage:
     """The revision every page of this listing is read at."""
     continue_token: str | None
     """Where the next page starts; ``None`` on the last page."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableDocument:
+    """A stored document under the prefix that cannot be read (``find_unreadable_async``)."""
+
+    key: str
+    name: str
+    """The key after the prefix (``namespace/name`` in a namespaced repository)."""
+    resource_version: str
+    reason: str
 
 
 # The metadata fields the store owns, copied back onto the caller's object after a write.
@@ -231,14 +243,43 @@ class _Repository(Generic[T]):
                         raise NotFoundError(str(conflict), key=conflict.key) from conflict
                     self._set_resource_version(entity, conflict.actual_version)
 
-    async def remove_async(self, id: str, namespace: str | None = None) -> None:
+    async def save_async(self, entity: T) -> T:
+        """Create the resource if it is absent, else update it: a compare-and-swap on the
+        ``metadata.resource_version`` the caller holds (``ConflictError`` if it is stale), or,
+        without one, on the version stored when the update reads it. Returns the stored
+        resource, with its new ``resource_version`` (the scheduler's ``save_async``)."""
+        meta = _metadata_of(entity)
+        held = meta.get("resource_version") if isinstance(meta, Mapping) else None
+        if meta is not None and not isinstance(meta, Mapping):
+            held = getattr(meta, "resource_version", None)
+        if held in (None, ""):
+            try:
+                return await self.add_async(entity)
+            except AlreadyExistsError:
+                return await self.update_async(entity)
+        try:
+            return await self.update_async(entity)
+        except NotFoundError:
+            # A new object (Neuroglia's ResourceMetadata starts at "1"), or one deleted.
+            return await self.add_async(entity)
+
+    async def remove_async(
+        self, id: str, namespace: str | None = None, *, delete_unreadable: bool = False
+    ) -> None:
         """Delete the resource. With finalizers, marks it (``deletion_timestamp``) instead; it
-        goes when an update removes the last finalizer. Raises ``NotFoundError`` if absent."""
-        await self._do_remove_async(id, namespace)
+        goes when an update removes the last finalizer. Raises ``NotFoundError`` if absent.
+
+        A stored document that cannot be read (garbage written by another tool) raises
+        ``SerializationError`` naming the key, since its finalizers cannot be honoured; with
+        ``delete_unreadable=True`` it is deleted, only at the revision read (a repair written
+        meanwhile raises ``ConflictError`` and stays)."""
+        await self._do_remove_async(id, namespace, delete_unreadable=delete_unreadable)
 
     @traced("delete")
-    async def _do_remove_async(self, id: str, namespace: str | None = None) -> None:
-        await self._core.remove(id, namespace)
+    async def _do_remove_async(
+        self, id: str, namespace: str | None = None, *, delete_unreadable: bool = False
+    ) -> None:
+        await self._core.remove(id, namespace, delete_unreadable=delete_unreadable)
 
     async def _publish_domain_events(self, entity: Any) -> None:
         """Publish the entity's pending domain events through the mediator, after a write that
@@ -335,6 +376,18 @@ class _Repository(Generic[T]):
         )
         return ResourcePage(items, version, token)
 
+    async def find_unreadable_async(self) -> list[UnreadableDocument]:
+        """Every stored document under the prefix that cannot be read (garbage written by
+        another tool, a half-restored backup), which lists, counts, watches and caches skip.
+        Reads and decodes the whole prefix: a full listing's cost. Delete one with
+        ``remove_async(name, delete_unreadable=True)``."""
+        found = await self._core.unreadable()
+        prefix = self.prefix
+        return [
+            UnreadableDocument(key, key[len(prefix) :], str(revision), reason)
+            for key, revision, reason in found
+        ]
+
     @traced("count")
     async def count_async(
         self,
@@ -356,7 +409,7 @@ class _Repository(Generic[T]):
     async def get_by_labels_async(self, labels: Mapping[str, Any] | str) -> list[Any]:
         return await self.list_async(label_selector=labels)
 
-    async def watch(
+    def watch(
         self,
         *,
         namespace: str | None = None,
@@ -366,12 +419,13 @@ class _Repository(Generic[T]):
         send_initial: bool = False,
         max_backlog: int | None = None,
     ) -> AsyncIterator[ResourceEvent]:
-        """``async for event in repo.watch(...)``: every change from now on (or after
-        ``resource_version``), as ``ADDED``, ``MODIFIED``, ``DELETED`` events with typed
-        resources. With selectors, a resource that stops matching arrives as ``DELETED`` and
-        one that starts matching as ``ADDED``. With ``send_initial``, the current matching
-        resources first arrive as ``ADDED``, then a ``BOOKMARK`` at the revision they were read
-        at, then the changes after it.
+        """``async for event in repo.watch(...)``: every change made after this call returns
+        (or after ``resource_version``), as ``ADDED``, ``MODIFIED``, ``DELETED`` events with
+        typed resources. The watch begins at the call, not at the first iteration: a write made
+        right after it, before the ``async for`` runs, is delivered. With selectors, a resource
+        that stops matching arrives as ``DELETED`` and one that starts matching as ``ADDED``.
+        With ``send_initial``, the current matching resources first arrive as ``ADDED``, then a
+        ``BOOKMARK`` at the revision they were read at, then the changes after it.
 
         The watch reconnects by itself after a lost connection, an etcd restart or a leader
         change, resuming after the last event it delivered: none lost, none repeated, in
@@ -383,25 +437,52 @@ class _Repository(Generic[T]):
         selectors. A watch that leaves more than ``max_backlog`` events unread (default 1,000)
         is ended with ``WatchFellBehindError`` (the others go on): watch again after its
         ``revision``, or list again."""
-        start = 0
         if send_initial:
-            token: str | None = None
-            while True:
-                page = await self.list_page_async(
-                    namespace, label_selector, field_selector, continue_token=token
-                )
-                for item in page.items:
-                    yield ResourceEvent(EventType.ADDED, item, None, page.resource_version)
-                token = page.continue_token
-                if token is None:
-                    break
-            yield ResourceEvent(EventType.BOOKMARK, None, None, page.resource_version)
-            start = int(page.resource_version) + 1
-        elif resource_version not in (None, ""):
-            start = int(resource_version) + 1
-        stream = await self._core.watch_stream(
+            return self._watch_listed(namespace, label_selector, field_selector, max_backlog)
+        start = 0 if resource_version in (None, "") else int(resource_version) + 1
+        opening = self._core.watch_stream(
             start, namespace, label_selector, field_selector, max_backlog=max_backlog
         )
+        return self._events(retrieved(opening))
+
+    async def _watch_listed(
+        self,
+        namespace: str | None,
+        label_selector: Selector,
+        field_selector: Selector,
+        max_backlog: int | None,
+    ) -> AsyncIterator[ResourceEvent]:
+        token: str | None = None
+        while True:
+            page = await self.list_page_async(
+                namespace, label_selector, field_selector, continue_token=token
+            )
+            for item in page.items:
+                yield ResourceEvent(EventType.ADDED, item, None, int(page.resource_version))
+            token = page.continue_token
+            if token is None:
+                break
+        yield ResourceEvent(EventType.BOOKMARK, None, None, int(page.resource_version))
+        opening = self._core.watch_stream(
+            int(page.resource_version) + 1,
+            namespace,
+            label_selector,
+            field_selector,
+            max_backlog=max_backlog,
+        )
+        async with aclosing(self._events(opening)) as events:  # closed when this one is
+            async for event in events:
+                yield event
+
+    async def _events(
+        self, opening: Awaitable[_core.WatchStream]
+    ) -> AsyncGenerator[ResourceEvent, None]:
+        try:
+            stream = await opening
+        finally:
+            # A cancelled opening's frame may live on in a traceback: it must not keep the
+            # stream (and its etcd watch) alive.
+            del opening
         try:
             while (batch := await stream.next_batch()) is not None:
                 for kind, _name, value, previous, revision in batch:
@@ -412,9 +493,9 @@ class _Repository(Generic[T]):
     @staticmethod
     def _resource_event(kind: str, value: Any, previous: Any, revision: int) -> ResourceEvent:
         if kind == "BOOKMARK":
-            return ResourceEvent(EventType.BOOKMARK, None, None, str(revision))
+            return ResourceEvent(EventType.BOOKMARK, None, None, revision)
         resource = previous if value is None else value
-        return ResourceEvent(EventType(kind), resource, previous, str(revision))
+        return ResourceEvent(EventType(kind), resource, previous, revision)
 
     def watch_changes(
         self, callback: Callback, *, start_revision: int = 0, max_backlog: int | None = None

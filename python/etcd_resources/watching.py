@@ -2,6 +2,12 @@
 
 Callbacks run on the event loop that called ``watch``, in event order, one at a time; an
 ``async`` callback is awaited before the next event is delivered.
+
+Every watch form begins at its call: it delivers every change made after the call returns
+(the opening starts at once; see ``Client::watch_start`` in the core). Revisions in events are
+``int`` (etcd's revision), ``WatchEvent.revision`` and ``ResourceEvent.resource_version`` alike;
+``metadata.resource_version`` in documents is the same number as a string, as Kubernetes
+writes it.
 """
 
 from __future__ import annotations
@@ -12,13 +18,23 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from . import _core
 
 __all__ = ["EventType", "ResourceEvent", "WatchEvent", "WatchHandle"]
 
 log = logging.getLogger("etcd_resources")
+
+T = TypeVar("T")
+
+
+def retrieved(opening: Awaitable[T]) -> asyncio.Future[T]:
+    """``opening`` running already, its failure not reported as "never retrieved" when nobody
+    awaits it (a watch asked for and never iterated)."""
+    future = asyncio.ensure_future(opening)
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return future
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +80,9 @@ class ResourceEvent:
     for a ``BOOKMARK``."""
     previous: Any
     """The resource before the change, where etcd gives it."""
-    resource_version: str
-    """The revision of the event: resume a watch after it with ``resource_version=``."""
+    resource_version: int
+    """The revision of the event (an ``int``, as ``WatchEvent.revision``): resume a watch after
+    it with ``resource_version=``."""
 
 
 class WatchHandle:
@@ -84,13 +101,13 @@ class WatchHandle:
         self._convert = convert
         self._started = asyncio.get_running_loop().create_future()
         self._stream: _core.WatchStream | None = None
-        self._task = asyncio.get_running_loop().create_task(self._run(open_stream, callback))
+        # Opened now, not when the task first runs: a change made right after the call is seen.
+        opening = retrieved(open_stream())
+        self._task = asyncio.get_running_loop().create_task(self._run(opening, callback))
 
-    async def _run(
-        self, open_stream: Callable[[], Awaitable[_core.WatchStream]], callback: Callback
-    ) -> None:
+    async def _run(self, opening: Awaitable[_core.WatchStream], callback: Callback) -> None:
         try:
-            self._stream = await open_stream()
+            self._stream = await opening
         except BaseException as e:
             if not self._started.done():
                 self._started.set_exception(e)

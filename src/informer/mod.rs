@@ -199,8 +199,8 @@ impl Informer {
     }
 
     /// Wait until the cache has applied `target`, a revision of a change under the prefix
-    /// (so the watch brings it without being asked).
-    async fn wait_applied(&self, target: i64) -> Result<()> {
+    /// (so the watch brings it without being asked), up to the client's request timeout.
+    pub async fn wait_applied(&self, target: i64) -> Result<()> {
         self.failed()?;
         let mut applied = self.shared.applied.subscribe();
         if *applied.borrow_and_update() >= target {
@@ -227,9 +227,13 @@ impl Informer {
         let timeout = shared.client.options().etcd.timeout;
         let deadline = Instant::now() + timeout;
         let mut applied = shared.applied.subscribe();
+        // etcd went back in time under the cache (restored from a snapshot, `crate::rewind`):
+        // what it applied is newer than etcd, so wait for the relist, which applies less.
+        let rewound_from = Some(*applied.borrow_and_update()).filter(|a| *a > target);
+        let fresh = |r: &i64| *r >= target && rewound_from.is_none_or(|before| *r < before);
         loop {
             self.failed()?;
-            if *applied.borrow_and_update() >= target {
+            if fresh(&applied.borrow_and_update()) {
                 return Ok(());
             }
             let requester = shared.progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -238,14 +242,19 @@ impl Informer {
                 let _ = requester.request_progress().await;
             }
             let wait = PROGRESS_RETRY.min(deadline.saturating_duration_since(Instant::now()));
-            let _ = tokio::time::timeout(wait, applied.wait_for(|r| *r >= target)).await;
-            if Instant::now() >= deadline && *applied.borrow() < target {
+            let _ = tokio::time::timeout(wait, applied.wait_for(fresh)).await;
+            if Instant::now() >= deadline && !fresh(&applied.borrow()) {
                 return Err(Error::Timeout {
                     operation: "consistent read from the cache".into(),
                     seconds: timeout.as_secs_f64(),
                 });
             }
         }
+    }
+
+    /// The cached document at `key`.
+    pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        self.read().docs.get(key).cloned()
     }
 
     /// The cached documents matching `query`, in key order (shared with the cache: an
@@ -353,6 +362,9 @@ async fn follow(weak: &Weak<Local<Shared>>, stop: CancellationToken) {
                             }
                         }
                         (ChangeType::Added | ChangeType::Modified, None) | (ChangeType::Deleted, _) => {
+                            if let Some(e) = change.error {
+                                crate::unreadable::skipped(e, change.revision);
+                            }
                             state.delete(&change.key, &shared.paths)
                         }
                         (ChangeType::Bookmark, _) => {}
@@ -398,8 +410,10 @@ async fn list(shared: &Shared) -> Result<i64> {
         while let Some(kvs) = rx.recv().await {
             for kv in kvs {
                 // Unreadable documents are left out of the cache, as lists leave them out.
-                if let Ok(entry) = Entry::from_stored(kv, &shared.paths, &projection) {
-                    state.put(entry, &shared.paths);
+                let revision = kv.mod_revision;
+                match Entry::from_stored(kv, &shared.paths, &projection) {
+                    Ok(entry) => state.put(entry, &shared.paths),
+                    Err(e) => crate::unreadable::skipped(e, revision),
                 }
             }
         }

@@ -151,7 +151,9 @@ impl Entry {
         }
         let mut unheld = false;
         for r in &query.fields.requirements {
-            let Some(i) = paths.iter().position(|p| *p == r.key) else {
+            // A time comparison reads the document (two paths, parsed timestamps).
+            let held = if r.op.time().is_some() { None } else { paths.iter().position(|p| *p == r.key) };
+            let Some(i) = held else {
                 unheld = true;
                 continue;
             };
@@ -246,6 +248,7 @@ impl Indexes {
                 )
             }
             Op::NotEquals(_) | Op::NotIn(_) | Op::Exists | Op::NotExists => None,
+            Op::Before(_) | Op::After(_) => None,
         }
     }
 }

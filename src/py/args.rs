@@ -77,7 +77,8 @@ pub fn query(
 
 static WARN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// Log, on the `etcd_resources` logger, each stored document a listing could not read.
+/// Log, on the `etcd_resources` logger, each stored document a listing could not read: once
+/// per key and revision (see [`crate::unreadable`]), counted every time.
 pub fn report_unreadable(py: Python<'_>, errors: &[Error]) -> PyResult<()> {
     if errors.is_empty() {
         return Ok(());
@@ -86,8 +87,8 @@ pub fn report_unreadable(py: Python<'_>, errors: &[Error]) -> PyResult<()> {
         let logger = py.import("logging")?.call_method1("getLogger", ("etcd_resources",))?;
         Ok::<_, PyErr>(logger.getattr("warning")?.unbind())
     })?;
-    for e in errors {
-        warn.call1(py, ("skipped an unreadable stored document: %s", e.to_string()))?;
+    for e in errors.iter().filter(|e| crate::unreadable::first(e)) {
+        warn.call1(py, ("%s", crate::unreadable::warning(e)))?;
     }
     Ok(())
 }

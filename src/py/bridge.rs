@@ -61,6 +61,7 @@ pub fn init() {
         crate::informer::fork_lock(),
         crate::fanout::fork_lock(),
         crate::client::fork_lock(),
+        crate::unreadable::fork_lock(),
     ] {
         process::lock_across_fork(lock);
     }

@@ -250,6 +250,18 @@ impl PyClient {
         )
     }
 
+    /// Stored documents that could not be read and were skipped (by lists, pages, streams,
+    /// counts with a selector, watches and caches) in this process: `{"skipped": every skip,
+    /// "distinct": distinct (key, revision) pairs}`. Each pair is logged once, as a warning
+    /// on the `etcd_resources` logger.
+    fn unreadable_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let counts = crate::unreadable::counts();
+        let out = pyo3::types::PyDict::new(py);
+        out.set_item("skipped", counts.skipped)?;
+        out.set_item("distinct", counts.distinct)?;
+        Ok(out)
+    }
+
     /// Counts, errors and latencies of the calls made to etcd, per operation:
     /// `{op: {"count", "errors", "seconds_total", "seconds_max", "buckets": {le: n}}}`
     /// (`le` the bucket's upper bound in seconds). Empty for the embedded store.
@@ -270,6 +282,30 @@ impl PyClient {
             out.set_item(name, d)?;
         }
         Ok(out)
+    }
+
+    /// What each member says of itself (for `etcd-resources status`): a list of dicts with
+    /// `endpoint`, `error` (why it could not be asked, else `None`), `version`, `member_id`,
+    /// `cluster_id`, `leader` (ids in hex), `is_leader`, `raft_term`, `revision`, `db_size`,
+    /// `db_size_in_use`, `db_size_quota` (`None` before etcd 3.6), `errors`, `alarms`
+    /// (`(member_id, "NOSPACE" | "CORRUPT")`). Empty for the embedded store. Returns an
+    /// awaitable.
+    fn members<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn_call(py, &self.client, async move {
+            Ok(crate::py::status::Members(client.store()?.members().await?))
+        })
+    }
+
+    /// The revision etcd compacted to (0 when it never compacted), asked with a watch under
+    /// `prefix` (so a role limited to the prefix may ask). Returns an awaitable.
+    fn compacted_revision<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        let mut probe = prefix.into_bytes();
+        probe.push(0);
+        spawn_call(py, &self.client, async move {
+            crate::store::maintenance::compacted_revision(&**client.store()?, &probe).await
+        })
     }
 
     /// Each endpoint's health and counters, by endpoint as given: `{endpoint: {"healthy",

@@ -26,9 +26,10 @@ fn fields<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyDict>> {
             d.set_item("expected_version", expected.to_string())?;
             d.set_item("actual_version", actual.map(|a| a.to_string()))?;
         }
-        Error::Unavailable { code, .. } | Error::PermissionDenied { code, .. } | Error::Etcd { code, .. } => {
-            d.set_item("code", code)?
-        }
+        Error::Unavailable { code, .. }
+        | Error::QuotaExceeded { code, .. }
+        | Error::PermissionDenied { code, .. }
+        | Error::Etcd { code, .. } => d.set_item("code", code)?,
         Error::Timeout { operation, seconds } => {
             d.set_item("operation", operation)?;
             d.set_item("seconds", seconds)?;

@@ -6,6 +6,7 @@ mod backend;
 mod bridge;
 mod built;
 mod client;
+mod controller;
 mod convert;
 mod decode;
 #[cfg(feature = "bench")]
@@ -20,7 +21,9 @@ mod readonly;
 mod ready;
 mod repository;
 mod runtime;
+mod status;
 mod stored;
+mod text_backend;
 pub(crate) mod typed;
 mod watch;
 
@@ -53,12 +56,14 @@ fn normalize_prefix(prefix: &str) -> PyResult<String> {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::PyClient>()?;
     m.add_class::<backend::PyKvBackend>()?;
+    m.add_class::<text_backend::PyTextBackend>()?;
     m.add_class::<repository::PyRepositoryCore>()?;
     m.add_class::<watch::PyWatchStream>()?;
     m.add_class::<listing::PyListStream>()?;
     m.add_class::<ready::Ready>()?;
     m.add_class::<lease::PyLease>()?;
     m.add_class::<typed::TypePlan>()?;
+    m.add_class::<controller::PyControllerCore>()?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     #[cfg(feature = "bench")]
     m.add_function(wrap_pyfunction!(decode_bench::_decode_bench, m)?)?;

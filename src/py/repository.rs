@@ -42,9 +42,9 @@ fn resource_value(resource: &Bound<'_, PyAny>) -> PyResult<Value> {
 /// awaitable.
 #[pyclass(frozen, name = "RepositoryCore", module = "etcd_resources._core")]
 pub struct PyRepositoryCore {
-    repo: Repository,
+    pub(crate) repo: Repository,
     /// What reads return: dicts, or instances of the repository's class.
-    shape: Shape,
+    pub(crate) shape: Shape,
 }
 
 impl PyRepositoryCore {
@@ -155,17 +155,25 @@ impl PyRepositoryCore {
         spawn_call(py, self.repo.client(), async move { Ok(Json(repo.update(doc).await?)) })
     }
 
-    /// Delete; resolves to `None` when deleted, to the resource when finalizers hold it.
-    #[pyo3(signature = (name, namespace=None))]
+    /// Delete; resolves to `None` when deleted, to the resource when finalizers hold it. A
+    /// stored document that cannot be read is refused (`SerializationError`), or deleted at
+    /// the revision read with `delete_unreadable=True`.
+    #[pyo3(signature = (name, namespace=None, *, delete_unreadable=false))]
     fn remove<'py>(
         &self,
         py: Python<'py>,
         name: String,
         namespace: Option<String>,
+        delete_unreadable: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let repo = self.repo.clone();
         spawn_call(py, self.repo.client(), async move {
-            Ok(match repo.remove(&name, namespace.as_deref()).await? {
+            let removal = if delete_unreadable {
+                repo.remove_allowing_unreadable(&name, namespace.as_deref()).await?
+            } else {
+                repo.remove(&name, namespace.as_deref()).await?
+            };
+            Ok(match removal {
                 Removal::Deleted => None,
                 Removal::Finalizing(doc) => Some(Json(doc)),
             })
@@ -223,6 +231,16 @@ impl PyRepositoryCore {
         let shape = self.shape.clone();
         spawn_call(py, self.repo.client(), async move {
             Ok(Paged(repo.list_page(&query, limit, continue_token.as_deref()).await?, shape))
+        })
+    }
+
+    /// Every stored document under the prefix that cannot be read, as `(key, mod_revision,
+    /// reason)` tuples (a full listing's cost). Resolves to a list.
+    fn unreadable<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let repo = self.repo.clone();
+        self.spawn_read(py, async move {
+            let found = repo.unreadable().await?;
+            Ok(found.into_iter().map(|u| (u.key, u.mod_revision, u.reason)).collect::<Vec<_>>())
         })
     }
 

@@ -36,7 +36,7 @@ pub fn stored_list<'py>(
         for kv in items {
             match shape.stored(py, kv)? {
                 Ok(doc) => out.push(doc),
-                Err(e) => unreadable.push(e),
+                Err(e) => unreadable.push(crate::unreadable::at(e, kv.mod_revision)),
             }
         }
         Ok::<_, PyErr>(())

@@ -53,7 +53,8 @@ pub struct PyWatchStream {
 }
 
 impl PyWatchStream {
-    /// Open a watch on `prefix` from `start_revision` (0: now). Returns an awaitable.
+    /// Open a watch on `prefix` from `start_revision` (0: every change after this call, however
+    /// late the watch opens). Returns an awaitable, the opening already under way.
     /// Names are the keys without their first `name_start` bytes. At most `max_backlog` events
     /// (`None`: the default) wait unread before it is ended as fallen behind.
     #[allow(clippy::too_many_arguments)]
@@ -69,8 +70,14 @@ impl PyWatchStream {
     ) -> PyResult<Bound<'_, PyAny>> {
         client.check()?;
         let max_backlog = max_backlog.unwrap_or(DEFAULT_MAX_BACKLOG);
+        // "From now on" means from this call, not from when the watch opens: see
+        // `Client::watch_start`. The hold (if any) ends with the opening, however it ends.
+        let (start_revision, hold) =
+            if start_revision > 0 { (start_revision, None) } else { client.watch_start() };
         spawn(py, async move {
-            let stream = Subscription::open(client, &prefix, start_revision, query, max_backlog).await?;
+            let opened = Subscription::open(client, &prefix, start_revision, query, max_backlog).await;
+            drop(hold);
+            let stream = opened?;
             let stop = Local::new(CancellationToken::new());
             Ok(PyWatchStream { stream: Arc::new(Mutex::new(Some(stream))), prefix, name_start, stop, shape })
         })
@@ -124,7 +131,7 @@ impl Batch {
     ) -> PyResult<()> {
         for Event { kind, change: c } in self.changes {
             if let Some(e) = &c.error {
-                unreadable.push(e.clone());
+                unreadable.push(crate::unreadable::at(e.clone(), c.revision));
                 continue;
             }
             let kind = kind.name();

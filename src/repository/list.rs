@@ -232,6 +232,7 @@ impl Repository {
             Ok(true)
         })
         .await?;
+        unreadable.iter().for_each(crate::unreadable::report);
         Ok(count)
     }
 }

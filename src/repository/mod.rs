@@ -265,13 +265,27 @@ impl Repository {
     }
 
     /// Delete the resource, or mark it for deletion while finalizers remain.
-    /// `NotFound` when absent.
+    /// `NotFound` when absent; `Serialization` when its stored document cannot be read (see
+    /// [`Repository::remove_allowing_unreadable`]).
     pub async fn remove(&self, name: &str, namespace: Option<&str>) -> Result<Removal> {
+        self.removal(name, namespace, false).await
+    }
+
+    /// [`Repository::remove`], deleting a stored document that cannot be read instead of
+    /// refusing (only at the revision read: a concurrent repair is not deleted).
+    pub async fn remove_allowing_unreadable(&self, name: &str, namespace: Option<&str>) -> Result<Removal> {
+        self.removal(name, namespace, true).await
+    }
+
+    async fn removal(&self, name: &str, namespace: Option<&str>, delete_unreadable: bool) -> Result<Removal> {
         let key = self.key(name, namespace)?;
         let store = self.client.store()?;
         for _ in 0..RACE_RETRIES {
             let current = self.current(&key).await?.ok_or_else(|| Error::NotFound { key: key.clone() })?;
-            let mut doc = document::read(&key, &current.value, current.mod_revision)?;
+            let mut doc = match document::read(&key, &current.value, current.mod_revision) {
+                Ok(doc) => doc,
+                Err(e) => return self.remove_unreadable(&key, &current, e, delete_unreadable).await,
+            };
             let outcome = if document::finalizers(&doc).is_empty() {
                 store.delete(key.clone().into_bytes(), Some(current.mod_revision)).await.map(|revision| {
                     if let Some(revision) = revision {
@@ -335,5 +349,7 @@ mod list;
 pub mod memo;
 #[cfg(test)]
 mod tests;
+mod unreadable;
 
 pub use list::{Cached, Chunk, Listing, Page};
+pub use unreadable::Unreadable;

@@ -18,6 +18,7 @@ mod number;
 mod parse;
 #[cfg(test)]
 mod tests;
+pub mod time;
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -28,6 +29,7 @@ use serde_json::{Map, Value};
 use crate::error::Result;
 
 pub use number::Num;
+pub use time::TimeBound;
 
 /// What a requirement asks of the value at its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +44,10 @@ pub enum Op {
     GreaterThan(Num),
     /// A number less than this (an integer for labels).
     LessThan(Num),
+    /// A timestamp (plus a stored amount) earlier than this (fields only; see [`time`]).
+    Before(Box<TimeBound>),
+    /// A timestamp (plus a stored amount) later than this (fields only; see [`time`]).
+    After(Box<TimeBound>),
 }
 
 impl Op {
@@ -54,6 +60,15 @@ impl Op {
             _ => return None,
         };
         Some(number.is_some_and(|n| n.cmp(bound) == wanted))
+    }
+
+    /// A time comparison's bound and the order it wants; `None` for the other operators.
+    pub fn time(&self) -> Option<(&TimeBound, Ordering)> {
+        match self {
+            Op::Before(bound) => Some((bound, Ordering::Less)),
+            Op::After(bound) => Some((bound, Ordering::Greater)),
+            _ => None,
+        }
     }
 }
 
@@ -69,9 +84,22 @@ impl Requirement {
         Requirement { key: key.into(), op }
     }
 
+    /// The paths of a document the requirement reads: its key, and a time's added amount.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        let extra = self.op.time().and_then(|(bound, _)| bound.extra_path());
+        std::iter::once(self.key.as_str()).chain(extra)
+    }
+
+    /// Whether a document satisfies a time comparison; `None` for the other operators.
+    pub fn test_time(&self, doc: &Value) -> Option<bool> {
+        let (bound, wanted) = self.op.time()?;
+        Some(bound.compare(doc, &self.key) == Some(wanted))
+    }
+
     /// Whether `value` (the value at the key, `None` when absent) satisfies the requirement,
     /// with `absent` as the value compared when there is none; `number` reads the value as a
-    /// number for `>` and `<`.
+    /// number for `>` and `<`. A time comparison needs the document ([`Self::test_time`]):
+    /// here it never holds.
     pub(crate) fn test(
         &self,
         value: Option<&str>,
@@ -87,6 +115,7 @@ impl Requirement {
             Op::Exists => value.is_some(),
             Op::NotExists => value.is_none(),
             Op::GreaterThan(_) | Op::LessThan(_) => self.op.compare(number()).unwrap_or(false),
+            Op::Before(_) | Op::After(_) => false,
         }
     }
 }
@@ -124,6 +153,8 @@ impl fmt::Display for Requirement {
             Op::NotExists => write!(f, "!{key}"),
             Op::GreaterThan(n) => write!(f, "{key}>{n}"),
             Op::LessThan(n) => write!(f, "{key}<{n}"),
+            Op::Before(t) => write!(f, "{key}{t}<{}", t.text),
+            Op::After(t) => write!(f, "{key}{t}>{}", t.text),
         }
     }
 }
@@ -211,6 +242,9 @@ impl FieldSelector {
     /// Whether the document satisfies every requirement.
     pub fn matches(&self, doc: &Value) -> bool {
         self.requirements.iter().all(|r| {
+            if let Some(holds) = r.test_time(doc) {
+                return holds;
+            }
             let found = lookup(doc, &r.key);
             let value = found.and_then(scalar_text);
             r.test(value.as_deref(), Some(""), || found.and_then(Num::of_json))

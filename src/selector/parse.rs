@@ -4,6 +4,7 @@
 //! selector    := "" | requirement ("," requirement)*
 //! requirement := "!" key | key | key ("=" | "==" | "!=") value | key ("in" | "notin") "(" values ")"
 //!              | key (">" | "<") number
+//!              | key ["+" unit "(" key ")"] (">" | "<") timestamp      (fields only)
 //! values      := value ("," value)*
 //! ```
 //!
@@ -13,8 +14,10 @@
 //! 63 characters); a label's number is an integer (`strconv.ParseInt`: a valid label value that
 //! fits an `i64`). Field keys are dotted paths, field values any characters but white space,
 //! `,`, `(` and `)`, which a `\` escapes; a field's number is an integer or a decimal
-//! (`20`, `-3`, `7.5`, `1e3`).
+//! (`20`, `-3`, `7.5`, `1e3`). A field's `<` or `>` with an ISO 8601 timestamp compares times,
+//! with an optional stored amount of `seconds`, `minutes` or `hours` added (see `time.rs`).
 
+use super::time::{TimeBound, Unit};
 use super::{Num, Op, Requirement};
 use crate::error::{Error, Result};
 use crate::names;
@@ -208,6 +211,18 @@ impl Parser<'_> {
         }
         let key = self.key()?;
         self.skip_ws();
+        if self.mode == Mode::Fields && self.eat("+") {
+            let plus = self.amount()?;
+            let after = if self.eat(">") {
+                true
+            } else if self.eat("<") {
+                false
+            } else {
+                return self.fail("'<' or '>' after the added amount");
+            };
+            let op = self.ordered(after, Some(plus))?;
+            return self.end_of_value(Requirement::new(key, op));
+        }
         if self.eat("==") || self.eat("=") {
             let value = self.value()?;
             return self.end_of_value(Requirement::new(key, Op::Equals(value)));
@@ -217,12 +232,12 @@ impl Parser<'_> {
             return self.end_of_value(Requirement::new(key, Op::NotEquals(value)));
         }
         if self.eat(">") {
-            let bound = self.bound()?;
-            return self.end_of_value(Requirement::new(key, Op::GreaterThan(bound)));
+            let op = self.ordered(true, None)?;
+            return self.end_of_value(Requirement::new(key, op));
         }
         if self.eat("<") {
-            let bound = self.bound()?;
-            return self.end_of_value(Requirement::new(key, Op::LessThan(bound)));
+            let op = self.ordered(false, None)?;
+            return self.end_of_value(Requirement::new(key, op));
         }
         let save = self.pos;
         let word_len = self.rest().find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(self.rest().len());
@@ -239,6 +254,45 @@ impl Parser<'_> {
                 self.fail("'=', '==', '!=', '>', '<', 'in', 'notin', ',' or the end of the selector")
             }
         }
+    }
+
+    /// The bound after `>` (`after`) or `<`: a timestamp (fields), else a number; with an
+    /// added amount, a timestamp.
+    fn ordered(&mut self, after: bool, plus: Option<(Unit, String)>) -> Result<Op> {
+        let start = self.pos;
+        if self.mode == Mode::Fields {
+            let text = self.raw_value()?;
+            let timed = plus.is_some();
+            if let Some(bound) = TimeBound::parse(&text, plus) {
+                return Ok(if after { Op::After(Box::new(bound)) } else { Op::Before(Box::new(bound)) });
+            }
+            if timed {
+                self.pos = self.value_start;
+                return self.fail("a timestamp (like 2026-12-04T14:00:00+00:00)");
+            }
+            self.pos = start;
+        }
+        let bound = self.bound()?;
+        Ok(if after { Op::GreaterThan(bound) } else { Op::LessThan(bound) })
+    }
+
+    /// `unit(path)` after a `+`: an amount stored at `path`.
+    fn amount(&mut self) -> Result<(Unit, String)> {
+        self.skip_ws();
+        let len = self.rest().find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(self.rest().len());
+        let Some(unit) = Unit::parse(&self.rest()[..len]) else {
+            return self.fail("seconds(, minutes( or hours( and the path of an amount");
+        };
+        self.pos += len;
+        if !self.eat("(") {
+            return self.fail("'(' before the path of the amount");
+        }
+        let path = self.key()?;
+        if !self.eat(")") {
+            return self.fail("')' after the path of the amount");
+        }
+        self.skip_ws();
+        Ok((unit, path))
     }
 
     fn end_of_value(&mut self, r: Requirement) -> Result<Requirement> {

@@ -4,6 +4,8 @@
 //! against both.
 
 pub mod etcd;
+pub mod known;
+pub mod maintenance;
 pub mod memory;
 
 use std::sync::Arc;
@@ -154,6 +156,12 @@ pub trait Store: Send + Sync + 'static {
     /// Each endpoint's health and counters (empty for the embedded store).
     fn endpoints(&self) -> Vec<EndpointSnapshot> {
         Vec::new()
+    }
+
+    /// What each member says of itself (etcd's maintenance status and alarms), for the people
+    /// on call; empty for the embedded store.
+    async fn members(&self) -> Result<Vec<maintenance::MemberStatus>> {
+        Ok(Vec::new())
     }
 }
 

@@ -25,6 +25,7 @@ from .edit import edit
 from .errors import USAGE, explain, one_line
 from .get import get
 from .metadata import annotate, label
+from .status import status
 
 __all__ = ["cli", "main"]
 
@@ -54,7 +55,7 @@ def completion(shell: str) -> None:
     output.write(completer(cli, {}, PROG, "_ETCD_RESOURCES_COMPLETE").source() + "\n")
 
 
-for command in (get, describe, apply, edit, delete, count, label, annotate):
+for command in (get, describe, apply, edit, delete, count, label, annotate, status):
     cli.add_command(command)
 
 

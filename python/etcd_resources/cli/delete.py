@@ -29,6 +29,12 @@ Document = dict[str, Any]
     is_flag=True,
     help="Do not ask when a selector (or --all) matches more than one resource.",
 )
+@click.option(
+    "--unreadable",
+    is_flag=True,
+    help="Also delete the named resources whose stored document cannot be read (only at the "
+    "version read; their finalizers cannot be honoured).",
+)
 @connection_options
 @click.pass_context
 def delete(
@@ -41,6 +47,7 @@ def delete(
     all_: bool,
     dry_run: bool,
     yes: bool,
+    unreadable: bool,
 ) -> None:
     """Delete resources by name, by selector (-l, --field-selector) or all of them (--all).
 
@@ -49,13 +56,36 @@ def delete(
     \b
       etcd-resources delete worker-1 worker-2
       etcd-resources delete -l lab-track=retired --dry-run
+      etcd-resources delete broken-worker --unreadable
     """
     if not names and not (selector or field_selector or all_):
         raise BadUsage("say what to delete", "give names, -l/--field-selector, or --all")
     if all_ and (names or selector or field_selector):
         raise BadUsage("--all deletes everything: give no names or selectors with it")
     selection = Selection.of(names, selector, field_selector, namespace, all_namespaces)
+    if unreadable:
+        if not names or selector or field_selector or dry_run:
+            raise BadUsage("--unreadable deletes named resources only: give their names")
+        run(ctx, lambda repo: _delete_unreadable(repo, names, namespace))
+        return
     run(ctx, lambda repo: _delete(repo, selection, dry_run, yes))
+
+
+async def _delete_unreadable(
+    repo: Repository, names: tuple[str, ...], namespace: str | None
+) -> None:
+    failed = False
+    for name in names:
+        try:
+            await repo.remove_async(name, namespace, delete_unreadable=True)
+        except EtcdResourcesError as e:
+            failed = True
+            output.error(f"{name}: {explain(e, '').format_message()}")
+            continue
+        after = await repo.get_async(name, namespace)
+        output.write(f"{name} {'deleted' if after is None else _what_happens(dict(after))}\n")
+    if failed:
+        raise Failed()
 
 
 async def _delete(repo: Repository, selection: Selection, dry_run: bool, yes: bool) -> None:

@@ -8,15 +8,20 @@ import click
 
 from .. import (
     AlreadyExistsError,
+    ClosedError,
     ConflictError,
     EtcdResourcesError,
     EtcdTimeoutError,
     ExpiredError,
+    ForkedError,
+    InvalidArgumentError,
     InvalidNameError,
     InvalidSelectorError,
     NotFoundError,
     PermissionDeniedError,
+    QuotaExceededError,
     SerializationError,
+    TooLargeError,
     UnavailableError,
     WatchFellBehindError,
 )
@@ -56,41 +61,46 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# What to do, by kind of error: the first class the error is an instance of gives the hint.
+# The library's message says what happened; the command line adds only what to do.
+_HINTS: tuple[tuple[type[EtcdResourcesError], str], ...] = (
+    (InvalidSelectorError, "see --help for the grammar"),
+    (InvalidNameError, "etcd-resources get -o name lists the names"),
+    (ConflictError, "someone else changed it meanwhile: read it again and retry"),
+    (AlreadyExistsError, "use apply or edit to change it"),
+    (NotFoundError, "etcd-resources get lists what is there"),
+    (UnavailableError, "check --endpoints / ETCD_ENDPOINTS and that etcd is up"),
+    (
+        EtcdTimeoutError,
+        "it may or may not have been applied; check with get, or raise --request-timeout",
+    ),
+    (
+        PermissionDeniedError,
+        "check --username/--password or ETCD_USERNAME/ETCD_PASSWORD, and that "
+        "the user's role covers the prefix",
+    ),
+    (ExpiredError, "etcd compacted that revision: run the command again"),
+    (WatchFellBehindError, "the output could not keep up: run the command again"),
+    (TooLargeError, "make the document smaller: etcd refuses requests over its limit"),
+    (
+        QuotaExceededError,
+        "etcd-resources status shows the size and the alarm; the Operations page says what to do",
+    ),
+    (SerializationError, "delete it with: etcd-resources delete NAME --unreadable"),
+    (InvalidArgumentError, "see --help"),
+    (ForkedError, "run the command again"),
+    (ClosedError, "run the command again"),
+    (EtcdResourcesError, "etcd answered with an error: etcdctl endpoint status checks it"),
+)
+
+
 def explain(error: EtcdResourcesError, endpoints: str) -> CommandError:
-    """A library error as the command line reports it."""
+    """A library error as the command line reports it: the library's message, said once,
+    and what to do."""
     text = one_line(str(error)) or type(error).__name__
-    if isinstance(error, InvalidSelectorError):
-        return BadUsage(f"invalid selector: {text}", "see --help for the grammar")
-    if isinstance(error, InvalidNameError):
-        return BadUsage(f"invalid name: {text}", "etcd-resources get -o name lists the names")
-    if isinstance(error, ConflictError):
-        return CommandError(
-            f"conflict: {text}", "someone else changed it meanwhile: read it again and retry"
-        )
-    if isinstance(error, AlreadyExistsError):
-        return CommandError(f"already exists: {text}", "use apply or edit to change it")
-    if isinstance(error, NotFoundError):
-        return CommandError(f"not found: {text}", "etcd-resources get lists what is there")
+    hint = next(hint for kind, hint in _HINTS if isinstance(error, kind))
     if isinstance(error, UnavailableError):
-        return CommandError(
-            f"cannot reach etcd at {endpoints or 'its endpoints'}: {text}",
-            "check --endpoints / ETCD_ENDPOINTS and that etcd is up",
-        )
-    if isinstance(error, EtcdTimeoutError):
-        return CommandError(
-            f"etcd did not answer in time: {text}",
-            "it may or may not have been applied; check with get, or raise --request-timeout",
-        )
-    if isinstance(error, PermissionDeniedError):
-        return CommandError(
-            f"etcd refused: {text}",
-            "check --username/--password (ETCD_USERNAME/ETCD_PASSWORD) and that "
-            "the user's role covers the prefix",
-        )
-    if isinstance(error, ExpiredError):
-        return CommandError(f"{text}", "etcd compacted that revision: run the command again")
-    if isinstance(error, WatchFellBehindError):
-        return CommandError(f"{text}", "the output could not keep up: run the command again")
-    if isinstance(error, SerializationError):
-        return CommandError(f"unreadable document: {text}", "fix or remove it with etcdctl")
-    return CommandError(text)
+        where = endpoints or "its endpoints"
+        text = f"cannot reach etcd at {where}: {text.removeprefix('etcd unavailable: ')}"
+    cls = BadUsage if isinstance(error, InvalidSelectorError | InvalidNameError) else CommandError
+    return cls(text, hint)

@@ -13,6 +13,7 @@ from . import documents, output
 from .connection import Repository, connection_options, run
 from .errors import BadUsage, Failed
 from .jsonpath import JsonPathError
+from .kinds import take_kind
 from .output import Format, Row
 from .selection import Selection, selection_options
 
@@ -33,7 +34,7 @@ def output_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.command()
-@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.argument("names", nargs=-1, metavar="[KIND] [NAME]...")
 @selection_options
 @output_option
 @click.option("--sort-by", metavar="PATH", help="Sort a listing by a field ('.status.phase').")
@@ -77,15 +78,19 @@ def get(
     show_labels: bool,
     no_headers: bool,
 ) -> None:
-    """Print resources: the named ones, or every one the selectors match.
+    """Print resources: the named ones, or every one the selectors match. A first word
+    labworkers or labinstancerequests names the kind (lab instance requests are under
+    ETCD_LAB_INSTANCE_PREFIX, default /lab-instance-requests/, unless --prefix says).
 
     \b
       etcd-resources get
+      etcd-resources get labinstancerequests
       etcd-resources get worker-1 -o yaml
       etcd-resources get -l lab-track=ccna --field-selector status.phase=Ready -o wide
       etcd-resources get -o jsonpath='{range .items[*]}{.metadata.name}{"\\n"}{end}'
       etcd-resources get -w
     """
+    names = take_kind(ctx, names)
     selection = Selection.of(names, selector, field_selector, namespace, all_namespaces)
     fmt = Format.parse(output_format)
     try:
@@ -167,8 +172,20 @@ async def _get(
             selection.nothing_found(repo)
     elif docs or not single:
         output.write(output.render_documents(view.fmt, docs, single=single))
+    if not selection.names:
+        await _mark_unreadable(repo)
     if missing:
         raise Failed()
+
+
+async def _mark_unreadable(repo: Repository) -> None:
+    """Name, on stderr, each stored document under the prefix that cannot be read: lists skip
+    them, so without this they would be invisible."""
+    for bad in await repo.find_unreadable_async():
+        output.note(
+            f"{bad.name}  UNREADABLE at resource_version {bad.resource_version}: {bad.reason} "
+            f"(delete it with: etcd-resources delete {bad.name} --unreadable)"
+        )
 
 
 async def _watch(

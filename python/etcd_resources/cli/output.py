@@ -239,13 +239,42 @@ LAB_WORKER_WIDE = [
 ]
 
 
+def _start(doc: Document) -> str:
+    """When the instance started (``5m ago``), or is scheduled to (``in 10m``); a time
+    without a zone is local time, as the service writes ``datetime.now()``."""
+    started = _get(doc, "status", "start_time")
+    value = started or _get(doc, "spec", "scheduled_start")
+    if not isinstance(value, str) or not value:
+        return "<none>"
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone()
+    except ValueError:
+        return value
+    seconds = (datetime.now(UTC) - moment).total_seconds()
+    if seconds >= 0 or started:
+        return f"{human_duration(max(seconds, 0))} ago"
+    return f"in {human_duration(-seconds)}"
+
+
+LAB_INSTANCE = [
+    NAME,
+    PHASE,
+    ("STUDENT", lambda d: _text(_get(d, "spec", "student_email"))),
+    ("START", _start),
+    AGE,
+]
+
+
 def columns_for(
     items: Sequence[Document], *, wide: bool, namespaces: bool, labels: bool
 ) -> list[Column]:
-    """LabWorkers: NAME, PHASE, TRACK, AGE (wide: labs, instance, EC2 state, IP). Others:
-    NAME, PHASE where any has ``status.phase``, AGE (wide: KIND and GENERATION too)."""
+    """LabWorkers: NAME, PHASE, TRACK, AGE (wide: labs, instance, EC2 state, IP).
+    LabInstanceRequests: NAME, PHASE, STUDENT, START, AGE. Others: NAME, PHASE where any has
+    ``status.phase``, AGE (wide: KIND and GENERATION too)."""
     if items and all(documents.kind_of(d) == "LabWorker" for d in items):
         columns = list(LAB_WORKER_WIDE if wide else LAB_WORKER)
+    elif items and all(documents.kind_of(d) == "LabInstanceRequest" for d in items):
+        columns = list(LAB_INSTANCE)
     else:
         columns = [NAME]
         if wide:

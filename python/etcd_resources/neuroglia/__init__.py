@@ -16,6 +16,8 @@ This subpackage adds the rest of the integration:
   the etcd watch;
 - :class:`EtcdCoordinationBackend` (``coordination.py``): Neuroglia's ``CoordinationBackend``
   on etcd leases, for its leader election;
+- :class:`NeurogliaStorageBackend` (``storage.py``): Neuroglia's storage protocol (text
+  values) on etcd, for Neuroglia's own ``ResourceRepository`` and the service's subclasses;
 - :func:`add_etcd_resources` and :func:`add_resource_repository`
   (``dependency_injection.py``): the ``EtcdClient`` as a singleton and the repositories as
   scoped services built by factories, as the service's ``main.py`` registered its old
@@ -38,19 +40,23 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "EtcdCoordinationBackend",
+    "EtcdLabInstanceResourceRepository",
     "EtcdLabWorkerResourceRepository",
     "EtcdResourceRepository",
     "EtcdResourceWatcher",
     "NeurogliaConflictError",
+    "NeurogliaStorageBackend",
     "add_etcd_resources",
     "add_resource_repository",
 ]
 
 if TYPE_CHECKING:
+    from ..lab_instance_repository import EtcdLabInstanceResourceRepository
     from ..lab_worker_repository import EtcdLabWorkerResourceRepository
     from ..repository import ResourceRepository as EtcdResourceRepository
     from .coordination import EtcdCoordinationBackend
     from .dependency_injection import add_etcd_resources, add_resource_repository
+    from .storage import NeurogliaStorageBackend
     from .watcher import EtcdResourceWatcher
 
     NeurogliaConflictError: type
@@ -59,9 +65,14 @@ if TYPE_CHECKING:
 _WHERE = {
     "EtcdCoordinationBackend": (".coordination", "EtcdCoordinationBackend"),
     "EtcdResourceWatcher": (".watcher", "EtcdResourceWatcher"),
+    "NeurogliaStorageBackend": (".storage", "NeurogliaStorageBackend"),
     "add_etcd_resources": (".dependency_injection", "add_etcd_resources"),
     "add_resource_repository": (".dependency_injection", "add_resource_repository"),
     # The package's own classes (the same objects, not subclasses).
+    "EtcdLabInstanceResourceRepository": (
+        "..lab_instance_repository",
+        "EtcdLabInstanceResourceRepository",
+    ),
     "EtcdLabWorkerResourceRepository": (
         "..lab_worker_repository",
         "EtcdLabWorkerResourceRepository",

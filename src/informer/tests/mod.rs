@@ -84,6 +84,16 @@ fn query(labels: &str, fields: &str) -> Query {
     }
 }
 
+/// The keys a read of etcd lists for `q`, checked to be what the cache lists and counts.
+async fn same_keys(repo: &Repository, informer: &Informer, q: &Query, what: &str) -> Vec<String> {
+    let listed = repo.list(q).await.unwrap().items;
+    let want: Vec<String> = listed.iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect();
+    let got: Vec<String> = informer.list(q).iter().map(|e| e.key().to_owned()).collect();
+    assert_eq!(got, want, "{what}");
+    assert_eq!(informer.count(q), want.len(), "{what}");
+    want
+}
+
 /// The cache answers like a read of etcd, and comparisons on indexed paths from the
 /// indexes alone.
 async fn same_as_etcd(repo: &Repository, informer: &Informer, paths: &[String]) -> usize {
@@ -103,17 +113,7 @@ async fn same_as_etcd(repo: &Repository, informer: &Informer, paths: &[String]) 
         ("slots!=4", "status.active_lab_count>3"),
     ] {
         let q = query(labels, fields);
-        let want: Vec<String> = repo
-            .list(&q)
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
-            .collect();
-        let got: Vec<String> = informer.list(&q).iter().map(|e| e.key().to_owned()).collect();
-        assert_eq!(got, want, "{labels:?} {fields:?}");
-        assert_eq!(informer.count(&q), want.len(), "{labels:?} {fields:?}");
+        same_keys(repo, informer, &q, &format!("{labels:?} {fields:?}")).await;
         for entry in informer.list(&q) {
             let doc = entry.document().unwrap();
             assert_eq!(format!("/n/{}", doc["metadata"]["name"].as_str().unwrap()), entry.key());
@@ -184,4 +184,40 @@ fn a_comparison_alone_counts_without_a_set() {
     // Two requirements: the narrower one's entries, tested against the other.
     assert_eq!(exact(&query("slots>8", "status.active_lab_count<1")), Some((false, 0)));
     assert_eq!(exact(&query("slots<8", "status.active_lab_count<1")), Some((false, 2)), "0 and -5");
+}
+
+/// Time comparisons (two paths, naive and aware timestamps) from the cache, with the phase
+/// indexed, as a read of etcd answers them.
+#[tokio::test]
+async fn time_comparisons_as_etcd_answers_them() {
+    let client = Client::new(vec![MEMORY_ENDPOINT.into()], ClientOptions::default()).unwrap();
+    let repo = Repository::new(client.clone(), RepositoryConfig::new("/t/")).unwrap();
+    for i in 0..24_i64 {
+        let start = match i % 4 {
+            0 => json!(format!("2026-12-04T{:02}:00:00", i % 24)),
+            1 => json!(format!("2026-12-04T{:02}:30:00+00:00", i % 24)),
+            2 => Value::Null,
+            _ => json!(format!("2026-12-04T{:02}:15:00.5+02:00", i % 24)),
+        };
+        let phase = if i % 3 == 0 { "Pending" } else { "Running" };
+        let doc = json!({"metadata": {"name": format!("i{i:02}")},
+            "spec": {"duration_minutes": 30 * (i % 5), "scheduled_start": if i % 2 == 0 { start.clone() } else { Value::Null }},
+            "status": {"phase": phase, "start_time": start}});
+        repo.create(doc, 0).await.unwrap();
+    }
+    let paths = vec!["status.phase".to_owned()];
+    let informer = Informer::shared(&client, "/t/", &paths).unwrap();
+    informer.wait_fresh().await.unwrap();
+    let mut nonempty = 0;
+    for fields in [
+        "status.phase=Running,status.start_time+minutes(spec.duration_minutes)<2026-12-04T12:00:00+01:00",
+        "status.start_time+minutes(spec.duration_minutes)<2026-12-04T12:00:00Z",
+        "status.start_time>2026-12-04T08:00:00Z",
+        "status.phase=Pending,spec.scheduled_start",
+    ] {
+        let q = query("", fields);
+        let want = same_keys(&repo, &informer, &q, fields).await;
+        nonempty += usize::from(!want.is_empty() && want.len() < 24);
+    }
+    assert_eq!(nonempty, 4, "every query selects some but not all");
 }

@@ -266,3 +266,31 @@ async fn a_streamed_listing_is_the_listing_in_chunks() {
         assert_eq!(lasts, vec![false, true]);
     }
 }
+
+#[tokio::test]
+async fn an_unreadable_document_is_deleted_only_when_asked_and_only_at_the_version_read() {
+    let r = repo();
+    let store = r.client().store().unwrap();
+    let key = "/lab-workers/bad";
+    store.put(key.as_bytes().to_vec(), b"{garbage".to_vec(), 0).await.unwrap();
+    let refused = r.remove("bad", None).await.unwrap_err();
+    assert!(
+        matches!(&refused, Error::Serialization { key: Some(k), message } if k == key && message.contains("delete_unreadable=True")),
+        "{refused}"
+    );
+    // Read as garbage, then repaired by someone else before the delete: the repair stays.
+    let stale = r.get_stored("bad", None).await.unwrap().unwrap();
+    let repaired = serde_json::to_vec(&worker("bad", "ccna")).unwrap();
+    let now = store.put(key.as_bytes().to_vec(), repaired, 0).await.unwrap();
+    let err = Error::serialization(Some(key), "garbage");
+    let conflict = r.remove_unreadable(key, &stale, err.clone(), true).await.unwrap_err();
+    assert_eq!(
+        conflict,
+        Error::Conflict { key: key.into(), expected: stale.mod_revision, actual: Some(now) }
+    );
+    assert!(r.get("bad", None).await.unwrap().is_some(), "the repair was not deleted");
+    // Garbage again, read and deleted at that version.
+    store.put(key.as_bytes().to_vec(), b"{garbage".to_vec(), 0).await.unwrap();
+    assert_eq!(r.remove_allowing_unreadable("bad", None).await.unwrap(), Removal::Deleted);
+    assert!(r.get_stored("bad", None).await.unwrap().is_none());
+}

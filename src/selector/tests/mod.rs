@@ -4,6 +4,7 @@ use super::*;
 use crate::error::Error;
 
 mod kubernetes;
+mod time;
 
 fn sel(s: &str) -> LabelSelector {
     LabelSelector::parse(s).unwrap()

@@ -10,7 +10,7 @@ pub(crate) fn map_error(e: etcd_client::Error) -> Error {
     use etcd_client::Error as E;
     match e {
         E::GRpcStatus(status) => map_status(&status),
-        E::TransportError(t) => Error::Unavailable { message: format!("transport error: {t}"), code: None },
+        E::TransportError(t) => transport_error(&t),
         E::IoError(io) => Error::Unavailable { message: format!("i/o error: {io}"), code: None },
         E::InvalidArgs(m) => Error::invalid(m),
         E::InvalidUri(u) => Error::invalid(format!("invalid endpoint: {u}")),
@@ -29,11 +29,47 @@ pub(crate) fn map_error(e: etcd_client::Error) -> Error {
     }
 }
 
+/// A connection that failed, with the causes tonic's message leaves out.
+fn transport_error(t: &tonic::transport::Error) -> Error {
+    let message = with_causes(format!("transport error: {t}"), std::error::Error::source(t));
+    Error::Unavailable { message, code: None }
+}
+
+/// `message` followed by the causes tonic's message leaves out.
+fn with_causes(mut message: String, mut source: Option<&(dyn std::error::Error + 'static)>) -> String {
+    while let Some(e) = source {
+        let cause = e.to_string();
+        if !message.ends_with(&cause) {
+            message = format!("{message}: {cause}");
+        }
+        source = e.source();
+    }
+    message
+}
+
+/// A connection made that broke at a client's first request (no request was ever answered):
+/// the other end took the connection and not gRPC's HTTP/2, so it is not etcd's client port
+/// (a web server, a metrics port, etcd's TLS port asked without TLS).
+pub(super) fn not_etcd(e: Error) -> Error {
+    let (message, code) = match e {
+        Error::Unavailable { message, code } | Error::Etcd { message, code } => (message, code),
+        other => (other.to_string(), None),
+    };
+    Error::Unavailable { message: format!("{NOT_ETCD}: {message}"), code }
+}
+
+/// What a failure says when the endpoint is not etcd's gRPC API.
+pub(crate) const NOT_ETCD: &str = "this endpoint does not speak etcd's API (is it etcd's client port, 2379?)";
+
 fn map_status(status: &tonic::Status) -> Error {
     use tonic::Code;
-    let message = status.message().to_owned();
+    let message = with_causes(status.message().to_owned(), status.source());
     let code = Some(format!("{:?}", status.code()));
     match status.code() {
+        // etcd's NOSPACE ("etcdserver: mvcc: database space exceeded"): not a lost connection.
+        Code::ResourceExhausted if message.contains("database space exceeded") => {
+            Error::QuotaExceeded { message, code }
+        }
         Code::Unavailable | Code::Aborted | Code::ResourceExhausted | Code::Cancelled => {
             Error::Unavailable { message, code }
         }

@@ -15,6 +15,8 @@ mod config;
 mod endpoints;
 mod errors;
 mod leaderless;
+mod members;
+mod nospace;
 mod policy;
 
 use std::sync::atomic::AtomicBool;
@@ -269,12 +271,18 @@ impl Store for EtcdStore {
             .when(compares)
             .and_then([TxnOp::delete(key.clone(), None::<DeleteOptions>)])
             .or_else([TxnOp::get(key.clone(), Some(GetOptions::new().with_keys_only()))]);
-        let resp = self
+        let resp = match self
             .call("delete", |mut c| {
                 let txn = txn.clone();
                 async move { c.txn(txn).await }
             })
-            .await?;
+            .await
+        {
+            // etcd before 3.5.7 refuses every transaction while its database is full, even
+            // one that only deletes: see `nospace`.
+            Err(Error::QuotaExceeded { .. }) => return nospace::delete(self, key, expected).await,
+            other => other?,
+        };
         let revision = resp.header().map_or(0, |h| h.revision());
         let responses = resp.op_responses();
         if !resp.succeeded() {
@@ -403,5 +411,9 @@ impl Store for EtcdStore {
 
     fn endpoints(&self) -> Vec<EndpointSnapshot> {
         self.endpoints.snapshot()
+    }
+
+    async fn members(&self) -> Result<Vec<crate::store::maintenance::MemberStatus>> {
+        Ok(members::members(&self.endpoints, self.config.timeout).await)
     }
 }

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::breaker;
 use super::endpoints::{classify, Outcome};
-use super::errors::map_error;
+use super::errors::{map_error, not_etcd};
 use super::EtcdStore;
 use crate::error::{Error, Result};
 use crate::jitter::jitter;
@@ -241,7 +241,12 @@ impl EtcdStore {
                 return Ok((value, Route { index, ejected }));
             }
             // The connection could not be made.
-            Some(Ok(Err(Err(failure)))) => Failed { error: failure.error, outcome: failure.outcome },
+            Some(Ok(Err(Err(failure)))) => match failure.outcome {
+                Outcome::Broken if !self.answered.load(Ordering::Relaxed) => {
+                    Failed { error: not_etcd(failure.error), outcome: failure.outcome }
+                }
+                outcome => Failed { error: failure.error, outcome },
+            },
             Some(Ok(Err(Ok(e)))) => match classify(&e) {
                 outcome @ (Outcome::Answered | Outcome::Leaderless) => {
                     self.answered.store(true, Ordering::Relaxed);
@@ -250,6 +255,9 @@ impl EtcdStore {
                 // tonic's own deadline (the same request timeout) fired first.
                 Outcome::Silent => {
                     Failed { error: self.no_answer(operation, timeout), outcome: Outcome::Silent }
+                }
+                Outcome::Broken if !self.answered.load(Ordering::Relaxed) => {
+                    Failed { error: not_etcd(map_error(e)), outcome: Outcome::Broken }
                 }
                 outcome @ (Outcome::Broken | Outcome::NotSent) => Failed { error: map_error(e), outcome },
             },

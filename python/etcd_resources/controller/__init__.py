@@ -1,0 +1,9 @@
+"""Reconcile loops on the watch and the shared cache: ``Controller(repository, reconcile)``
+runs ``reconcile(resource) -> Action`` for every resource under the repository's prefix, again
+after each change that matters, with the queue in Rust (see docs/controller.md)."""
+
+from .action import Action
+from .finalizer import finalizer
+from .runtime import Controller, ControllerStats, Reconcile
+
+__all__ = ["Action", "Controller", "ControllerStats", "Reconcile", "finalizer"]

@@ -1,0 +1,316 @@
+"""``Controller``: runs a reconciler on the keys the native queue hands out.
+
+The queue, the feed of changes and the cache reads are Rust (``_core.ControllerCore``); this
+loop only asks for the next key, runs ``reconcile`` on it (a coroutine on the event loop, a
+plain function in a bounded thread pool) and reports the ``Action``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypedDict
+
+from .. import _core
+from ..repository import _Repository
+from ._resource import generation, key_of
+from .action import Action
+
+__all__ = ["Controller", "ControllerStats", "Reconcile"]
+
+log = logging.getLogger("etcd_resources.controller")
+
+Reconcile = Callable[[Any], Awaitable[Action]] | Callable[[Any], Action]
+
+
+class ControllerStats(TypedDict):
+    """What a controller did (``Controller.stats()``)."""
+
+    reconciles: int
+    """Reconciles finished, whatever their outcome."""
+    errors: int
+    """Reconciles that raised, or returned ``retry`` or ``terminal``."""
+    done: int
+    requeues: int
+    retries: int
+    terminal: int
+    queue_depth: int
+    """Keys waiting to run (due or not)."""
+    initial_depth: int
+    """Keys of the initial listing still waiting."""
+    in_flight: int
+    """Keys running now."""
+    changes: int
+    """Watched changes that passed the predicates."""
+    filtered: int
+    """Watched changes the predicates held back."""
+    gone: int
+    """Keys deleted before their turn came (not reconciled)."""
+    skipped: int
+    """Keys whose resource failed ``when`` (not reconciled)."""
+    relists: int
+    cache_timeouts: int
+    running: bool
+    last_error: str | None
+
+
+# What `ControllerCore.next()` hands out: (key, resource, failures, priority, error).
+_Work = tuple[str, Any, int, str, BaseException | None]
+
+# What a key whose resource fails `when` finishes with (told apart by identity).
+_SKIPPED = Action("done")
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    # A function, or an object whose class defines `async def __call__`.
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
+
+
+class Controller:
+    """Reconciles every resource under ``repository``'s prefix.
+
+    ``reconcile(resource) -> Action`` runs for each resource of the initial listing, then again
+    for each change that passes ``predicates`` (default ``("generation",)``: spec changes and
+    deletions held by finalizers; also ``"labels"``, ``"annotations"``, ``"finalizers"``,
+    ``"any"``, ``"field:<dotted path>"``), and when an ``Action`` asks for it. ``resource`` is
+    what the repository's reads return, read from the shared cache once it has applied the
+    change and this client's own writes. One key runs at most once at a time,
+    ``max_concurrency`` keys at once; sync reconcilers run in a pool of ``sync_workers``
+    threads. An exception counts as ``Action.retry(exc)``.
+
+    ``debounce`` (seconds) runs a key that far after the last change of a burst, at most
+    ``debounce_max`` (default ten times ``debounce``) after its first. ``aging``: how long a
+    ready key of the initial listing waits before it shares the slots with live changes.
+
+    ``when(resource) -> bool`` (kopf's ``when=``): a key whose resource fails it is not
+    reconciled (counted as ``skipped``); it runs in the event loop, so keep it cheap.
+
+    ``record_status=True``: after each reconcile, the runtime sets ``status.observed_generation``
+    (to the generation reconciled, on success) and the ``Reconciled`` condition (``True``, or
+    ``False`` with the error), with compare-and-swap, re-reading on conflicts; nothing is
+    written when neither changed.
+    """
+
+    def __init__(
+        self,
+        repository: _Repository[Any],
+        reconcile: Reconcile,
+        *,
+        max_concurrency: int = 8,
+        sync_workers: int = 4,
+        backoff_base: float = 0.05,
+        backoff_max: float = 300.0,
+        debounce: float = 0.0,
+        debounce_max: float | None = None,
+        aging: float = 1.0,
+        predicates: Sequence[str] = ("generation",),
+        drain_timeout: float | None = None,
+        record_status: bool = False,
+        when: Callable[[Any], bool] | None = None,
+    ) -> None:
+        self._repository = repository
+        self._reconcile = reconcile
+        self._async = _is_async(reconcile)
+        self._sync_workers = sync_workers
+        self._drain_timeout = drain_timeout
+        self._record_status = record_status
+        self._when = when
+        self._options: dict[str, Any] = {
+            "max_concurrency": max_concurrency,
+            "backoff_base": backoff_base,
+            "backoff_max": backoff_max,
+            "debounce": debounce,
+            "debounce_max": debounce * 10 if debounce_max is None else debounce_max,
+            "aging": aging,
+            "predicates": list(predicates),
+        }
+        # Checks the options now, not at run().
+        self._core = _core.ControllerCore(repository._core, **self._options)
+        self._running = False
+        self._reconciles = 0
+        self._errors = 0
+        self._skipped = 0
+        self._last_error: str | None = None
+        self._changed: asyncio.Condition | None = None
+
+    def __repr__(self) -> str:
+        name = getattr(self._reconcile, "__qualname__", type(self._reconcile).__name__)
+        state = "running" if self._running else "stopped"
+        return f"Controller(prefix={self._repository.prefix!r}, reconcile={name}, {state})"
+
+    @property
+    def repository(self) -> _Repository[Any]:
+        """The repository reconcilers write through (their next run reads what they wrote)."""
+        return self._repository
+
+    async def write_status(self, resource: Any) -> Any:
+        """Put ``resource``'s status onto the stored resource (compare-and-swap, re-reading on
+        conflicts, so a spec edit made meanwhile is kept); returns the stored resource, or
+        ``None`` if it is gone. For reconcilers that edit the status in memory."""
+        status = (
+            resource.get("status")
+            if isinstance(resource, Mapping)
+            else getattr(resource, "status", None)
+        )
+        key = key_of(self._repository._core, resource)
+        _, stored = await self._core.write_status(key, {} if status is None else status)
+        return stored
+
+    def stats(self) -> ControllerStats:
+        """What this controller did (counts since ``run()`` began)."""
+        native = self._core.stats()
+        return ControllerStats(
+            reconciles=self._reconciles,
+            errors=self._errors,
+            done=native["done"],
+            requeues=native["requeues"],
+            retries=native["retries"],
+            terminal=native["terminal"],
+            queue_depth=native["queue_depth"],
+            initial_depth=native["initial_depth"],
+            in_flight=native["in_flight"],
+            changes=native["changes"],
+            filtered=native["filtered"],
+            gone=native["gone"],
+            skipped=self._skipped,
+            relists=native["relists"],
+            cache_timeouts=native["cache_timeouts"],
+            running=self._running,
+            last_error=self._last_error,
+        )
+
+    def _condition(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    async def wait_for(self, condition: Callable[[ControllerStats], bool]) -> ControllerStats:
+        """Wait until ``condition(stats())`` holds, checked now and after each reconcile (and
+        when ``run()`` ends); bound it with ``asyncio.timeout``."""
+        changed = self._condition()
+        async with changed:
+            await changed.wait_for(lambda: condition(self.stats()))
+        return self.stats()
+
+    async def _notify(self) -> None:
+        changed = self._condition()
+        async with changed:
+            changed.notify_all()
+
+    async def run(self) -> None:
+        """Reconcile until cancelled. On cancellation, stops taking keys and lets the
+        reconciles in flight finish (up to ``drain_timeout`` seconds, then cancels them) before
+        raising ``CancelledError``. Raises what stopped the feed of changes (``ClosedError``
+        once the client is closed), after the same drain."""
+        if self._running:
+            raise RuntimeError("this controller is running already")
+        core = _core.ControllerCore(self._repository._core, **self._options)
+        self._core = core
+        self._running = True
+        self._reconciles = self._errors = self._skipped = 0
+        self._last_error = None
+        executor = None if self._async else ThreadPoolExecutor(self._sync_workers, "etcd-reconcile")
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            await core.start()
+            await self._notify()  # `running`, with the listing queued
+            while True:
+                work = await core.next()
+                task = asyncio.create_task(self._run_one(core, executor, work))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        finally:
+            core.stop()
+            await self._drain(tasks)
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+            self._running = False
+            await self._notify()
+
+    async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
+        if not tasks:
+            return
+        _, late = await asyncio.wait(set(tasks), timeout=self._drain_timeout)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+
+    async def _call(self, executor: ThreadPoolExecutor | None, resource: Any) -> Action:
+        if executor is None:
+            result = await self._reconcile(resource)  # type: ignore[misc]
+        else:
+            call = functools.partial(contextvars.copy_context().run, self._reconcile, resource)
+            result = await asyncio.get_running_loop().run_in_executor(executor, call)
+        if not isinstance(result, Action):
+            raise TypeError(f"reconcile returned {result!r}, not an Action")
+        return result
+
+    @staticmethod
+    async def _record(
+        core: _core.ControllerCore, key: str, resource: Any, action: Action
+    ) -> Action:
+        """Write the reconcile's result to the status; a failed write is a retry."""
+        message = None if action.error is None else str(action.error) or repr(action.error)
+        reason = {
+            "done": "Reconciled",
+            "requeue": "Requeued",
+            "retry": "Retrying",
+            "terminal": "Failed",
+        }
+        try:
+            await core.record(
+                key,
+                generation=None if resource is None else generation(resource),
+                ok=not action.failed,
+                reason=reason[action.kind],
+                message=message,
+            )
+        except Exception as exc:
+            log.warning("recording the status of %s failed: %r", key, exc)
+            return Action.retry(exc) if not action.failed else action
+        return action
+
+    async def _outcome(
+        self, core: _core.ControllerCore, executor: ThreadPoolExecutor | None, work: _Work
+    ) -> Action:
+        """Run the reconcile (and record it); what to tell the queue."""
+        key, resource, _failures, _priority, error = work
+        try:
+            if error is not None:
+                raise error
+            if self._when is not None and not self._when(resource):
+                return _SKIPPED
+            action = await self._call(executor, resource)
+        except Exception as exc:
+            log.warning("reconcile of %s failed: %r", key, exc, exc_info=exc)
+            action = Action.retry(exc)
+        if self._record_status:
+            action = await self._record(core, key, resource, action)
+        return action
+
+    async def _run_one(
+        self, core: _core.ControllerCore, executor: ThreadPoolExecutor | None, work: _Work
+    ) -> None:
+        key = work[0]
+        outcome: Action | None = None
+        try:
+            outcome = await self._outcome(core, executor, work)
+        finally:
+            if outcome is None:  # cancelled mid-way (a drain that timed out): run it again
+                core.finish(key, "retry", 0.0)
+            else:
+                core.finish(key, outcome.kind, outcome.after)
+        if outcome is _SKIPPED:
+            self._skipped += 1
+        else:
+            self._reconciles += 1
+        if outcome.failed:
+            self._errors += 1
+            self._last_error = f"{key}: {outcome.error!r}"
+        await self._notify()
