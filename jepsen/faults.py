@@ -8,6 +8,10 @@ always undoes it, however the block ends.
   everything silently, as a cut cable or a firewall does (no reset, no "unreachable").
   Isolating the leader makes the others elect a new one; isolating two of three leaves no
   quorum anywhere.
+- ``CutFromPeers(member, peers)``: the member loses its peers but keeps the client: in its
+  namespace, a blackhole route to each peer's address, so nothing it sends reaches them
+  (what they send arrives, unanswered). It stays reachable from the client and, once it
+  misses its leader's heartbeats, answers every request "no leader" (issue #22).
 - ``Degrade(member, delay_ms, loss)``: packets to and from the member are delayed and dropped:
   ``tc netem delay ... loss ...`` where the kernel has netem; where it does not (``mechanism``
   says which), a token bucket (``tbf``) with a small rate and a short queue, so packets wait
@@ -30,7 +34,16 @@ from typing import Literal, Protocol, TypeVar
 
 from .netns import NetnsMember, run_ip
 
-__all__ = ["Crash", "Degrade", "Fault", "Isolate", "Pause", "inject_for", "injected"]
+__all__ = [
+    "Crash",
+    "CutFromPeers",
+    "Degrade",
+    "Fault",
+    "Isolate",
+    "Pause",
+    "inject_for",
+    "injected",
+]
 
 
 class Fault(Protocol):
@@ -78,6 +91,29 @@ class Isolate:
     def stop(self) -> None:
         for member in self.members:
             _clear(member)
+
+
+class CutFromPeers:
+    """``member`` cannot reach ``peers``; the client still reaches it (see the module doc)."""
+
+    def __init__(self, member: NetnsMember, peers: Sequence[NetnsMember]) -> None:
+        self.member = member
+        self.peers = [p for p in peers if p is not member]
+        self._routed: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return f"cut {self.member.name} from its peers"
+
+    def start(self) -> None:
+        for peer in self.peers:
+            run_ip("route", "replace", "blackhole", f"{peer.host}/32", netns=self.member.netns)
+            self._routed.append(peer.host)
+
+    def stop(self) -> None:
+        while self._routed:
+            host = self._routed.pop()
+            run_ip("route", "del", "blackhole", f"{host}/32", netns=self.member.netns, check=False)
 
 
 class Degrade:

@@ -10,6 +10,9 @@ Outcomes:
 - ``unknown``: a timeout or an unavailable error: it may or may not have taken effect. Its
   completion time is ``math.inf`` (it may take effect at any time after its invocation).
 
+Every operation also has ``returned``: when the client got its answer (or gave up), for the
+latency graphs (``plot``); the checker reads ``complete`` only.
+
 The values are counters: a resource's ``status.n`` and its ``metadata.resource_version`` (etcd's
 ``mod_revision``), the pair a register model with compare-and-swap tracks.
 """
@@ -58,6 +61,8 @@ class Operation:
     listing: Mapping[str, tuple[int, int]] | None = None
     revision: int | None = None
     error: str | None = None
+    returned: float | None = None
+    """When the client got its answer (or gave up): ``complete`` but for unknown outcomes."""
 
     def describe(self) -> str:
         """A one-line description, for reports."""
@@ -91,7 +96,7 @@ class Operation:
             "complete": None if math.isinf(self.complete) else self.complete,
             "outcome": self.outcome,
         }
-        for name in ("value", "expected", "version", "revision", "error"):
+        for name in ("value", "expected", "version", "revision", "error", "returned"):
             if getattr(self, name) is not None:
                 d[name] = getattr(self, name)
         if self.read is not None:
@@ -122,6 +127,7 @@ class Operation:
             else {str(k): (int(v[0]), int(v[1])) for k, v in listing.items()},
             revision=d.get("revision"),
             error=d.get("error"),
+            returned=d.get("returned"),
         )
 
 
@@ -159,7 +165,8 @@ class History:
     ) -> Operation:
         """Append one completed (or given-up) operation. ``complete`` defaults to now, and is
         ``math.inf`` whatever is given when the outcome is ``unknown``."""
-        end = math.inf if outcome == "unknown" else (self.now() if complete is None else complete)
+        returned = self.now() if complete is None else complete
+        end = math.inf if outcome == "unknown" else returned
         op = Operation(
             id=self._next_id,
             process=process,
@@ -168,6 +175,7 @@ class History:
             invoke=invoke,
             complete=end,
             outcome=outcome,
+            returned=returned,
             **details,
         )
         self._next_id += 1

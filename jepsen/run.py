@@ -4,14 +4,19 @@ kind: those of ``faults`` on a three-member cluster in network namespaces, ``net
 root; those of ``proxy`` on a TCP proxy between the clients and that cluster), with a watcher
 and an informer cache alongside (``observe``). Prints per fault kind: operations,
 acknowledged, unknown, violations, watch events missing/duplicated, cache mismatches and the
-time to recover; exits 1 on any violation or mismatch. Where namespaces cannot be made, runs
-the proxy's kinds alone on a loopback cluster (``--proxy-only`` does so anywhere). Every loop
-and wait is bounded."""
+time to recover; exits 1 on any violation or mismatch. With ``--plots DIR``, draws each fault
+kind's first history (``plot``: latency and throughput over time, the fault shaded) as
+``DIR/<kind>.svg``. Where namespaces cannot be made, runs the proxy's kinds alone on a
+loopback cluster (``--proxy-only`` does so anywhere). Every loop and wait is bounded."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import datetime
+import os
+import platform
 import sys
 import time
 import traceback
@@ -25,9 +30,11 @@ from etcd_resources.testing import EtcdCluster
 
 from .checker import check
 from .clients import ClientProcesses
-from .faults import Crash, Degrade, Fault, Isolate, Pause, injected
+from .faults import Crash, CutFromPeers, Degrade, Fault, Isolate, Pause, injected
+from .history import History
 from .netns import NetnsCluster, netns_available
 from .observe import Observer
+from .plot import Window, plot_history
 from .proxy import ProxyBlackhole, ProxyReset, ProxyStall, TcpProxy
 
 KEYS = ("a", "b", "c")
@@ -65,6 +72,10 @@ KINDS: dict[str, FaultKind] = {
     "isolate follower": FaultKind(lambda t: Isolate(t.netns.followers()[:1])),
     "isolate leader": FaultKind(lambda t: Isolate([t.netns.leader()])),
     "no quorum": FaultKind(lambda t: Isolate(t.netns.followers())),
+    # A follower that reaches the client but not its peers: it answers "no leader".
+    "leaderless follower": FaultKind(
+        lambda t: CutFromPeers(t.netns.followers()[0], t.netns.members)
+    ),
     "degrade leader": FaultKind(lambda t: Degrade(t.netns.leader())),
     "pause leader": FaultKind(lambda t: Pause(t.netns.leader())),
     "crash leader": FaultKind(lambda t: Crash(t.netns.leader())),
@@ -92,6 +103,8 @@ class Totals:
     cache_mismatches: int = 0
     recoveries: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    sample: tuple[History, Window] | None = None
+    """The kind's first history and its fault's window (for ``--plots``)."""
 
 
 async def wait_serving(backend: EtcdStorageBackend, within: float) -> float:
@@ -145,12 +158,14 @@ async def one(target: Target, kind: str, seed: int, totals: Totals, shape: Shape
             timeout=TIMEOUT,
         )
 
-        async def nemesis() -> float:
+        async def nemesis() -> tuple[float, Window]:
             await asyncio.sleep(shape.before)  # the fault schedule, not synchronisation
             fault = await asyncio.to_thread(fault_kind.make, target)
             async with injected(fault):
+                start = History.now()
                 await asyncio.sleep(shape.hold)
-            return await wait_serving(probe, RECOVERY_BOUND)
+            window = Window(start, History.now(), fault.name)
+            return await wait_serving(probe, RECOVERY_BOUND), window
 
         try:
             await clients.start()
@@ -171,7 +186,10 @@ async def one(target: Target, kind: str, seed: int, totals: Totals, shape: Shape
     totals.missing += observed.missing + observed.out_of_order
     totals.duplicated += observed.duplicated
     totals.cache_mismatches += observed.cache_mismatches
-    totals.recoveries.append(healing.result())
+    recovery, window = healing.result()
+    totals.recoveries.append(recovery)
+    if totals.sample is None:
+        totals.sample = (history, window)
     totals.notes += result.violations + result.inconclusive + observed.details
 
 
@@ -185,16 +203,43 @@ def heal(target: Target) -> None:
         member.wait_healthy(30)
 
 
+def machine() -> str:
+    """The machine, for the plots' captions: its cores and processor model."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()}-core {model}"
+
+
+def plots(by_kind: dict[str, Totals], directory: Path, shape: Shape) -> list[Path]:
+    """Each kind's first history drawn as ``directory/<kind>.svg``."""
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    caption = (
+        f"make jepsen, {today}, on a {machine()}; {shape.processes} client processes x "
+        f"{shape.tasks} tasks, the fault held {shape.hold:g} s"
+    )
+    written = []
+    for kind, t in by_kind.items():
+        if t.sample is not None:
+            history, window = t.sample
+            path = directory / f"{kind.replace(' ', '-')}.svg"
+            written.append(plot_history(history, window, path, title=kind, caption=caption))
+    return written
+
+
 def report(by_kind: dict[str, Totals]) -> str:
     head = (
-        f"{'fault':<17} {'runs':>4} {'ops':>6} {'acked':>6} {'unknown':>7} {'violations':>10} "
+        f"{'fault':<19} {'runs':>4} {'ops':>6} {'acked':>6} {'unknown':>7} {'violations':>10} "
         f"{'events':>6} {'missing':>7} {'dup':>3} {'cache≠':>6} {'recover max/mean':>16}"
     )
     lines = [head]
     for kind, t in by_kind.items():
         rec = t.recoveries or [0.0]
         lines.append(
-            f"{kind:<17} {t.histories:>4} {t.operations:>6} {t.acknowledged:>6} {t.unknown:>7} "
+            f"{kind:<19} {t.histories:>4} {t.operations:>6} {t.acknowledged:>6} {t.unknown:>7} "
             f"{t.violations:>10} {t.watch_events:>6} {t.missing:>7} {t.duplicated:>3} "
             f"{t.cache_mismatches:>6} {max(rec):>7.2f}s/{sum(rec) / len(rec):.2f}s"
         )
@@ -202,7 +247,12 @@ def report(by_kind: dict[str, Totals]) -> str:
 
 
 async def main_async(
-    histories: int, shape: Shape, *, proxy_only: bool = False, only: Sequence[str] = ()
+    histories: int,
+    shape: Shape,
+    *,
+    proxy_only: bool = False,
+    only: Sequence[str] = (),
+    plot_dir: Path | None = None,
 ) -> int:
     kinds = [k for k, v in KINDS.items() if (v.proxy or not proxy_only) and (not only or k in only)]
     if not kinds:
@@ -226,6 +276,9 @@ async def main_async(
             elapsed = time.monotonic() - started
             print(f"history {i + 1}/{histories}: {kind}, {elapsed:.0f}s", flush=True)
     print(report(by_kind))
+    if plot_dir is not None:
+        for path in plots(by_kind, plot_dir, shape):
+            print(f"wrote {path}")
     failed = False
     for kind, t in by_kind.items():
         for note in t.notes:
@@ -240,7 +293,7 @@ async def main_async(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--histories", type=int, default=27)
+    parser.add_argument("--histories", type=int, default=30)
     parser.add_argument("--hold", type=float, default=2.5, help="seconds each fault is held")
     parser.add_argument("--after", type=float, default=1.0, help="workload seconds after it")
     parser.add_argument("--processes", type=int, default=2, help="client processes a history")
@@ -249,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         "--proxy-only",
         action="store_true",
         help="only the proxy's faults, on a loopback cluster (no namespaces, no root)",
+    )
+    parser.add_argument(
+        "--plots", type=Path, default=None, help="write each kind's first history as DIR/KIND.svg"
     )
     parser.add_argument(
         "--kinds", default="", help=f"comma-separated fault kinds (default all: {', '.join(KINDS)})"
@@ -265,7 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         if why is not None:
             print(f"no network namespaces ({why}): the proxy's faults only", file=sys.stderr)
             proxy_only = True
-    return asyncio.run(main_async(args.histories, shape, proxy_only=proxy_only, only=only))
+    return asyncio.run(
+        main_async(args.histories, shape, proxy_only=proxy_only, only=only, plot_dir=args.plots)
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,34 +123,62 @@ async def until_used(
     raise AssertionError("unreachable: the loop is bounded by READMIT_BOUND")
 
 
-async def silent_member(
-    cluster: NetnsCluster, prefix: str, make: Callable[[NetnsMember], Fault]
-) -> None:
-    """The workload's ok throughput with ``make(follower)`` held, against the fault-free
-    throughput measured just before; then the member must be used again after the fault."""
-    member = cluster.followers()[0]
+@dataclass
+class FaultRun:
+    """The workload's tallies around one fault held on one member."""
+
+    before: Tally
+    during: Tally
+    after: Tally
+    state: dict[str, Any]
+    """The member's endpoint health at the end of the fault."""
+    sent: int
+    """Requests sent to the member during the fault."""
+
+
+async def under_fault(
+    cluster: NetnsCluster,
+    prefix: str,
+    member: NetnsMember,
+    fault: Fault,
+    settle: Callable[[], Awaitable[str]] | None = None,
+) -> FaultRun:
+    """The workload's ok throughput with ``fault`` held (once ``settle`` returns, if given:
+    it says what it waited for), against the fault-free throughput measured just before;
+    then until the member is used again after the fault, and a second after that."""
     async with EtcdClient(cluster.endpoints, timeout=TIMEOUT, breaker_threshold=0) as client:
         repo: ResourceRepository[Any] = ResourceRepository(client, prefix)
         await wait_serving(EtcdStorageBackend(client, prefix.rstrip("/") + "-probe/"), 10)
         await workload(repo, 0.5, tag="warm")
         before = await workload(repo, 2.0, tag="w")
-        async with injected(make(member)) as fault:
+        async with injected(fault):
+            settled = await settle() if settle is not None else ""
             sent = health_of(client, member)["requests"]
             during = await workload(repo, 3.0, tag="w")
             state = health_of(client, member)
         readmitted = await until_used(client, repo, member, tag="w")
         after = await workload(repo, 1.0, tag="w")
-        print(
-            f"\n{fault.name}: before {before}\n  during {during}\n  after {after}\n"
-            f"  during/before {during.rate / before.rate:.0%}; member during the fault: "
-            f"{state} ({state['requests'] - sent} requests during it); "
-            f"used again {readmitted:.2f}s after the fault was undone"
-        )
-    assert during.rate >= FRACTION * before.rate
-    assert during.longest <= TIMEOUT + SLACK, during
-    assert not state["healthy"] and state["ejections"] >= 1, state
+    run = FaultRun(before, during, after, state, state["requests"] - sent)
+    print(
+        f"\n{fault.name}{settled}: before {before}\n  during {during}\n  after {after}\n"
+        f"  during/before {during.rate / before.rate:.0%}; member during the fault: "
+        f"{state} ({run.sent} requests during it); "
+        f"used again {readmitted:.2f}s after the fault was undone"
+    )
+    return run
+
+
+async def silent_member(
+    cluster: NetnsCluster, prefix: str, make: Callable[[NetnsMember], Fault]
+) -> None:
+    """``under_fault`` with ``make(follower)``: the member found silent and skipped."""
+    member = cluster.followers()[0]
+    run = await under_fault(cluster, prefix, member, make(member))
+    assert run.during.rate >= FRACTION * run.before.rate
+    assert run.during.longest <= TIMEOUT + SLACK, run.during
+    assert not run.state["healthy"] and run.state["ejections"] >= 1, run.state
     # Only requests sent before it was found silent went there (probes are not counted).
-    assert state["requests"] - sent <= 2 * TASKS, state
+    assert run.sent <= 2 * TASKS, run.state
 
 
 @needs_netns

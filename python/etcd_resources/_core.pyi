@@ -46,6 +46,7 @@ class EtcdClient:
         retries: int = 2,
         breaker_threshold: int = 5,
         breaker_reset: float = 2.0,
+        election_timeout: float = 1.0,
         ca_cert: str | os.PathLike[str] | None = None,
         client_cert: str | os.PathLike[str] | None = None,
         client_key: str | os.PathLike[str] | None = None,

@@ -57,7 +57,7 @@ pub struct PyClient {
 #[pymethods]
 impl PyClient {
     #[new]
-    #[pyo3(signature = (endpoints=None, *, timeout=5.0, connect_timeout=None, username=None, password=None, max_document_bytes=1_572_864, retries=2, breaker_threshold=5, breaker_reset=2.0, ca_cert=None, client_cert=None, client_key=None, tls_domain=None))]
+    #[pyo3(signature = (endpoints=None, *, timeout=5.0, connect_timeout=None, username=None, password=None, max_document_bytes=1_572_864, retries=2, breaker_threshold=5, breaker_reset=2.0, election_timeout=1.0, ca_cert=None, client_cert=None, client_key=None, tls_domain=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         endpoints: Option<&Bound<'_, PyAny>>,
@@ -69,6 +69,7 @@ impl PyClient {
         retries: u32,
         breaker_threshold: u32,
         breaker_reset: f64,
+        election_timeout: f64,
         ca_cert: Option<std::path::PathBuf>,
         client_cert: Option<std::path::PathBuf>,
         client_key: Option<std::path::PathBuf>,
@@ -114,6 +115,7 @@ impl PyClient {
             retries,
             breaker_threshold,
             breaker_reset: seconds("breaker_reset", breaker_reset)?,
+            election_timeout: seconds("election_timeout", election_timeout)?,
         };
         let options = ClientOptions { etcd, max_document_bytes };
         Ok(PyClient { client: Client::new(endpoints, options)? })

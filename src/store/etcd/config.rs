@@ -21,6 +21,9 @@ pub struct EtcdConfig {
     pub breaker_threshold: u32,
     /// How long calls fail fast before one probes etcd again.
     pub breaker_reset: Duration,
+    /// The cluster's election timeout: a member that answers only "no leader" for longer
+    /// leaves the rotation until it has a leader again (`leaderless`).
+    pub election_timeout: Duration,
 }
 
 impl std::fmt::Debug for EtcdConfig {
@@ -34,6 +37,7 @@ impl std::fmt::Debug for EtcdConfig {
             .field("retries", &self.retries)
             .field("breaker_threshold", &self.breaker_threshold)
             .field("breaker_reset", &self.breaker_reset)
+            .field("election_timeout", &self.election_timeout)
             .finish()
     }
 }
@@ -48,6 +52,7 @@ impl Default for EtcdConfig {
             retries: 2,
             breaker_threshold: 5,
             breaker_reset: Duration::from_secs(2),
+            election_timeout: super::leaderless::ELECTION_TIMEOUT,
         }
     }
 }

@@ -20,9 +20,11 @@
 //!   is down").
 //! - An attempt that gets no answer in its time ([`Outcome::Silent`]), whose connection
 //!   breaks ([`Outcome::Broken`]) or cannot be made ([`Outcome::NotSent`]) ejects its
-//!   endpoint (when there is another: a single endpoint is never ejected). An answer, even an error etcd sends (a conflict, "no leader"), is not a
-//!   failure of the endpoint: every member answers "no leader" for a moment during an
-//!   election, and ejecting them all would leave only the silent one.
+//!   endpoint (when there is another: a single endpoint is never ejected). An answer, even
+//!   an error etcd sends (a conflict), is not a failure of the endpoint; nor is one "no
+//!   leader" (every member answers so for a moment during an election): only answering
+//!   nothing else for longer than an election timeout is ([`Outcome::Leaderless`],
+//!   `leaderless`).
 //! - Ejecting an endpoint cancels its [`Endpoints::ejected`] token: reads in flight on it
 //!   give up and are retried elsewhere, watches on it end and reopen elsewhere from the next
 //!   revision. Writes in flight on it are left to finish or time out: one that was sent may
@@ -44,6 +46,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::errors::map_error;
+use super::leaderless::{is_no_leader, Streak};
 use crate::error::Error;
 use crate::events::{self, Level};
 use crate::jitter::jitter;
@@ -134,13 +137,9 @@ pub enum Outcome {
     Broken,
     /// The connection could not be made: the request was never sent.
     NotSent,
-}
-
-impl Outcome {
-    /// Whether the endpoint failed (and is ejected).
-    pub fn failed(self) -> bool {
-        !matches!(self, Outcome::Answered)
-    }
+    /// etcd answered "no leader": the request was refused before it was proposed (never
+    /// applied); a streak of these longer than an election timeout ejects the endpoint.
+    Leaderless,
 }
 
 /// What an error from a connection says about its endpoint. A `tonic::Status` that etcd
@@ -150,6 +149,7 @@ pub fn classify(e: &etcd_client::Error) -> Outcome {
     use etcd_client::Error as E;
     match e {
         E::GRpcStatus(status) => match status.source() {
+            None if is_no_leader(status) => Outcome::Leaderless,
             None => Outcome::Answered,
             Some(source) => classify_source(source),
         },
@@ -200,6 +200,8 @@ struct Member {
     url: String,
     client: OnceCell<Client>,
     health: Mutex<Health>,
+    /// How long it has answered only "no leader".
+    streak: Mutex<Streak>,
     /// Cancelled when the endpoint is ejected (and replaced by a fresh token).
     ejected: Mutex<CancellationToken>,
     in_flight: AtomicU64,
@@ -214,6 +216,10 @@ impl Member {
     fn health(&self) -> MutexGuard<'_, Health> {
         self.health.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn streak(&self) -> MutexGuard<'_, Streak> {
+        self.streak.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Every endpoint of a cluster with its connection and health (see the module doc).
@@ -222,6 +228,8 @@ pub struct Endpoints {
     options: ConnectOptions,
     connect_timeout: Duration,
     probe_timeout: Duration,
+    /// How long a member may answer only "no leader" before it is ejected.
+    election_timeout: Duration,
     rotation: AtomicUsize,
     /// Whether the probing task runs.
     prober: Mutex<bool>,
@@ -230,12 +238,14 @@ pub struct Endpoints {
 
 impl Endpoints {
     /// The endpoints `urls`, each connected with `options` on first use (no I/O here). Probes
-    /// get `probe_timeout` to answer; `closed` ends the probing.
+    /// get `probe_timeout` to answer; a member answering only "no leader" for longer than
+    /// `election_timeout` is ejected; `closed` ends the probing.
     pub fn new(
         urls: &[String],
         options: ConnectOptions,
         connect_timeout: Duration,
         probe_timeout: Duration,
+        election_timeout: Duration,
         closed: CancellationToken,
     ) -> Arc<Self> {
         let members = urls
@@ -244,6 +254,7 @@ impl Endpoints {
                 url: url.clone(),
                 client: OnceCell::new(),
                 health: Mutex::new(Health::Healthy),
+                streak: Mutex::new(Streak::default()),
                 ejected: Mutex::new(CancellationToken::new()),
                 in_flight: AtomicU64::new(0),
                 requests: AtomicU64::new(0),
@@ -258,6 +269,7 @@ impl Endpoints {
             options,
             connect_timeout,
             probe_timeout,
+            election_timeout,
             rotation: AtomicUsize::new(0),
             prober: Mutex::new(false),
             closed,
@@ -341,16 +353,28 @@ impl Endpoints {
     }
 
     /// Record how an attempt on endpoint `index` ended: a failure ejects it (and starts the
-    /// probing), an answer re-admits it.
+    /// probing), as does answering only "no leader" for longer than an election timeout; an
+    /// answer re-admits it.
     pub fn record(self: &Arc<Self>, index: usize, outcome: Outcome) {
         let m = &self.members[index];
-        if !outcome.failed() {
-            if m.health().answer() {
-                events::emit(Level::Info, format!("etcd endpoint {} answers again: re-admitted", m.url));
+        match outcome {
+            Outcome::Answered => {
+                m.streak().answered();
+                if m.health().answer() {
+                    events::emit(Level::Info, format!("etcd endpoint {} answers again: re-admitted", m.url));
+                }
+                return;
             }
-            return;
+            Outcome::Leaderless => {
+                m.failures.fetch_add(1, Ordering::Relaxed);
+                if !m.streak().refused(tokio::time::Instant::now(), self.election_timeout) {
+                    return;
+                }
+            }
+            Outcome::Silent | Outcome::Broken | Outcome::NotSent => {
+                m.failures.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        m.failures.fetch_add(1, Ordering::Relaxed);
         // With one endpoint there is nowhere else to go: nothing to eject it for.
         if self.members.len() < 2 || !m.health().fail(Instant::now()) {
             return;
@@ -361,6 +385,7 @@ impl Endpoints {
         let what = match outcome {
             Outcome::Silent => "did not answer in time",
             Outcome::Broken => "lost its connection",
+            Outcome::Leaderless => "has had no leader for longer than an election timeout",
             Outcome::NotSent | Outcome::Answered => "could not be connected to",
         };
         events::emit(

@@ -7,12 +7,14 @@
 //! request timeout. Which endpoint a call goes to, and what happens when one stops
 //! answering: [`endpoints`]; when a call is tried again or hedged: [`policy`]. The files:
 //! `config` (how to reach etcd), `policy` (the request policy), `endpoints` (one connection
-//! per member and its health), `breaker` (failing fast), `errors` (what etcd's errors mean).
+//! per member and its health), `leaderless` (a member without a leader leaves the rotation),
+//! `breaker` (failing fast), `errors` (what etcd's errors mean).
 
 mod breaker;
 mod config;
 mod endpoints;
 mod errors;
+mod leaderless;
 mod members;
 mod nospace;
 mod policy;
@@ -78,8 +80,14 @@ impl EtcdStore {
             // Expired auth tokens are refreshed (and the call retried) transparently.
             options = options.with_user(user.clone(), password.clone()).with_auto_token_refresh(true);
         }
-        let endpoints =
-            Endpoints::new(&urls, options, config.connect_timeout, config.timeout, closed.clone());
+        let endpoints = Endpoints::new(
+            &urls,
+            options,
+            config.connect_timeout,
+            config.timeout,
+            config.election_timeout,
+            closed.clone(),
+        );
         EtcdStore {
             config,
             urls,

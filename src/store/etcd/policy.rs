@@ -42,12 +42,13 @@ struct Policy {
 
 impl Policy {
     /// Whether a failed attempt may be followed by another: a read that could not reach etcd;
-    /// a write that was never sent.
+    /// a write that was never sent, or that etcd refused "no leader" before proposing it
+    /// (`leaderless`).
     fn retries(&self, failed: &Failed) -> bool {
         if self.read {
             breaker::unreachable(&failed.error)
         } else {
-            failed.outcome == Outcome::NotSent
+            matches!(failed.outcome, Outcome::NotSent | Outcome::Leaderless)
         }
     }
 }
@@ -64,7 +65,8 @@ struct Launched {
 
 impl EtcdStore {
     /// Run one request with the request timeout. It is sent again (to another endpoint if
-    /// there is one) only when the connection for it could not be made: it never left.
+    /// there is one) only when the connection for it could not be made (it never left), or
+    /// etcd refused it "no leader" (never proposed: `leaderless`).
     /// Otherwise a write that timed out or whose connection broke may have been applied, and
     /// its error says so.
     pub(super) async fn call<T, F, Fut>(&self, operation: &'static str, f: F) -> Result<T>
@@ -170,6 +172,7 @@ impl EtcdStore {
                     break Ok(value);
                 }
                 Err(failed) if policy.retries(&failed) => {
+                    let outcome = failed.outcome;
                     last_error = Some(failed.error);
                     if launched.len() >= policy.attempts {
                         continue;
@@ -186,9 +189,12 @@ impl EtcdStore {
                         now + wait
                     };
                     if retry_at < deadline {
-                        // A retry, not a hedge: it may go to an endpoint tried already.
+                        // A retry, not a hedge: it may go to an endpoint tried already; but a
+                        // write refused "no leader" goes, as a hedge does, only to a healthy
+                        // endpoint not tried yet (without a quorum anywhere it fails at once,
+                        // rather than wait on a silent member and end unknown).
                         next_launch = Some(next_launch.map_or(retry_at, |t| t.min(retry_at)));
-                        hedging = false;
+                        hedging = !policy.read && outcome == Outcome::Leaderless;
                     }
                 }
                 Err(failed) => break Err(failed.error),
@@ -242,9 +248,9 @@ impl EtcdStore {
                 outcome => Failed { error: failure.error, outcome },
             },
             Some(Ok(Err(Ok(e)))) => match classify(&e) {
-                Outcome::Answered => {
+                outcome @ (Outcome::Answered | Outcome::Leaderless) => {
                     self.answered.store(true, Ordering::Relaxed);
-                    Failed { error: map_error(e), outcome: Outcome::Answered }
+                    Failed { error: map_error(e), outcome }
                 }
                 // tonic's own deadline (the same request timeout) fired first.
                 Outcome::Silent => {

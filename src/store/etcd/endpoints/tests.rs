@@ -5,7 +5,7 @@ use super::*;
 fn endpoints(n: usize) -> Arc<Endpoints> {
     let urls: Vec<String> = (0..n).map(|i| format!("http://127.0.0.1:{}", 1 + i)).collect();
     let second = Duration::from_secs(1);
-    Endpoints::new(&urls, ConnectOptions::new(), second, second, CancellationToken::new())
+    Endpoints::new(&urls, ConnectOptions::new(), second, second, second, CancellationToken::new())
 }
 
 #[test]
@@ -116,8 +116,10 @@ fn ejection_cancels_the_token_of_requests_in_flight_and_counts() {
 
 #[test]
 fn errors_are_classified_by_whether_etcd_sent_them() {
-    let sent = tonic::Status::unavailable("etcdserver: no leader");
+    let sent = tonic::Status::unavailable("etcdserver: too many requests");
     assert_eq!(classify(&etcd_client::Error::GRpcStatus(sent)), Outcome::Answered);
+    let no_leader = tonic::Status::unavailable("etcdserver: no leader");
+    assert_eq!(classify(&etcd_client::Error::GRpcStatus(no_leader)), Outcome::Leaderless);
     let refused = tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(std::io::Error::from(
         std::io::ErrorKind::ConnectionRefused,
     )))));
