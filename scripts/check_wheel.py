@@ -152,7 +152,7 @@ def main() -> None:
         ).stdout.strip()  # fmt: skip
         assert where.startswith(str(home)), f"imported from {where}, not the wheel"
         print(f"installed {wheel.name} without Rust on PATH; etcd_resources from {where}")
-        demo("EtcdLabWorkerResourceRepository as scoped", "with Neuroglia")
+        demo("EtcdLabInstanceResourceRepository as scoped", "with Neuroglia")
         for i, source in enumerate(examples):
             run = subprocess.run(
                 [py, "-c", source], env=env, cwd=tmp, capture_output=True, text=True, timeout=120
