@@ -4,6 +4,7 @@ a fake cloud provider that records its calls. Not the service's code: its shapes
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Optional
@@ -80,11 +81,17 @@ class WorkerController(ResourceControllerBase[svc.LabWorkerSpec, svc.LabWorkerSt
         self.cloud_provider = cloud_provider
         self.finalizer_name = FINALIZER
         self.phases_seen: list[svc.LabWorkerPhase] = []
+        self.entered: asyncio.Event | None = None
+        self.gate: asyncio.Event | None = None
+        """With both set, a Pending run sets ``entered`` then waits for ``gate``."""
 
     async def _do_reconcile(self, resource: svc.LabWorker) -> ReconciliationResult:  # type: ignore[override]
         phase = resource.status.phase
         self.phases_seen.append(phase)
         if phase == P.PENDING:
+            if self.entered is not None and self.gate is not None:
+                self.entered.set()
+                await self.gate.wait()
             errors = resource.spec.validate()
             if errors:
                 return ReconciliationResult.failed(ValueError("; ".join(errors)))

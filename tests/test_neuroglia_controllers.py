@@ -42,6 +42,17 @@ def make_controller(provider: FakeCloudProvider) -> WorkerController:
     return WorkerController(ServiceCollection().build(), provider)
 
 
+async def one_worker(
+    client: EtcdClient, prefix: str, cloud: FakeCloudProvider | None = None, **options: Any
+) -> tuple[EtcdLabWorkerResourceRepository, WorkerController, ResourceControllerHost]:
+    """A repository holding the worker ``w1`` (namespace ``labs``), a controller, its host."""
+    repo = workers(client, prefix)
+    await repo.add_async(svc.new_worker("w1"))
+    controller = make_controller(cloud or FakeCloudProvider())
+    options.setdefault("backoff_base", 0.01)
+    return repo, controller, ResourceControllerHost(controller, repo, **options)
+
+
 @asynccontextmanager
 async def hosting(host: ResourceControllerHost) -> AsyncIterator[ResourceControllerHost]:
     await host.start_async()
@@ -68,12 +79,9 @@ async def read(repo: EtcdLabWorkerResourceRepository, name: str) -> svc.LabWorke
 async def test_a_pending_worker_is_driven_to_ready_and_its_status_persisted(
     client: EtcdClient, prefix: str
 ) -> None:
-    repo = workers(client, prefix)
-    await repo.add_async(svc.new_worker("w1"))
     cloud = FakeCloudProvider()
-    controller = make_controller(cloud)
+    repo, controller, host = await one_worker(client, prefix, cloud)
     controller.monitor = timedelta(hours=1)
-    host = ResourceControllerHost(controller, repo, backoff_base=0.01)
     async with hosting(host):
         stats = await until(host, lambda s: cloud.count("health") >= 1 and s["in_flight"] == 0)
         # Ready, checked once, waiting an hour for its next check: the key is queued, not run.
@@ -108,10 +116,7 @@ async def test_a_pending_worker_is_driven_to_ready_and_its_status_persisted(
 async def test_a_settled_run_sets_observed_generation_until_the_spec_changes(
     client: EtcdClient, prefix: str
 ) -> None:
-    repo = workers(client, prefix)
-    await repo.add_async(svc.new_worker("w1"))
-    controller = make_controller(FakeCloudProvider())
-    host = ResourceControllerHost(controller, repo, backoff_base=0.01)
+    repo, controller, host = await one_worker(client, prefix)
     async with hosting(host):
         await until(host, lambda s: s["done"] >= 1)
         w1 = await read(repo, "w1")
@@ -131,10 +136,8 @@ async def test_a_settled_run_sets_observed_generation_until_the_spec_changes(
 async def test_a_delete_runs_finalize_retries_it_and_the_worker_goes(
     client: EtcdClient, prefix: str
 ) -> None:
-    repo = workers(client, prefix)
-    await repo.add_async(svc.new_worker("w1"))
     cloud = FakeCloudProvider(fail_terminate=1)
-    host = ResourceControllerHost(make_controller(cloud), repo, backoff_base=0.01)
+    repo, _, host = await one_worker(client, prefix, cloud)
     async with hosting(host):
         await until(host, lambda s: s["done"] >= 1)
         assert (await read(repo, "w1")).metadata.finalizers == [FINALIZER]
@@ -146,6 +149,40 @@ async def test_a_delete_runs_finalize_retries_it_and_the_worker_goes(
         assert "finalizer" in (stats["last_error"] or "")
     assert await repo.get_async("w1", "labs") is None
     assert cloud.calls[-2:] == [("terminate", "i-w1"), ("terminate", "i-w1")]
+
+
+async def test_a_spec_edit_made_during_a_run_is_kept_and_reconciled(
+    client: EtcdClient, prefix: str
+) -> None:
+    repo, controller, host = await one_worker(client, prefix)
+    controller.entered, controller.gate = asyncio.Event(), asyncio.Event()
+    async with hosting(host):
+        async with asyncio.timeout(WAIT):
+            await controller.entered.wait()
+        w1 = await read(repo, "w1")
+        w1.spec.lab_track = "ccnp"
+        await repo.update_async(w1)  # between the run's read and its status write
+        controller.gate.set()
+        await until(host, lambda s: s["done"] >= 1)
+    again = await read(repo, "w1")
+    assert again.spec.lab_track == "ccnp", "the status write re-read and kept the edit"
+    assert again.metadata.generation == 2
+    assert again.status.phase is P.READY and again.status.observed_generation == 2
+
+
+async def test_a_failed_result_is_retried_after_a_backoff(client: EtcdClient, prefix: str) -> None:
+    repo = workers(client, prefix)
+    broken = svc.new_worker("w1")
+    broken.spec.aws_config.ami_id = "not-an-ami"
+    await repo.add_async(broken)
+    controller = make_controller(FakeCloudProvider())
+    host = ResourceControllerHost(controller, repo, backoff_base=0.01, backoff_max=0.05)
+    async with hosting(host):
+        stats = await until(host, lambda s: s["retries"] >= 3)
+        assert stats["errors"] >= 3 and stats["done"] == 0
+        assert "valid ami_id is required" in (stats["last_error"] or "")
+    w1 = await read(repo, "w1")
+    assert w1.status.phase is P.PENDING and w1.status.observed_generation == 0
 
 
 async def test_results_map_to_actions() -> None:
