@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from neuroglia.coordination import LeaderElection, LeaderElectionConfig
 from neuroglia.data.resources.controller import ReconciliationResult
 from neuroglia.dependency_injection import ServiceCollection
@@ -230,12 +231,25 @@ def candidate(
     return host, backend
 
 
+@pytest.fixture
+async def other(
+    client: EtcdClient, store_kind: str, etcd_endpoints: list[str]
+) -> AsyncIterator[EtcdClient]:
+    """On etcd another client, as another replica would have (memory:// stores are per
+    client: there, the same one)."""
+    if store_kind != "etcd":
+        yield client
+        return
+    async with EtcdClient(etcd_endpoints) as c:
+        yield c
+
+
 async def test_a_standby_waits_while_the_leader_reconciles_and_takes_over(
-    client: EtcdClient, prefix: str
+    client: EtcdClient, other: EtcdClient, prefix: str
 ) -> None:
     first_cloud, second_cloud = FakeCloudProvider(), FakeCloudProvider()
     first, _ = candidate(client, prefix, "first", first_cloud)
-    second, second_backend = candidate(client, prefix, "second", second_cloud)
+    second, second_backend = candidate(other, prefix, "second", second_cloud)
     await first.start_async()
     try:
         await until(first, lambda s: s["running"])
@@ -259,6 +273,19 @@ async def test_a_standby_waits_while_the_leader_reconciles_and_takes_over(
     finally:
         await second.stop_async()
     assert await second_backend.get_lease_holder("leases:lab-workers") is None
+
+
+async def test_set_finalizer_adds_and_removes_the_last_one_deletes(
+    client: EtcdClient, prefix: str
+) -> None:
+    repo, _, host = await one_worker(client, prefix)
+    w1 = await read(repo, "w1")
+    stored = await host.runtime.set_finalizer(w1, "a/b", True)
+    assert isinstance(stored, svc.LabWorker) and stored.metadata.finalizers == ["a/b"]
+    assert stored.metadata.generation == 1
+    await repo.remove_async("w1", "labs")
+    assert await host.runtime.set_finalizer(w1, "a/b", False) is None
+    assert await repo.get_async("w1", "labs") is None
 
 
 async def test_registered_through_dependency_injection_as_a_hosted_service(
