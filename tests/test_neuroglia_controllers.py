@@ -17,7 +17,7 @@ from neuroglia.data.resources.controller import ReconciliationResult
 from neuroglia.dependency_injection import ServiceCollection
 from neuroglia.hosting.abstractions import HostedService
 
-from etcd_resources import EtcdClient, EtcdLabWorkerResourceRepository, EtcdSettings
+from etcd_resources import ClosedError, EtcdClient, EtcdLabWorkerResourceRepository, EtcdSettings
 from etcd_resources.controller import Action, ControllerStats
 from etcd_resources.neuroglia import (
     EtcdCoordinationBackend,
@@ -273,6 +273,23 @@ async def test_a_standby_waits_while_the_leader_reconciles_and_takes_over(
     finally:
         await second.stop_async()
     assert await second_backend.get_lease_holder("leases:lab-workers") is None
+
+
+async def test_a_leader_whose_runtime_fails_stops_leading_and_says_why(
+    client: EtcdClient, prefix: str
+) -> None:
+    host, _ = candidate(client, prefix, "first", FakeCloudProvider())
+
+    async def close_when_leading() -> None:
+        await until(host, lambda s: s["running"])
+        await client.close()
+
+    closer = asyncio.ensure_future(close_when_leading())
+    with pytest.raises(ClosedError):
+        async with asyncio.timeout(WAIT):
+            await host.run()
+    await closer
+    assert not host.is_leader and not host.stats()["running"]
 
 
 async def test_set_finalizer_adds_and_removes_the_last_one_deletes(

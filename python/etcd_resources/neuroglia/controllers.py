@@ -91,6 +91,7 @@ class ResourceControllerHost(HostedService):
         self._runtime = Controller(repository, self._reconcile, **options)
         self._task: asyncio.Task[None] | None = None
         self._leading: asyncio.Task[None] | None = None
+        self._failed: asyncio.Future[None] | None = None
         capturing(controller)
         if leader_election is not None and controller.leader_election is None:
             controller.leader_election = leader_election  # its own check agrees with ours
@@ -99,7 +100,7 @@ class ResourceControllerHost(HostedService):
         if self._election is None:
             state = "unelected"
         else:
-            state = "leading" if self._election.is_leader() else "standby"
+            state = "leading" if self.is_leader else "standby"
         return (
             f"ResourceControllerHost({type(self._controller).__name__}, "
             f"prefix={self._repository.prefix!r}, {state})"
@@ -121,8 +122,12 @@ class ResourceControllerHost(HostedService):
 
     @property
     def is_leader(self) -> bool:
-        """Whether this replica reconciles (always, without leader election)."""
-        return self._election is None or self._election.is_leader()
+        """Whether this replica reconciles now: always without leader election; with it, while
+        the runtime runs for the lease it holds (not Neuroglia's flag alone, which stays set
+        when releasing the lease failed)."""
+        if self._election is None:
+            return True
+        return self._leading is not None and not self._leading.done()
 
     def stats(self) -> ControllerStats:
         return self._runtime.stats()
@@ -145,24 +150,38 @@ class ResourceControllerHost(HostedService):
         await _cancel(task)
 
     async def run(self) -> None:
-        """Run until cancelled: the runtime at once, or while leading with leader election."""
+        """Run until cancelled: the runtime at once, or while leading with leader election.
+        A runtime that fails while leading (a closed client, ...) ends the election too (the
+        lease is released, not held by a replica that no longer reconciles) and is raised."""
         if self._election is None:
             await self._runtime.run()
             return
         if self._repository._core.cached:
             await self._repository.count_async()  # a standby keeps the shared cache loaded
-        try:
-            # It awaits coroutine functions (its annotation says `Callable[[], None]`).
-            await self._election.run(
+        self._failed = asyncio.get_running_loop().create_future()
+        # It awaits coroutine functions (its annotation says `Callable[[], None]`).
+        election = asyncio.ensure_future(
+            self._election.run(
                 self._started_leading,  # type: ignore[arg-type]
                 self._stopped_leading,  # type: ignore[arg-type]
             )
+        )
+        try:
+            await asyncio.wait({election, self._failed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            await self._stopped_leading()
+            self._failed.cancel()
+            await _cancel(election)  # releases the lease, if held
+            await self._stopped_leading()  # raises what failed the runtime, if it failed
+        election.result()
 
     async def _started_leading(self) -> None:
         if self._leading is None or self._leading.done():
             self._leading = asyncio.ensure_future(self._runtime.run())
+            self._leading.add_done_callback(self._runtime_ended)
+
+    def _runtime_ended(self, task: asyncio.Task[None]) -> None:
+        if self._failed is not None and not task.cancelled() and task.exception() is not None:
+            self._failed.cancel()  # wakes run()
 
     async def _stopped_leading(self) -> None:
         task, self._leading = self._leading, None
