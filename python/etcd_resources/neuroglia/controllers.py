@@ -34,6 +34,7 @@ from neuroglia.data.resources.controller import ReconciliationStatus, ResourceCo
 from neuroglia.hosting.abstractions import HostedService
 
 from ..controller import Action, Controller, ControllerStats
+from ..errors import InvalidArgumentError
 from ..repository import _Repository
 from .results import capture, capturing, to_action
 
@@ -84,6 +85,11 @@ class ResourceControllerHost(HostedService):
         add_finalizer: bool = True,
         **options: Any,
     ) -> None:
+        if repository.resource_type is None:
+            raise InvalidArgumentError(
+                f"{type(controller).__name__} reconciles Resource objects: give {repository!r} "
+                "a resource_type= (its reads return dicts)"
+            )
         self._controller = controller
         self._repository = repository
         self._election = leader_election
