@@ -46,17 +46,32 @@ def workers(client: EtcdClient, prefix: str) -> EtcdLabWorkerResourceRepository:
     )
 
 
-def make_controller(provider: FakeCloudProvider) -> WorkerController:
-    return WorkerController(ServiceCollection().build(), provider)
+def make_controller(
+    provider: FakeCloudProvider, kind: type[WorkerController] = WorkerController
+) -> WorkerController:
+    return kind(ServiceCollection().build(), provider)
+
+
+class FinalizingController(WorkerController):
+    """Overrides ``finalize`` itself, as the service's ``LabWorkerController`` does."""
+
+    async def finalize(self, resource: svc.LabWorker) -> bool:  # type: ignore[override]
+        assert resource.status.ec2_instance_id is not None
+        await self.cloud_provider.terminate_instance(resource.status.ec2_instance_id)
+        return True
 
 
 async def one_worker(
-    client: EtcdClient, prefix: str, cloud: FakeCloudProvider | None = None, **options: Any
+    client: EtcdClient,
+    prefix: str,
+    cloud: FakeCloudProvider | None = None,
+    kind: type[WorkerController] = WorkerController,
+    **options: Any,
 ) -> tuple[EtcdLabWorkerResourceRepository, WorkerController, ResourceControllerHost]:
     """A repository holding the worker ``w1`` (namespace ``labs``), a controller, its host."""
     repo = workers(client, prefix)
     await repo.add_async(svc.new_worker("w1"))
-    controller = make_controller(cloud or FakeCloudProvider())
+    controller = make_controller(cloud or FakeCloudProvider(), kind)
     options.setdefault("backoff_base", 0.01)
     return repo, controller, ResourceControllerHost(controller, repo, **options)
 
@@ -159,6 +174,19 @@ async def test_a_delete_runs_finalize_retries_it_and_the_worker_goes(
         assert "finalizer" in (stats["last_error"] or "")
     assert await repo.get_async("w1", "labs") is None
     assert cloud.calls[-2:] == [("terminate", "i-w1"), ("terminate", "i-w1")]
+
+
+async def test_a_controller_that_overrides_finalize_is_finalized_too(
+    client: EtcdClient, prefix: str
+) -> None:
+    cloud = FakeCloudProvider()
+    repo, _, host = await one_worker(client, prefix, cloud, FinalizingController)
+    async with hosting(host):
+        await until(host, lambda s: s["done"] >= 1)
+        await repo.remove_async("w1", "labs")
+        await until(host, lambda s: cloud.count("terminate") >= 1)
+    assert await repo.get_async("w1", "labs") is None
+    assert cloud.count("terminate") == 1
 
 
 async def test_a_spec_edit_made_during_a_run_is_kept_and_reconciled(
