@@ -161,6 +161,14 @@ class Controller:
         _, stored = await self._core.write_status(key, {} if status is None else status)
         return stored
 
+    async def set_finalizer(self, resource: Any, name: str, present: bool) -> Any:
+        """Add (``present``) or remove the finalizer ``name`` on the stored resource
+        (compare-and-swap, re-reading on conflicts); removing the last one of a resource being
+        deleted deletes it. Returns the stored resource, or ``None`` if it is gone."""
+        key = key_of(self._repository._core, resource)
+        _, stored = await self._core.set_finalizer(key, name, present)
+        return stored
+
     def stats(self) -> ControllerStats:
         """What this controller did (counts since ``run()`` began)."""
         native = self._core.stats()

@@ -18,6 +18,9 @@ This subpackage adds the rest of the integration:
   on etcd leases, for its leader election;
 - :class:`NeurogliaStorageBackend` (``storage.py``): Neuroglia's storage protocol (text
   values) on etcd, for Neuroglia's own ``ResourceRepository`` and the service's subclasses;
+- :class:`ResourceControllerHost` (``controllers.py``) and :func:`add_resource_controller`
+  (``hosting.py``): Neuroglia ``ResourceControllerBase`` subclasses run on the package's
+  controller runtime, as a ``HostedService``;
 - :func:`add_etcd_resources` and :func:`add_resource_repository`
   (``dependency_injection.py``): the ``EtcdClient`` as a singleton and the repositories as
   scoped services built by factories, as the service's ``main.py`` registered its old
@@ -46,7 +49,9 @@ __all__ = [
     "EtcdResourceWatcher",
     "NeurogliaConflictError",
     "NeurogliaStorageBackend",
+    "ResourceControllerHost",
     "add_etcd_resources",
+    "add_resource_controller",
     "add_resource_repository",
 ]
 
@@ -54,8 +59,10 @@ if TYPE_CHECKING:
     from ..lab_instance_repository import EtcdLabInstanceResourceRepository
     from ..lab_worker_repository import EtcdLabWorkerResourceRepository
     from ..repository import ResourceRepository as EtcdResourceRepository
+    from .controllers import ResourceControllerHost
     from .coordination import EtcdCoordinationBackend
     from .dependency_injection import add_etcd_resources, add_resource_repository
+    from .hosting import add_resource_controller
     from .storage import NeurogliaStorageBackend
     from .watcher import EtcdResourceWatcher
 
@@ -66,6 +73,8 @@ _WHERE = {
     "EtcdCoordinationBackend": (".coordination", "EtcdCoordinationBackend"),
     "EtcdResourceWatcher": (".watcher", "EtcdResourceWatcher"),
     "NeurogliaStorageBackend": (".storage", "NeurogliaStorageBackend"),
+    "ResourceControllerHost": (".controllers", "ResourceControllerHost"),
+    "add_resource_controller": (".hosting", "add_resource_controller"),
     "add_etcd_resources": (".dependency_injection", "add_etcd_resources"),
     "add_resource_repository": (".dependency_injection", "add_resource_repository"),
     # The package's own classes (the same objects, not subclasses).
