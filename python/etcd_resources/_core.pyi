@@ -135,6 +135,10 @@ class RepositoryCore:
     def namespaced(self) -> bool: ...
     @property
     def format(self) -> str: ...
+    def as_dicts(self) -> RepositoryCore:
+        """The same repository (its cache included), reading dicts."""
+    def note_seen(self, key: str, revision: int) -> None:
+        """This client saw ``key`` at ``revision``: session reads of the cache wait for it."""
     def key(self, name: str, namespace: str | None = None) -> str: ...
     async def get(self, name: str, namespace: str | None = None) -> Any | None: ...
     async def contains(self, name: str, namespace: str | None = None) -> bool: ...
@@ -243,6 +247,8 @@ class ControllerCore:
         """Load the cache, queue every key, follow changes (returns an awaitable)."""
     async def next(self) -> tuple[str, Any, int, str, BaseException | None]:
         """The next ``(key, resource, failures, priority, error)`` to run (returns an awaitable)."""
+    def trigger(self, keys: builtins.list[str]) -> None:
+        """Queue keys of the prefix as live changes (something they relate to changed)."""
     def finish(self, key: str, outcome: str, after: float | None = None) -> None: ...
     async def record(
         self,

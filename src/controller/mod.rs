@@ -85,6 +85,8 @@ pub struct Stats {
     pub relists: u64,
     /// Runs put back because the cache did not catch up within the request timeout.
     pub cache_timeouts: u64,
+    /// Keys triggered by changes of related resources ([`Controller::trigger`]).
+    pub related: u64,
 }
 
 #[derive(Default)]
@@ -94,6 +96,7 @@ struct Counters {
     gone: AtomicU64,
     relists: AtomicU64,
     cache_timeouts: AtomicU64,
+    related: AtomicU64,
 }
 
 struct Inner {
@@ -218,6 +221,15 @@ impl Controller {
         Ok(informer.get(key).map(|entry| entry.stored().clone()))
     }
 
+    /// Queue `keys` as live changes, for a change of something related to them (an owned
+    /// resource, a watched one): no cache revision to wait for beyond this client's session.
+    pub fn trigger(&self, keys: impl IntoIterator<Item = Key>) {
+        let mut n = 0;
+        let keys = keys.into_iter().inspect(|_| n += 1).map(|key| (key, 0)).collect::<Vec<_>>();
+        self.inner.queue.trigger_all(keys, Priority::Live);
+        self.inner.counters.related.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// `key`'s reconcile ended with `outcome`.
     pub fn finish(&self, key: &str, outcome: Outcome) {
         self.inner.queue.finish(key, outcome);
@@ -237,6 +249,7 @@ impl Controller {
             gone: c.gone.load(Ordering::Relaxed),
             relists: c.relists.load(Ordering::Relaxed),
             cache_timeouts: c.cache_timeouts.load(Ordering::Relaxed),
+            related: c.related.load(Ordering::Relaxed),
         }
     }
 }

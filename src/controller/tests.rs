@@ -161,3 +161,20 @@ async fn a_feed_that_fell_behind_relists_and_loses_nothing() {
     assert!(stats.relists >= 1, "fell behind at least once: {stats:?}");
     assert_eq!(stats.gone, 0);
 }
+
+#[tokio::test]
+async fn a_related_trigger_runs_the_key_live_once_and_a_missing_key_is_gone() {
+    let repo = repository("/rel/");
+    repo.create(json!({"metadata": {"name": "a"}, "spec": {}, "status": {}}), 0).await.expect("create");
+    let controller = Controller::start(repo.clone(), Settings::default()).await.expect("start");
+    let work = controller.next().await.expect("the listed key");
+    controller.finish(&work.key, Outcome::Done);
+
+    // Two related changes of `a` before its turn merge into one run; `nobody` is not there.
+    controller.trigger([Key::from("/rel/nobody"), Key::from("/rel/a"), Key::from("/rel/a")]);
+    let work = controller.next().await.expect("the related run");
+    assert_eq!((work.key.as_ref(), work.priority), ("/rel/a", Priority::Live));
+    controller.finish(&work.key, Outcome::Done);
+    let stats = controller.stats();
+    assert_eq!((stats.related, stats.gone, stats.queue.depth, stats.queue.done), (3, 1, 0, 3));
+}

@@ -10,7 +10,7 @@ use pyo3::IntoPyObjectExt;
 
 use crate::controller::backoff::Backoff;
 use crate::controller::persist::{self, Edited, Reconciled};
-use crate::controller::{seconds, Controller, Options, Outcome, Predicate, Priority, Settings, Work};
+use crate::controller::{seconds, Controller, Key, Options, Outcome, Predicate, Priority, Settings, Work};
 use crate::error::Error;
 use crate::py::bridge::spawn;
 use crate::py::convert::to_value;
@@ -138,6 +138,18 @@ impl PyControllerCore {
         })
     }
 
+    /// Queue `keys` (of this controller's prefix) as live changes: something they relate to
+    /// changed.
+    fn trigger(&self, keys: Vec<String>) -> PyResult<()> {
+        let controller = self.started()?;
+        let prefix = &self.repo.config().prefix;
+        if let Some(stray) = keys.iter().find(|k| !k.starts_with(prefix.as_str())) {
+            return Err(Error::invalid(format!("{stray:?} is not under the prefix {prefix:?}")).into());
+        }
+        controller.trigger(keys.into_iter().map(|k| Key::from(k.as_str())));
+        Ok(())
+    }
+
     /// `key`'s reconcile ended: `outcome` is `done`, `requeue` (with `after` seconds), `retry`
     /// (`after`: the delay asked for; `None`: the key's backoff) or `terminal`.
     #[pyo3(signature = (key, outcome, after=None))]
@@ -225,6 +237,7 @@ impl PyControllerCore {
         d.set_item("gone", s.gone)?;
         d.set_item("relists", s.relists)?;
         d.set_item("cache_timeouts", s.cache_timeouts)?;
+        d.set_item("related", s.related)?;
         Ok(d)
     }
 

@@ -106,6 +106,24 @@ impl PyRepositoryCore {
         self.repo.config().format.name()
     }
 
+    /// The same repository (its cache included) with reads that return dicts.
+    fn as_dicts(&self) -> Self {
+        PyRepositoryCore { repo: self.repo.clone(), shape: Shape::Dicts }
+    }
+
+    /// This client saw `key` at `revision` (a watch delivered it): the session reads of the
+    /// prefix's cache wait until it has applied that revision, as after a read or a write.
+    fn note_seen(&self, key: &str, revision: i64) -> PyResult<()> {
+        if !key.starts_with(self.repo.config().prefix.as_str()) {
+            return Err(crate::error::Error::invalid(format!(
+                "{key:?} is not under this repository's prefix"
+            ))
+            .into());
+        }
+        crate::informer::note(self.repo.client(), key.as_bytes(), revision);
+        Ok(())
+    }
+
     /// The key a resource is stored at (validates the name).
     #[pyo3(signature = (name, namespace=None))]
     fn key(&self, name: &str, namespace: Option<&str>) -> PyResult<String> {

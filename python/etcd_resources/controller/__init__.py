@@ -4,6 +4,16 @@ after each change that matters, with the queue in Rust (see docs/controller.md).
 
 from .action import Action
 from .finalizer import finalizer
+from .owners import owner_reference
+from .relations import Mapper
 from .runtime import Controller, ControllerStats, Reconcile
 
-__all__ = ["Action", "Controller", "ControllerStats", "Reconcile", "finalizer"]
+__all__ = [
+    "Action",
+    "Controller",
+    "ControllerStats",
+    "Mapper",
+    "Reconcile",
+    "finalizer",
+    "owner_reference",
+]

@@ -17,9 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypedDict
 
 from .. import _core
+from ..errors import ClosedError
 from ..repository import _Repository
 from ._resource import generation, key_of
 from .action import Action
+from .collector import Collector
+from .relations import Follower, Mapper, OwnerDeletions, relations
 
 __all__ = ["Controller", "ControllerStats", "Reconcile"]
 
@@ -55,6 +58,10 @@ class ControllerStats(TypedDict):
     """Keys whose resource failed ``when`` (not reconciled)."""
     relists: int
     cache_timeouts: int
+    related: int
+    """Keys triggered by changes of related resources (``owns=``, ``watches=``)."""
+    collected: int
+    """Owned resources deleted because their owners had gone (``owns=``)."""
     running: bool
     last_error: str | None
 
@@ -90,6 +97,13 @@ class Controller:
     ``when(resource) -> bool`` (kopf's ``when=``): a key whose resource fails it is not
     reconciled (counted as ``skipped``); it runs in the event loop, so keep it cheap.
 
+    ``owns=repository`` (or several): a change of a resource there reconciles the owners its
+    ``metadata.owner_references`` name (``owner_reference(owner)`` makes one), and with
+    ``collect=True`` (the default) it is deleted once its owners are gone, as Kubernetes'
+    garbage collector does. ``watches=(repository, mapper)`` (or several pairs): a change of a
+    resource there reconciles what ``mapper(resource)`` names (names, ``(name, namespace)``
+    pairs or resources).
+
     ``record_status=True``: after each reconcile, the runtime sets ``status.observed_generation``
     (to the generation reconciled, on success) and the ``Reconciled`` condition (``True``, or
     ``False`` with the error), with compare-and-swap, re-reading on conflicts; nothing is
@@ -112,6 +126,11 @@ class Controller:
         drain_timeout: float | None = None,
         record_status: bool = False,
         when: Callable[[Any], bool] | None = None,
+        owns: _Repository[Any] | Sequence[_Repository[Any]] | None = None,
+        watches: tuple[_Repository[Any], Mapper]
+        | Sequence[tuple[_Repository[Any], Mapper]]
+        | None = None,
+        collect: bool = True,
     ) -> None:
         self._repository = repository
         self._reconcile = reconcile
@@ -120,6 +139,10 @@ class Controller:
         self._drain_timeout = drain_timeout
         self._record_status = record_status
         self._when = when
+        self._relations = relations(owns, watches)
+        self._collect = collect
+        self._collectors: list[Collector] = []
+        self._feed_error: BaseException | None = None
         self._options: dict[str, Any] = {
             "max_concurrency": max_concurrency,
             "backoff_base": backoff_base,
@@ -188,6 +211,8 @@ class Controller:
             skipped=self._skipped,
             relists=native["relists"],
             cache_timeouts=native["cache_timeouts"],
+            related=native["related"],
+            collected=sum(c.collected for c in self._collectors),
             running=self._running,
             last_error=self._last_error,
         )
@@ -222,23 +247,75 @@ class Controller:
         self._running = True
         self._reconciles = self._errors = self._skipped = 0
         self._last_error = None
+        self._feed_error = None
         executor = None if self._async else ThreadPoolExecutor(self._sync_workers, "etcd-reconcile")
         tasks: set[asyncio.Task[None]] = set()
+        followers, deletions = self._feeds()
+        streams: list[Follower | OwnerDeletions] = [*followers, *deletions]
+        feeds: list[asyncio.Task[None]] = []
         try:
+            # Opened before the listing: a related change made meanwhile is not missed.
+            for feed in streams:
+                await feed.open()
             await core.start()
+            for follower in followers:
+                feeds.append(self._start_feed(core, follower.run(core.trigger)))
+            for deletion in deletions:
+                feeds.append(self._start_feed(core, deletion.run()))
             await self._notify()  # `running`, with the listing queued
             while True:
-                work = await core.next()
+                try:
+                    work = await core.next()
+                except ClosedError:
+                    if self._feed_error is not None:
+                        raise self._feed_error from None
+                    raise
                 task = asyncio.create_task(self._run_one(core, executor, work))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
         finally:
             core.stop()
+            for feed_task in feeds:
+                feed_task.cancel()
+            for feed in streams:
+                feed.close()
             await self._drain(tasks)
             if executor is not None:
                 executor.shutdown(wait=False, cancel_futures=True)
             self._running = False
             await self._notify()
+
+    def _feeds(self) -> tuple[list[Follower], list[OwnerDeletions]]:
+        """The feeds of the related repositories, and of owner deletions (collect=True)."""
+        self._collectors = []
+        followers = []
+        for relation in self._relations:
+            collector = None
+            if relation.mapper is None and self._collect:
+                collector = Collector(
+                    self._repository._core.as_dicts(),
+                    relation.repository._core.as_dicts(),
+                    self._notify,
+                )
+                self._collectors.append(collector)
+            followers.append(Follower(relation, self._repository, collector))
+        deletions = [OwnerDeletions(self._repository, self._collectors)] if self._collectors else []
+        return followers, deletions
+
+    def _start_feed(self, core: _core.ControllerCore, feed: Awaitable[None]) -> asyncio.Task[None]:
+        """Run a related feed; its failure stops the queue, and ``run()`` raises it."""
+
+        async def guarded() -> None:
+            try:
+                await feed
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                log.error("a feed of related resources failed: %r", exc)
+                self._feed_error = exc
+                core.stop()
+
+        return asyncio.create_task(guarded())
 
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
         if not tasks:

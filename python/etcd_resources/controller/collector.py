@@ -1,0 +1,113 @@
+"""Cascading deletion, as Kubernetes' garbage collector does it in the background: a resource
+whose owner references (``owners.py``) all name owners that are gone is deleted.
+
+It runs beside a controller with ``owns=``: once at startup over every owned resource (owners
+deleted while nothing ran), then for each owner deletion the controller's prefix sees, and for
+each owned resource created or re-parented (an owner that went just before). An owner counts
+as gone when etcd has no resource under its name, or one with another ``uid``; it is read from
+etcd (not the cache) before anything is deleted. A reference whose ``kind`` is not the kind of
+the controller's resources (as their documents say) names an owner this collector cannot look
+up, so the resource is kept. A resource with finalizers is marked, not deleted, as any delete
+does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from .. import _core
+from ..errors import NotFoundError
+from ._resource import meta
+from .owners import OwnerRef, owner_refs
+
+__all__ = ["Collector"]
+
+log = logging.getLogger("etcd_resources.controller")
+
+
+class Collector:
+    """Deletes the resources of ``owned`` (a dict-shaped repository core) whose owners, in
+    ``owners`` (one too), have all gone."""
+
+    def __init__(
+        self,
+        owners: _core.RepositoryCore,
+        owned: _core.RepositoryCore,
+        collected: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._owners = owners
+        self._owned = owned
+        self._on_collected = collected
+        self._kinds: set[str] = set()
+        self.collected = 0
+
+    def learn(self, owner: Any) -> None:
+        """``owner`` is a resource of the controller's prefix: remember its kind."""
+        kind = owner.get("kind") if isinstance(owner, Mapping) else None
+        if isinstance(kind, str):
+            self._kinds.add(kind)
+
+    def _namespace(self, ref: OwnerRef) -> str | None:
+        return ref.namespace if self._owners.namespaced else None
+
+    async def sweep(self) -> None:
+        """Collect every owned resource whose owners are gone (at startup)."""
+        owners, rest = await self._owners.list(consistent=True)
+        while rest is not None and (chunk := await rest.next()) is not None:
+            owners.extend(chunk)
+        present: dict[tuple[str, str | None], Any] = {}
+        for owner in owners:
+            self.learn(owner)
+            present[(meta(owner, "name"), meta(owner, "namespace"))] = meta(owner, "uid")
+        owned, rest = await self._owned.list(consistent=True)
+        while rest is not None and (chunk := await rest.next()) is not None:
+            owned.extend(chunk)
+        for resource in owned:
+            refs = owner_refs(resource)
+            if refs and not any(self._alive_in(present, ref) for ref in refs):
+                await self.consider(resource)
+
+    def _alive_in(self, present: dict[tuple[str, str | None], Any], ref: OwnerRef) -> bool:
+        key = (ref.name, self._namespace(ref))
+        return key in present and (ref.uid is None or present[key] == ref.uid)
+
+    async def owner_gone(self, owner: Any) -> None:
+        """``owner`` was deleted: collect what it owned, if nothing else owns it."""
+        self.learn(owner)
+        name, namespace, uid = meta(owner, "name"), meta(owner, "namespace"), meta(owner, "uid")
+        owned, rest = await self._owned.list()
+        while rest is not None and (chunk := await rest.next()) is not None:
+            owned.extend(chunk)
+        for resource in owned:
+            for ref in owner_refs(resource):
+                if (
+                    ref.name == name
+                    and self._namespace(ref) == (namespace if self._owners.namespaced else None)
+                    and (ref.uid is None or ref.uid == uid)
+                ):
+                    await self.consider(resource)
+                    break
+
+    async def consider(self, resource: Any) -> bool:
+        """Delete ``resource`` if every owner it names is gone; whether it did."""
+        refs = owner_refs(resource)
+        if not refs:
+            return False
+        for ref in refs:
+            if ref.kind is not None and ref.kind not in self._kinds:
+                return False  # an owner of a kind this collector cannot look up
+            owner = await self._owners.get(ref.name, self._namespace(ref))
+            if owner is not None and (ref.uid is None or meta(owner, "uid") == ref.uid):
+                return False
+        name, namespace = meta(resource, "name"), meta(resource, "namespace")
+        try:
+            await self._owned.remove(name, namespace if self._owned.namespaced else None)
+        except NotFoundError:
+            return False
+        self.collected += 1
+        if self._on_collected is not None:
+            await self._on_collected()
+        log.info("deleted %s%s: its owners are gone", self._owned.prefix, name)
+        return True

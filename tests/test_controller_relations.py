@@ -1,0 +1,262 @@
+"""Related resources: ``owns=`` (owner references, cascading deletion) and ``watches=``
+(a mapper), on etcd and on memory://. Tests wait on ``Controller.wait_for``, never on sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from etcd_resources import EtcdClient, InvalidArgumentError, ResourceRepository, thaw
+from etcd_resources.controller import Action, Controller, owner_reference
+
+from .test_controller import WAIT, doc, name_of, reached, running, until
+
+
+def lab(name: str) -> dict[str, Any]:
+    return {"kind": "Lab", **doc(name, seats=1)}
+
+
+def seat(name: str, *owners: Any) -> dict[str, Any]:
+    return {
+        "kind": "Seat",
+        "metadata": {"name": name, "owner_references": [owner_reference(o) for o in owners]},
+        "spec": {},
+        "status": {},
+    }
+
+
+async def settle(resource: Any) -> Action:
+    return Action.done()
+
+
+def labs_and_seats(
+    client: EtcdClient, prefix: str, *, cached: bool = False
+) -> tuple[ResourceRepository, ResourceRepository]:
+    return ResourceRepository(client, prefix + "labs/"), ResourceRepository(
+        client, prefix + "seats/", cache=cached
+    )
+
+
+@asynccontextmanager
+async def collecting(
+    labs: ResourceRepository, seats: ResourceRepository, listed: int
+) -> AsyncIterator[Controller]:
+    """A controller of ``labs`` owning ``seats``, running, past its ``listed`` first runs."""
+    controller = Controller(labs, settle, owns=seats)
+    async with running(controller):
+        await until(controller, reached("reconciles", listed))
+        yield controller
+
+
+async def names(repository: ResourceRepository) -> set[str]:
+    return {name_of(r) for r in await repository.list_async()}
+
+
+async def test_an_owned_change_reconciles_its_owner_and_the_run_sees_it(
+    client: EtcdClient, prefix: str
+) -> None:
+    labs, seats = labs_and_seats(client, prefix, cached=True)
+    seen: dict[str, list[int]] = defaultdict(list)
+
+    async def reconcile(resource: Any) -> Action:
+        name = name_of(resource)
+        owned = [
+            s
+            for s in await seats.list_async()
+            if any(r["name"] == name for r in s["metadata"].get("owner_references", []))
+        ]
+        seen[name].append(len(owned))
+        return Action.done()
+
+    lab1 = await labs.add_async(lab("lab1"))
+    lab2 = await labs.add_async(lab("lab2"))
+    controller = Controller(labs, reconcile, owns=seats)
+    async with running(controller):
+        await until(controller, reached("reconciles", 2))
+        for i in range(3):
+            await seats.add_async(seat(f"s{i}", lab1))
+            # Each creation reconciles lab1 once more, and that run sees the seat.
+            await until(controller, lambda s, i=i: len(seen["lab1"]) >= 2 + i)  # type: ignore[misc]
+            assert seen["lab1"][-1] == i + 1
+        assert seen["lab2"] == [0]
+        # Re-parented: both the old owner and the new one run.
+        moved = thaw(await seats.get_async("s0"))
+        before = len(seen["lab1"])
+        moved["metadata"]["owner_references"] = [owner_reference(lab2)]
+        await seats.update_async(moved)
+        await until(controller, lambda s: len(seen["lab2"]) >= 2 and len(seen["lab1"]) > before)
+        assert seen["lab2"][-1] == 1
+        assert seen["lab1"][-1] == 2
+        assert controller.stats()["related"] >= 5
+        assert controller.stats()["collected"] == 0
+
+
+async def test_a_mapper_names_what_a_watched_change_reconciles(
+    client: EtcdClient, prefix: str
+) -> None:
+    workers = ResourceRepository(client, prefix + "workers/")
+    requests = ResourceRepository(client, prefix + "requests/")
+    runs: dict[str, int] = defaultdict(int)
+
+    async def reconcile(resource: Any) -> Action:
+        runs[name_of(resource)] += 1
+        return Action.done()
+
+    for name in ("w1", "w2"):
+        await workers.add_async(doc(name))
+    controller = Controller(workers, reconcile, watches=(requests, lambda r: [r["spec"]["worker"]]))
+    async with running(controller):
+        await until(controller, reached("reconciles", 2))
+        await requests.add_async(doc("r1", worker="w2"))
+        await until(controller, lambda s: runs["w2"] >= 2)
+        await requests.remove_async("r1")  # a deletion maps too
+        await until(controller, lambda s: runs["w2"] >= 3)
+        assert runs["w1"] == 1
+        # A name that is not there is a key that is gone: not reconciled, not an error.
+        await requests.add_async(doc("r2", worker="nobody"))
+        await requests.add_async(doc("r3", worker="w1"))  # queued after it
+        stats = await until(controller, lambda s: runs["w1"] >= 2)
+        assert stats["gone"] == 1
+        assert stats["errors"] == 0
+
+
+async def test_a_mapper_that_raises_ends_run_with_its_error(
+    client: EtcdClient, prefix: str
+) -> None:
+    workers = ResourceRepository(client, prefix + "workers/")
+    requests = ResourceRepository(client, prefix + "requests/")
+
+    def mapper(resource: Any) -> list[str]:
+        raise LookupError(f"no worker field in {name_of(resource)}")
+
+    controller = Controller(workers, settle, watches=[(requests, mapper)])
+    task = asyncio.ensure_future(controller.run())
+    await until(controller, lambda s: s["running"])
+    await requests.add_async(doc("r1"))
+    with pytest.raises(LookupError, match="no worker field in r1"):
+        async with asyncio.timeout(WAIT):
+            await task
+    assert not controller.stats()["running"]
+
+
+def test_relations_are_checked_when_made(client: EtcdClient) -> None:
+    labs = ResourceRepository(client, "/labs/")
+    reconcile = settle
+    with pytest.raises(TypeError, match="owns= takes repositories"):
+        Controller(labs, reconcile, owns=["/seats/"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="watches= takes"):
+        Controller(labs, reconcile, watches=[labs])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="must be callable"):
+        Controller(labs, reconcile, watches=(labs, "spec.worker"))  # type: ignore[arg-type]
+
+
+async def test_an_owner_deleted_takes_what_it_owns_and_only_that(
+    client: EtcdClient, prefix: str
+) -> None:
+    labs, seats = labs_and_seats(client, prefix, cached=True)
+    lab1 = await labs.add_async(lab("lab1"))
+    lab2 = await labs.add_async(lab("lab2"))
+    await seats.add_async(seat("only1", lab1))
+    await seats.add_async(seat("both", lab1, lab2))
+    await seats.add_async(seat("only2", lab2))
+    await seats.add_async(seat("none"))
+    elsewhere = seat("elsewhere", lab1)  # also owned by a kind this controller cannot look up
+    elsewhere["metadata"]["owner_references"].append({"name": "x", "kind": "Other", "uid": "u"})
+    await seats.add_async(elsewhere)
+    async with collecting(labs, seats, 2) as controller:
+        await labs.remove_async("lab1")
+        await until(controller, reached("collected", 1))
+        assert await names(seats) == {"both", "only2", "none", "elsewhere"}
+        await labs.remove_async("lab2")
+        await until(controller, reached("collected", 3))
+        assert await names(seats) == {"none", "elsewhere"}
+
+
+async def test_what_was_orphaned_while_nothing_ran_goes_at_start(
+    client: EtcdClient, prefix: str
+) -> None:
+    labs, seats = labs_and_seats(client, prefix)
+    old = await labs.add_async(lab("lab1"))
+    await seats.add_async(seat("of-the-old-lab1", old))
+    await labs.remove_async("lab1")
+    new = await labs.add_async(lab("lab1"))  # the same name, another uid: another owner
+    await seats.add_async(seat("of-the-new-lab1", new))
+    # Kubernetes tools write camelCase; a reference without a uid names whoever has the name.
+    other = {"metadata": {"name": "kubectl-made", "ownerReferences": [{"name": "gone"}]}}
+    await seats.add_async({**other, "spec": {}, "status": {}})
+
+    kept = Controller(labs, settle, owns=seats, collect=False)
+    async with running(kept):
+        await until(kept, reached("reconciles", 1))
+    assert len(await names(seats)) == 3
+
+    controller = Controller(labs, settle, owns=seats)
+    async with running(controller):
+        await until(controller, reached("collected", 2))
+        assert await names(seats) == {"of-the-new-lab1"}
+
+
+async def test_a_child_created_for_an_owner_already_gone_is_collected(
+    client: EtcdClient, prefix: str
+) -> None:
+    labs, seats = labs_and_seats(client, prefix)
+    lab1 = await labs.add_async(lab("lab1"))
+    async with collecting(labs, seats, 1) as controller:
+        await labs.remove_async("lab1")
+        await seats.add_async(seat("late", lab1))
+        await until(controller, reached("collected", 1))
+        assert await names(seats) == set()
+
+
+async def test_a_finalized_child_is_marked_not_deleted(client: EtcdClient, prefix: str) -> None:
+    labs, seats = labs_and_seats(client, prefix)
+    lab1 = await labs.add_async(lab("lab1"))
+    guarded = seat("guarded", lab1)
+    guarded["metadata"]["finalizers"] = ["seats/cleanup"]
+    await seats.add_async(guarded)
+    async with collecting(labs, seats, 1) as controller:
+        await labs.remove_async("lab1")
+        await until(controller, reached("collected", 1))
+        marked = await seats.get_async("guarded")
+        assert marked is not None
+        assert marked["metadata"]["deletion_timestamp"] is not None
+
+
+def test_owner_reference_needs_a_stored_owner() -> None:
+    with pytest.raises(TypeError, match=r"metadata\.uid"):
+        owner_reference(doc("not-stored"))
+    stored = {"kind": "Lab", "api_version": "v1", "metadata": {"name": "a", "uid": "u"}}
+    ref = owner_reference(stored)
+    assert ref == {
+        "name": "a",
+        "uid": "u",
+        "api_version": "v1",
+        "kind": "Lab",
+        "controller": True,
+        "block_owner_deletion": True,
+    }
+
+
+async def test_a_seen_revision_holds_session_reads_of_the_cache_until_applied(
+    etcd_endpoints: list[str], prefix: str
+) -> None:
+    """What a relation does for the run it triggers: once this client saw a change (a watch
+    delivered it), a cached read waits for the cache to have it, even if the change was
+    another client's. A list begun before that change is written still returns it."""
+    async with EtcdClient(etcd_endpoints) as mine, EtcdClient(etcd_endpoints) as other:
+        seats = ResourceRepository(mine, prefix + "seats/", cache=True)
+        first = await seats.add_async(seat("first"))
+        assert await names(seats) == {"first"}
+        revision = int(first["metadata"]["resource_version"])
+        seats._core.note_seen(prefix + "seats/late", revision + 1)
+        listing = asyncio.ensure_future(names(seats))
+        await ResourceRepository(other, prefix + "seats/").add_async(seat("late"))
+        async with asyncio.timeout(WAIT):
+            assert await listing == {"first", "late"}
+        with pytest.raises(InvalidArgumentError, match="not under"):
+            seats._core.note_seen("/elsewhere/x", revision)
