@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -56,3 +57,18 @@ def healthy(cluster: NetnsCluster) -> NetnsCluster:
             member.start()
     cluster.wait_healthy(30)
     return cluster
+
+
+@pytest.fixture(scope="session")
+def spans() -> Any:
+    """An in-memory span exporter behind the process's (set once) tracer provider."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter

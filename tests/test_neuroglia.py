@@ -251,21 +251,6 @@ async def test_conflicts_are_neuroglia_conflicts(client: EtcdClient, prefix: str
     assert info.value.actual_version == worker.metadata.resource_version
 
 
-@pytest.fixture(scope="session")
-def spans() -> Any:
-    """An in-memory span exporter behind the process's (set once) tracer provider."""
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    return exporter
-
-
 async def test_operations_are_traced(client: EtcdClient, prefix: str, spans: Any) -> None:
     spans.clear()
     repo = EtcdLabWorkerResourceRepository(client, prefix, resource_type=svc.LabWorker)

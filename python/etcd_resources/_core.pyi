@@ -245,8 +245,9 @@ class ControllerCore:
     ) -> Self: ...
     async def start(self) -> None:
         """Load the cache, queue every key, follow changes (returns an awaitable)."""
-    async def next(self) -> tuple[str, Any, int, str, BaseException | None]:
-        """The next ``(key, resource, failures, priority, error)`` to run (returns an awaitable)."""
+    async def next(self) -> tuple[str, Any, int, str, BaseException | None, float]:
+        """The next ``(key, resource, failures, priority, error, waited)`` to run (returns an
+        awaitable)."""
     def trigger(self, keys: builtins.list[str]) -> None:
         """Queue keys of the prefix as live changes (something they relate to changed)."""
     def finish(self, key: str, outcome: str, after: float | None = None) -> None: ...
@@ -265,4 +266,4 @@ class ControllerCore:
     async def write_status(self, key: str, status: Any) -> tuple[str, Any]:
         """Put a status onto the stored resource (returns an awaitable)."""
     def stop(self) -> None: ...
-    def stats(self) -> dict[str, int]: ...
+    def stats(self) -> dict[str, Any]: ...

@@ -61,7 +61,10 @@ async fn follow(inner: &Inner, start: i64) -> Ended {
             next = subscription.next_batch(usize::MAX) => next,
         };
         let events = match next {
-            Ok(Some(events)) => events,
+            Ok(Some(events)) => {
+                inner.heard();
+                events
+            }
             Ok(None) => return Ended::Failed(Error::Closed),
             // Resuming from `start` would replay the same burst into the same backlog: the
             // cache has it all, so queue every key from there instead.

@@ -69,6 +69,8 @@ pub struct Work {
     /// Consecutive failures of this key before this run.
     pub failures: u32,
     pub priority: Priority,
+    /// How long it waited, due, for a free slot.
+    pub waited: std::time::Duration,
 }
 
 /// What a controller did (see `stats()` in Python).
@@ -87,6 +89,9 @@ pub struct Stats {
     pub cache_timeouts: u64,
     /// Keys triggered by changes of related resources ([`Controller::trigger`]).
     pub related: u64,
+    /// Since the feed last heard from the watch (a change or a progress notification), or
+    /// since the listing.
+    pub since_last_event: std::time::Duration,
 }
 
 #[derive(Default)]
@@ -97,6 +102,8 @@ struct Counters {
     relists: AtomicU64,
     cache_timeouts: AtomicU64,
     related: AtomicU64,
+    /// Microseconds from `Inner::started` to the feed's last event.
+    last_event_us: AtomicU64,
 }
 
 struct Inner {
@@ -110,9 +117,16 @@ struct Inner {
     failure: Mutex<Option<Error>>,
     failed: CancellationToken,
     stop: CancellationToken,
+    started: std::time::Instant,
 }
 
 impl Inner {
+    /// The feed heard from the watch now.
+    fn heard(&self) {
+        let us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.counters.last_event_us.fetch_max(us, Ordering::Relaxed);
+    }
+
     fn fail(&self, e: Error) {
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
         self.failed.cancel();
@@ -165,6 +179,7 @@ impl Controller {
             failure: Mutex::new(None),
             failed: CancellationToken::new(),
             stop: CancellationToken::new(),
+            started: std::time::Instant::now(),
         });
         let revision = inner.queue_all();
         tokio::spawn(feed::run(inner.clone(), revision + 1));
@@ -194,6 +209,7 @@ impl Controller {
                         stored,
                         failures: popped.failures,
                         priority: popped.priority,
+                        waited: popped.waited,
                     })
                 }
                 Ok(None) => {
@@ -250,6 +266,11 @@ impl Controller {
             relists: c.relists.load(Ordering::Relaxed),
             cache_timeouts: c.cache_timeouts.load(Ordering::Relaxed),
             related: c.related.load(Ordering::Relaxed),
+            since_last_event: self
+                .inner
+                .started
+                .elapsed()
+                .saturating_sub(std::time::Duration::from_micros(c.last_event_us.load(Ordering::Relaxed))),
         }
     }
 }

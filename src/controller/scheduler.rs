@@ -112,6 +112,8 @@ pub struct Popped {
     pub priority: Priority,
     /// Consecutive failures before this run.
     pub failures: u32,
+    /// How long it waited, due, for a free slot (the queue's latency).
+    pub waited: Duration,
 }
 
 /// What the queue did, for `stats()`.
@@ -302,7 +304,7 @@ impl Scheduler {
             (true, false) => true,
             (false, false) => aged && !self.last_was_initial,
         };
-        let (_, _, key) = if take_initial { self.initial.pop_first()? } else { self.live.pop_first()? };
+        let (due, _, key) = if take_initial { self.initial.pop_first()? } else { self.live.pop_first()? };
         self.last_was_initial = take_initial;
         let state = self.keys.get_mut(&key)?;
         let pending = state.pending.take()?;
@@ -313,7 +315,13 @@ impl Scheduler {
         if pending.priority == Priority::Initial {
             self.counts.initial_depth = self.counts.initial_depth.saturating_sub(1);
         }
-        Some(Popped { key, revision: pending.revision, priority: pending.priority, failures: state.failures })
+        Some(Popped {
+            key,
+            revision: pending.revision,
+            priority: pending.priority,
+            failures: state.failures,
+            waited: now.saturating_duration_since(due),
+        })
     }
 
     /// `key`'s run ended with `outcome`. A key that is not running is left as it is.

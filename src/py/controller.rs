@@ -34,9 +34,9 @@ impl PyControllerCore {
     }
 }
 
-/// A key to run, as Python gets it: `(key, resource, failures, priority, error)`, where
-/// `resource` is what the repository's reads return, or `None` with `error` the exception that
-/// building it raised.
+/// A key to run, as Python gets it: `(key, resource, failures, priority, error, waited)`,
+/// where `resource` is what the repository's reads return, or `None` with `error` the
+/// exception that building it raised, and `waited` the seconds it waited, due, for a slot.
 struct Next(Work, Shape);
 
 impl<'py> IntoPyObject<'py> for Next {
@@ -55,7 +55,8 @@ impl<'py> IntoPyObject<'py> for Next {
             Priority::Live => "live",
             Priority::Initial => "initial",
         };
-        (work.key.as_ref(), resource, work.failures, priority, error).into_bound_py_any(py)
+        let waited = work.waited.as_secs_f64();
+        (work.key.as_ref(), resource, work.failures, priority, error, waited).into_bound_py_any(py)
     }
 }
 
@@ -126,7 +127,8 @@ impl PyControllerCore {
         })
     }
 
-    /// The next key to run (an awaitable of `(key, resource, failures, priority, error)`); it
+    /// The next key to run (an awaitable of `(key, resource, failures, priority, error,
+    /// waited)`); it
     /// runs until `finish(key, ...)`. Raises what stopped the feed, or `ClosedError`.
     fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
@@ -238,6 +240,7 @@ impl PyControllerCore {
         d.set_item("relists", s.relists)?;
         d.set_item("cache_timeouts", s.cache_timeouts)?;
         d.set_item("related", s.related)?;
+        d.set_item("since_last_event", s.since_last_event.as_secs_f64())?;
         Ok(d)
     }
 

@@ -12,6 +12,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypedDict
@@ -22,6 +23,7 @@ from ..repository import _Repository
 from ._resource import generation, key_of
 from .action import Action
 from .collector import Collector
+from .metrics import Metrics
 from .relations import Follower, Mapper, OwnerDeletions, relations
 
 __all__ = ["Controller", "ControllerStats", "Reconcile"]
@@ -63,11 +65,16 @@ class ControllerStats(TypedDict):
     collected: int
     """Owned resources deleted because their owners had gone (``owns=``)."""
     running: bool
+    synced: bool
+    """Running, with the initial listing loaded and queued (a readiness probe)."""
+    since_last_event: float
+    """Seconds since the feed last heard from the watch (a change or a progress
+    notification), or since the listing: a liveness probe for a prefix that changes often."""
     last_error: str | None
 
 
-# What `ControllerCore.next()` hands out: (key, resource, failures, priority, error).
-_Work = tuple[str, Any, int, str, BaseException | None]
+# What `ControllerCore.next()` hands out: (key, resource, failures, priority, error, waited).
+_Work = tuple[str, Any, int, str, BaseException | None, float]
 
 # What a key whose resource fails `when` finishes with (told apart by identity).
 _SKIPPED = Action("done")
@@ -104,6 +111,11 @@ class Controller:
     resource there reconciles what ``mapper(resource)`` names (names, ``(name, namespace)``
     pairs or resources).
 
+    ``every`` (seconds, kopf's timers): each resource is reconciled again that long after a
+    run that succeeded, change or not (a ``done`` becomes ``requeue_after(every)``; a longer
+    requeue is shortened to it). ``name`` names the controller in its metrics and spans
+    (default: the prefix); ``meter_provider`` is OpenTelemetry's (default: the global one).
+
     ``record_status=True``: after each reconcile, the runtime sets ``status.observed_generation``
     (to the generation reconciled, on success) and the ``Reconciled`` condition (``True``, or
     ``False`` with the error), with compare-and-swap, re-reading on conflicts; nothing is
@@ -131,6 +143,9 @@ class Controller:
         | Sequence[tuple[_Repository[Any], Mapper]]
         | None = None,
         collect: bool = True,
+        every: float | None = None,
+        name: str | None = None,
+        meter_provider: Any = None,
     ) -> None:
         self._repository = repository
         self._reconcile = reconcile
@@ -143,6 +158,10 @@ class Controller:
         self._collect = collect
         self._collectors: list[Collector] = []
         self._feed_error: BaseException | None = None
+        self._every = None if every is None else Action.requeue_after(every).after
+        self._name = repository.prefix if name is None else name
+        self._metrics = Metrics(self._name, self._depth, meter_provider)
+        self._synced = False
         self._options: dict[str, Any] = {
             "max_concurrency": max_concurrency,
             "backoff_base": backoff_base,
@@ -165,6 +184,14 @@ class Controller:
         name = getattr(self._reconcile, "__qualname__", type(self._reconcile).__name__)
         state = "running" if self._running else "stopped"
         return f"Controller(prefix={self._repository.prefix!r}, reconcile={name}, {state})"
+
+    @property
+    def name(self) -> str:
+        """The controller's name in its metrics and spans."""
+        return self._name
+
+    def _depth(self) -> int:
+        return int(self._core.stats()["queue_depth"])
 
     @property
     def repository(self) -> _Repository[Any]:
@@ -214,6 +241,8 @@ class Controller:
             related=native["related"],
             collected=sum(c.collected for c in self._collectors),
             running=self._running,
+            synced=self._running and self._synced,
+            since_last_event=native["since_last_event"],
             last_error=self._last_error,
         )
 
@@ -248,6 +277,7 @@ class Controller:
         self._reconciles = self._errors = self._skipped = 0
         self._last_error = None
         self._feed_error = None
+        self._synced = False
         executor = None if self._async else ThreadPoolExecutor(self._sync_workers, "etcd-reconcile")
         tasks: set[asyncio.Task[None]] = set()
         followers, deletions = self._feeds()
@@ -258,6 +288,7 @@ class Controller:
             for feed in streams:
                 await feed.open()
             await core.start()
+            self._synced = True
             for follower in followers:
                 feeds.append(self._start_feed(core, follower.run(core.trigger)))
             for deletion in deletions:
@@ -365,7 +396,7 @@ class Controller:
         self, core: _core.ControllerCore, executor: ThreadPoolExecutor | None, work: _Work
     ) -> Action:
         """Run the reconcile (and record it); what to tell the queue."""
-        key, resource, _failures, _priority, error = work
+        key, resource, _failures, _priority, error, _waited = work
         try:
             if error is not None:
                 raise error
@@ -377,24 +408,38 @@ class Controller:
             action = Action.retry(exc)
         if self._record_status:
             action = await self._record(core, key, resource, action)
+        return self._timer(action)
+
+    def _timer(self, action: Action) -> Action:
+        """``every``: a success runs again after it at the latest."""
+        every = self._every
+        if every is None or action.failed:
+            return action
+        if action.kind == "done" or (action.after is not None and action.after > every):
+            return Action.requeue_after(every)
         return action
 
     async def _run_one(
         self, core: _core.ControllerCore, executor: ThreadPoolExecutor | None, work: _Work
     ) -> None:
-        key = work[0]
+        key, _resource, failures, priority, _error, waited = work
+        self._metrics.waited(waited)
         outcome: Action | None = None
-        try:
-            outcome = await self._outcome(core, executor, work)
-        finally:
-            if outcome is None:  # cancelled mid-way (a drain that timed out): run it again
-                core.finish(key, "retry", 0.0)
-            else:
-                core.finish(key, outcome.kind, outcome.after)
+        started = time.perf_counter()
+        with self._metrics.span(key, "retry" if failures else priority) as finished:
+            try:
+                outcome = await self._outcome(core, executor, work)
+            finally:
+                if outcome is None:  # cancelled mid-way (a drain that timed out): run it again
+                    core.finish(key, "retry", 0.0)
+                else:
+                    core.finish(key, outcome.kind, outcome.after)
+            finished(outcome.kind)
         if outcome is _SKIPPED:
             self._skipped += 1
         else:
             self._reconciles += 1
+            self._metrics.reconciled(outcome.kind, time.perf_counter() - started)
         if outcome.failed:
             self._errors += 1
             self._last_error = f"{key}: {outcome.error!r}"
