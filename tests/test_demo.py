@@ -50,7 +50,12 @@ def test_the_demo_runs(
     assert "is refused: the stored one is" in out
     assert "error_count=1 (A's change kept)" in out
     assert "in order, none repeated, none lost" in out
-    assert len(re.findall(r"watch: rev", out)) == 22
+    for worker in ("worker-7", "worker-8"):
+        assert f"controller: {worker:<9} Pending -> ProvisioningEC2" in out
+        assert f"controller: {worker:<9} ProvisioningEC2 -> Ready" in out
+    assert "worker-7, worker-8 Ready" in out
+    # 22 before the controller, then its two creations and four phase changes.
+    assert len(re.findall(r"watch: rev", out)) == 28
     if store_kind == "etcd":  # it removed what it wrote
         for where in (prefix, instances_prefix(prefix)):
             assert asyncio.run(keys_under(etcd_endpoints, where)) == []

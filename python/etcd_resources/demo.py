@@ -220,6 +220,10 @@ async def run(endpoints: list[str], prefix: str) -> None:
     await repo.remove_async("worker-6")
     print(f"  worker-6 exists: {await repo.contains_async('worker-6')}")
 
+    from ._demo_controller import lifecycle
+
+    await lifecycle(repository(), service.create, ["worker-7", "worker-8"], show)
+
     show("The watch catches up with the last write")
     target[0] = await client.current_revision()
     if not events or events[-1].revision < target[0]:
