@@ -22,6 +22,8 @@ import typed
 import watch
 from common import etcd_endpoints
 
+import controller
+
 
 def main() -> None:
     with etcd_endpoints() as endpoints:
@@ -38,6 +40,8 @@ def main() -> None:
         print(decode.run())
         print()
         print(typed.run(endpoints))
+        print()
+        print(controller.run(endpoints))
         print()
         print(compare.run(endpoints, sys.argv[1:]))
 

@@ -248,6 +248,10 @@ class ControllerCore:
     async def next(self) -> tuple[str, Any, int, str, BaseException | None, float]:
         """The next ``(key, resource, failures, priority, error, waited)`` to run (returns an
         awaitable)."""
+    async def next_batch(
+        self, max: int = 64
+    ) -> builtins.list[tuple[str, Any, int, str, BaseException | None, float]]:
+        """The next due keys, up to ``max`` (returns an awaitable)."""
     def trigger(self, keys: builtins.list[str]) -> None:
         """Queue keys of the prefix as live changes (something they relate to changed)."""
     def finish(self, key: str, outcome: str, after: float | None = None) -> None: ...

@@ -39,7 +39,7 @@ use crate::selector::Query;
 use crate::store::KeyValue;
 
 pub use predicate::Predicate;
-pub use scheduler::{seconds, Counts, Key, Options, Outcome, Priority};
+pub use scheduler::{seconds, Counts, Key, Options, Outcome, Popped, Priority};
 
 /// How a controller runs.
 #[derive(Debug, Clone)]
@@ -202,28 +202,53 @@ impl Controller {
                 _ = inner.failed.cancelled() => return Err(inner.failure()),
                 _ = inner.stop.cancelled() => return Err(Error::Closed),
             };
-            match self.load(popped.revision, &popped.key).await {
-                Ok(Some(stored)) => {
-                    return Ok(Work {
-                        key: popped.key,
-                        stored,
-                        failures: popped.failures,
-                        priority: popped.priority,
-                        waited: popped.waited,
-                    })
-                }
-                Ok(None) => {
-                    inner.counters.gone.fetch_add(1, Ordering::Relaxed);
-                    inner.queue.finish(&popped.key, Outcome::Done);
-                }
-                Err(Error::Timeout { .. }) => {
-                    inner.counters.cache_timeouts.fetch_add(1, Ordering::Relaxed);
-                    inner.queue.finish(&popped.key, Outcome::Retry(None));
-                }
-                Err(e) => {
-                    inner.queue.finish(&popped.key, Outcome::Retry(None));
-                    return Err(e);
-                }
+            if let Some(work) = self.ready(popped).await? {
+                return Ok(work);
+            }
+        }
+    }
+
+    /// [`Controller::next`], then every other key that is due while slots are free (up to
+    /// `max` in all), without waiting for more: one hand-over for a burst of keys.
+    pub async fn next_batch(&self, max: usize) -> Result<Vec<Work>> {
+        let mut batch = vec![self.next().await?];
+        while batch.len() < max {
+            let Some(popped) = self.inner.queue.try_next() else { break };
+            match self.ready(popped).await {
+                Ok(Some(work)) => batch.push(work),
+                Ok(None) => {}
+                // The key was put back; the next call meets the error again and raises it.
+                Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    /// The work for a popped key once the cache has it; `None` (and the key finished) when it
+    /// is gone or the cache did not catch up in time (run again).
+    async fn ready(&self, popped: Popped) -> Result<Option<Work>> {
+        let inner = &self.inner;
+        match self.load(popped.revision, &popped.key).await {
+            Ok(Some(stored)) => Ok(Some(Work {
+                key: popped.key,
+                stored,
+                failures: popped.failures,
+                priority: popped.priority,
+                waited: popped.waited,
+            })),
+            Ok(None) => {
+                inner.counters.gone.fetch_add(1, Ordering::Relaxed);
+                inner.queue.finish(&popped.key, Outcome::Done);
+                Ok(None)
+            }
+            Err(Error::Timeout { .. }) => {
+                inner.counters.cache_timeouts.fetch_add(1, Ordering::Relaxed);
+                inner.queue.finish(&popped.key, Outcome::Retry(None));
+                Ok(None)
+            }
+            Err(e) => {
+                inner.queue.finish(&popped.key, Outcome::Retry(None));
+                Err(e)
             }
         }
     }

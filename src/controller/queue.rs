@@ -50,6 +50,11 @@ impl Queue {
         self.lock().counts()
     }
 
+    /// The next key to run if one is due and a slot is free, without waiting.
+    pub fn try_next(&self) -> Option<Popped> {
+        self.lock().pop(Instant::now())
+    }
+
     /// The next key to run, waiting until one is due and a slot is free. Cancel-safe: a key is
     /// taken only when this returns.
     pub async fn next(&self) -> Popped {

@@ -178,3 +178,25 @@ async fn a_related_trigger_runs_the_key_live_once_and_a_missing_key_is_gone() {
     let stats = controller.stats();
     assert_eq!((stats.related, stats.gone, stats.queue.depth, stats.queue.done), (3, 1, 0, 3));
 }
+
+#[tokio::test]
+async fn a_batch_takes_every_due_key_up_to_its_bound_and_the_free_slots() {
+    let repo = repository("/batch/");
+    for name in ["a", "b", "c", "d"] {
+        repo.create(json!({"metadata": {"name": name}, "spec": {}, "status": {}}), 0).await.expect("create");
+    }
+    let mut settings = Settings::default();
+    settings.queue.max_concurrency = 3;
+    let controller = Controller::start(repo.clone(), settings).await.expect("start");
+    let first = controller.next_batch(2).await.expect("a batch");
+    assert_eq!(first.len(), 2, "bounded by max");
+    let second = controller.next_batch(8).await.expect("a batch");
+    assert_eq!(second.len(), 1, "bounded by the free slots");
+    controller.finish(&first[0].key, Outcome::Done);
+    let third = controller.next_batch(8).await.expect("a batch");
+    assert_eq!(third.len(), 1);
+    let mut keys: Vec<_> =
+        [&first[..], &second[..], &third[..]].concat().iter().map(|w| w.key.to_string()).collect();
+    keys.sort();
+    assert_eq!(keys, ["/batch/a", "/batch/b", "/batch/c", "/batch/d"]);
+}

@@ -152,6 +152,20 @@ impl PyControllerCore {
         Ok(())
     }
 
+    /// The next keys to run (an awaitable of a list of what `next()` gives): the first once
+    /// one is due, then every other due key while slots are free, up to `max`.
+    #[pyo3(signature = (max=64))]
+    fn next_batch<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        let shape = self.shape.clone();
+        self.started()?;
+        spawn(py, async move {
+            let controller = core.get().ok_or(Error::Closed)?;
+            let batch = controller.next_batch(max.max(1)).await?;
+            Ok(batch.into_iter().map(|work| Next(work, shape.clone())).collect::<Vec<_>>())
+        })
+    }
+
     /// `key`'s reconcile ended: `outcome` is `done`, `requeue` (with `after` seconds), `retry`
     /// (`after`: the delay asked for; `None`: the key's backoff) or `terminal`.
     #[pyo3(signature = (key, outcome, after=None))]

@@ -179,6 +179,7 @@ class Controller:
         self._skipped = 0
         self._last_error: str | None = None
         self._changed: asyncio.Condition | None = None
+        self._waiting = 0  # tasks in wait_for()
 
     def __repr__(self) -> str:
         name = getattr(self._reconcile, "__qualname__", type(self._reconcile).__name__)
@@ -255,11 +256,17 @@ class Controller:
         """Wait until ``condition(stats())`` holds, checked now and after each reconcile (and
         when ``run()`` ends); bound it with ``asyncio.timeout``."""
         changed = self._condition()
-        async with changed:
-            await changed.wait_for(lambda: condition(self.stats()))
+        self._waiting += 1
+        try:
+            async with changed:
+                await changed.wait_for(lambda: condition(self.stats()))
+        finally:
+            self._waiting -= 1
         return self.stats()
 
     async def _notify(self) -> None:
+        if not self._waiting:  # the usual case: no lock taken per reconcile
+            return
         changed = self._condition()
         async with changed:
             changed.notify_all()
@@ -296,14 +303,15 @@ class Controller:
             await self._notify()  # `running`, with the listing queued
             while True:
                 try:
-                    work = await core.next()
+                    batch = await core.next_batch()
                 except ClosedError:
                     if self._feed_error is not None:
                         raise self._feed_error from None
                     raise
-                task = asyncio.create_task(self._run_one(core, executor, work))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                for work in batch:
+                    task = asyncio.create_task(self._run_one(core, executor, work))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
         finally:
             core.stop()
             for feed_task in feeds:
