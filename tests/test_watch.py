@@ -128,29 +128,34 @@ async def wait_for(condition: Any, within: float = 10) -> None:
         await asyncio.sleep(0.02)  # polling an external gauge, not ordering our own tasks
 
 
-async def test_leaving_the_loop_stops_the_etcd_watch(
-    etcd_endpoints: list[str], prefix: str
-) -> None:
-    client = EtcdClient(etcd_endpoints)
+async def test_leaving_the_loop_stops_the_etcd_watch(tmp_path: Path) -> None:
+    # Its own etcd: etcd counts every client's watchers, and the gc.collect() below may end
+    # watches that earlier tests left to the collector.
+    with EtcdServer(data_dir=tmp_path / "etcd") as server:
+        await leaving_the_loop_stops_the_etcd_watch(server.endpoints, "/leave/")
+
+
+async def leaving_the_loop_stops_the_etcd_watch(endpoints: list[str], prefix: str) -> None:
+    client = EtcdClient(endpoints)
     repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix)
-    before = etcd_watchers(etcd_endpoints[0])
+    before = etcd_watchers(endpoints[0])
     rv = await client.current_revision()
     await repo.add_async(worker("w0"))
     async for _ in repo.watch(resource_version=rv):
-        assert etcd_watchers(etcd_endpoints[0]) == before + 1
+        assert etcd_watchers(endpoints[0]) == before + 1
         break
     gc.collect()
-    await wait_for(lambda: etcd_watchers(etcd_endpoints[0]) == before)
+    await wait_for(lambda: etcd_watchers(endpoints[0]) == before)
 
     task = asyncio.ensure_future(take(repo.watch(), 1, within=60))
-    await wait_for(lambda: etcd_watchers(etcd_endpoints[0]) == before + 1)
+    await wait_for(lambda: etcd_watchers(endpoints[0]) == before + 1)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     # The watch began at the call: if the task was cancelled before its first step, the
     # iterator (open) lives in the task's CancelledError traceback until the task goes.
     del task
     gc.collect()
-    await wait_for(lambda: etcd_watchers(etcd_endpoints[0]) == before)
+    await wait_for(lambda: etcd_watchers(endpoints[0]) == before)
     client.close()
 
 
