@@ -54,6 +54,10 @@ _HISTOGRAMS = {
 }
 
 
+# OpenTelemetry's providers before an SDK is set up: recording into them does nothing.
+_UNSET = {"_ProxyMeterProvider", "NoOpMeterProvider", "ProxyTracerProvider", "NoOpTracerProvider"}
+
+
 def result_of(kind: str) -> str:
     return _RESULTS[kind]
 
@@ -64,8 +68,9 @@ class Metrics:
     def __init__(self, name: str, depth: Callable[[], int], meter_provider: Any = None) -> None:
         self._name = {"controller": name}
         self._queue = {"name": name}
+        self._provider = meter_provider
         self._tracer = None if _trace is None else _trace.get_tracer("etcd_resources.controller")
-        self._on: bool = _metrics is not None
+        self._on = self._tracing = False
         if _metrics is None:
             return
         provider = meter_provider if meter_provider is not None else _metrics.get_meter_provider()
@@ -98,6 +103,15 @@ class Metrics:
             "workqueue_depth", callbacks=[observe], description="Current depth of workqueue"
         )
 
+    def arm(self) -> None:
+        """Record only into providers that are set up (checked when a run starts): with
+        OpenTelemetry's defaults (no SDK), a reconcile pays for no span and no instrument."""
+        if _metrics is None or _trace is None:
+            return
+        provider = self._provider if self._provider is not None else _metrics.get_meter_provider()
+        self._on = type(provider).__name__ not in _UNSET
+        self._tracing = type(_trace.get_tracer_provider()).__name__ not in _UNSET
+
     def waited(self, seconds: float) -> None:
         if self._on:
             self._waited.record(seconds, self._queue)
@@ -117,7 +131,7 @@ class Metrics:
     @contextmanager
     def span(self, key: str, trigger: str) -> Iterator[Callable[[str], None]]:
         """A span around one reconcile; call what it yields with the Action kind."""
-        if self._tracer is None:
+        if self._tracer is None or not self._tracing:
             yield lambda _kind: None
             return
         attributes = {

@@ -291,6 +291,7 @@ class Controller:
         streams: list[Follower | OwnerDeletions] = [*followers, *deletions]
         feeds: list[asyncio.Task[None]] = []
         try:
+            self._metrics.arm()
             # Opened before the listing: a related change made meanwhile is not missed.
             for feed in streams:
                 await feed.open()
