@@ -6,6 +6,7 @@ Tests wait on the runtime's stats (``wait_for``, checked after each reconcile), 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -251,13 +252,17 @@ class WatchedBackend(EtcdCoordinationBackend):
 
 
 def candidate(
-    client: EtcdClient, prefix: str, identity: str, cloud: FakeCloudProvider
+    client: EtcdClient,
+    prefix: str,
+    identity: str,
+    cloud: FakeCloudProvider,
+    lease_seconds: int = 10,
 ) -> tuple[ResourceControllerHost, WatchedBackend]:
     backend = WatchedBackend(client, prefix + "leases/")
     config = LeaderElectionConfig(
         lease_name="lab-workers",
         identity=identity,
-        lease_duration=timedelta(seconds=10),
+        lease_duration=timedelta(seconds=lease_seconds),
         renew_interval=timedelta(seconds=1),
         retry_period=timedelta(milliseconds=20),
     )
@@ -310,6 +315,38 @@ async def test_a_standby_waits_while_the_leader_reconciles_and_takes_over(
     finally:
         await second.stop_async()
     assert await second_backend.get_lease_holder("leases:lab-workers") is None
+
+
+async def test_a_crashed_leader_holds_the_lease_until_it_expires_then_the_standby_leads(
+    etcd_endpoints: list[str], prefix: str
+) -> None:
+    """A leader that dies without a word (its client gone: no release, no renewal, as a killed
+    process) keeps the lease for up to its duration; then the standby takes it and
+    reconciles what arrived meanwhile."""
+    standby_cloud = FakeCloudProvider()
+    async with EtcdClient(etcd_endpoints) as doomed, EtcdClient(etcd_endpoints) as survivor:
+        first, _ = candidate(doomed, prefix, "first", FakeCloudProvider(), lease_seconds=2)
+        second, backend = candidate(survivor, prefix, "second", standby_cloud, lease_seconds=2)
+        await first.start_async()
+        await until(first, lambda s: s["running"])
+        await second.start_async()
+        try:
+            async with asyncio.timeout(WAIT):
+                await backend.refused.wait()
+            crashed = time.monotonic()
+            doomed.close()
+            # Renewed at most a second ago: the lease outlives the crash by at least a second.
+            assert await backend.get_lease_holder("leases:lab-workers") == "first"
+            await workers(survivor, prefix).add_async(svc.new_worker("w1"))
+            await until(second, lambda s: s["done"] >= 1)
+            assert time.monotonic() - crashed >= 1.0
+            assert second.is_leader and standby_cloud.count("provision") == 1
+            assert await backend.get_lease_holder("leases:lab-workers") == "second"
+        finally:
+            await second.stop_async()
+            with pytest.raises(ClosedError):  # what stopped it, said when it is stopped
+                await first.stop_async()
+    assert not first.is_leader
 
 
 async def test_a_leader_whose_runtime_fails_stops_leading_and_says_why(
