@@ -5,6 +5,13 @@
 //! connection failures (it retries quickly and keeps renewing once etcd answers again); a lease
 //! etcd no longer knows (revoked by someone, or expired during an outage longer than its TTL) is
 //! reported as lost, never renewed in silence: [`Lease::lost`] resolves with the reason.
+//!
+//! A lease is also lost, whatever etcd might say later, once its TTL has run out since the
+//! *sending* of the last renewal etcd acknowledged (or of the grant): etcd's own deadline is
+//! at least that late (it counts from receiving), so from then on another client may hold
+//! what the lease guarded, and a holder that stops at this point never overlaps with the
+//! next one (clocks running at the same rate). During a partition, etcd cannot say; this
+//! deadline can.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,6 +50,7 @@ impl Lease {
         if ttl <= 0 {
             return Err(Error::invalid(format!("a lease TTL is a positive number of seconds, got {ttl}")));
         }
+        let sent = Instant::now();
         let id = client.store()?.lease_grant(ttl).await?;
         let state = Arc::new(Local::new(State {
             stop: CancellationToken::new(),
@@ -51,7 +59,7 @@ impl Lease {
         }));
         let lease = Lease { id, ttl, client: client.clone(), state };
         if keep_alive {
-            tokio::spawn(lease.clone().keep_alive());
+            tokio::spawn(lease.clone().keep_alive(sent));
         }
         Ok(lease)
     }
@@ -62,31 +70,40 @@ impl Lease {
         self.state.lost.cancel();
     }
 
-    async fn keep_alive(self) {
+    async fn keep_alive(self, granted: Instant) {
         let period = Duration::from_secs_f64((self.ttl as f64 / 3.0).max(0.5));
+        let ttl = Duration::from_secs(u64::try_from(self.ttl).unwrap_or(0));
         let Ok(shutdown) = self.client.shutdown().cloned() else { return };
-        let mut last_renewal = Instant::now();
+        // The sending of the last renewal etcd acknowledged (or of the grant).
+        let mut renewed = granted;
         let mut pause = period;
         loop {
+            let deadline = tokio::time::Instant::from_std(renewed + ttl);
             tokio::select! {
                 _ = self.state.stop.cancelled() => return,
                 _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(deadline) => return self.expire(renewed),
                 _ = tokio::time::sleep(pause) => {}
             }
             let store = match self.client.store() {
                 Ok(store) => store,
                 Err(_) => return,
             };
-            match store.lease_keep_alive(self.id).await {
+            let sent = Instant::now();
+            let answer = tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return self.expire(renewed),
+                answer = store.lease_keep_alive(self.id) => answer,
+            };
+            match answer {
                 Ok(_) => {
-                    last_renewal = Instant::now();
+                    renewed = sent;
                     pause = period;
                 }
                 Err(Error::NotFound { .. }) => {
                     let message = format!(
                         "lease {:x} is gone (revoked, or expired {:.1}s after its last renewal)",
                         self.id,
-                        last_renewal.elapsed().as_secs_f64()
+                        renewed.elapsed().as_secs_f64()
                     );
                     return self.lose(Error::NotFound { key: message });
                 }
@@ -98,6 +115,17 @@ impl Lease {
                 Err(e) => return self.lose(e),
             }
         }
+    }
+
+    /// No renewal was acknowledged within the TTL: etcd may have expired it.
+    fn expire(&self, renewed: Instant) {
+        let operation = format!(
+            "a renewal of lease {:x} (none acknowledged for {:.1}s: etcd may have expired it, and \
+             another client may now hold what it guarded)",
+            self.id,
+            renewed.elapsed().as_secs_f64()
+        );
+        self.lose(Error::Timeout { operation, seconds: self.ttl as f64 });
     }
 
     /// Stop renewing; the lease then expires after its TTL. In a process forked from the one

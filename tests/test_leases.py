@@ -220,3 +220,39 @@ async def test_a_keep_alive_survives_an_etcd_restart(tmp_path: Any) -> None:
         await lease.revoke()
         assert not await repo.contains_async("held")
         client.close()
+
+
+async def test_a_lease_not_renewed_within_its_ttl_is_lost_while_etcd_cannot_answer(
+    tmp_path: Any,
+) -> None:
+    """etcd frozen (SIGSTOP: connections stay open, nothing answers): the keep-alive cannot
+    learn whether the lease lives, so it reports it lost once its TTL has run out since the
+    last renewal etcd acknowledged, never later: from then on etcd may have given what it
+    guarded to someone else."""
+    import os
+    import signal
+    import time
+
+    from etcd_resources import EtcdTimeoutError
+    from etcd_resources.testing import EtcdServer
+
+    ttl = 2
+    with EtcdServer(data_dir=tmp_path / "etcd") as server:
+        async with EtcdClient(server.endpoints, timeout=1.0, breaker_threshold=0) as client:
+            lease = await client.grant_lease(ttl)
+            await client.keep_alive_once(lease.id)  # acknowledged: the TTL counts from here
+            acknowledged = time.monotonic()
+            assert server.pid is not None
+            os.kill(server.pid, signal.SIGSTOP)
+            try:
+                async with asyncio.timeout(ttl * 3):
+                    reason = await lease.wait_lost()
+                lost_after = time.monotonic() - acknowledged
+            finally:
+                os.kill(server.pid, signal.SIGCONT)
+            assert lease.lost
+            assert isinstance(reason, EtcdTimeoutError), reason
+            assert "may have expired it" in str(reason)
+            # The keep-alive renews every third of the TTL: its last acknowledged renewal was sent
+            # at most that long before the freeze.
+            assert ttl - ttl / 3 - 0.1 <= lost_after <= ttl + 0.5
