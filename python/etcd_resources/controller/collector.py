@@ -27,6 +27,15 @@ __all__ = ["Collector"]
 log = logging.getLogger("etcd_resources.controller")
 
 
+async def _every(core: _core.RepositoryCore, consistent: bool | None = None) -> list[Any]:
+    """Every resource under ``core``'s prefix, as dicts (the rest of a long list chunk by
+    chunk, as ``list_async`` reads it)."""
+    docs, rest = await core.list(consistent=consistent)
+    while rest is not None and (chunk := await rest.next()) is not None:
+        docs.extend(chunk)
+    return docs
+
+
 class Collector:
     """Deletes the resources of ``owned`` (a dict-shaped repository core) whose owners, in
     ``owners`` (one too), have all gone."""
@@ -54,17 +63,12 @@ class Collector:
 
     async def sweep(self) -> None:
         """Collect every owned resource whose owners are gone (at startup)."""
-        owners, rest = await self._owners.list(consistent=True)
-        while rest is not None and (chunk := await rest.next()) is not None:
-            owners.extend(chunk)
+        owners = await _every(self._owners, consistent=True)
         present: dict[tuple[str, str | None], Any] = {}
         for owner in owners:
             self.learn(owner)
             present[(meta(owner, "name"), meta(owner, "namespace"))] = meta(owner, "uid")
-        owned, rest = await self._owned.list(consistent=True)
-        while rest is not None and (chunk := await rest.next()) is not None:
-            owned.extend(chunk)
-        for resource in owned:
+        for resource in await _every(self._owned, consistent=True):
             refs = owner_refs(resource)
             if refs and not any(self._alive_in(present, ref) for ref in refs):
                 await self.consider(resource)
@@ -77,10 +81,7 @@ class Collector:
         """``owner`` was deleted: collect what it owned, if nothing else owns it."""
         self.learn(owner)
         name, namespace, uid = meta(owner, "name"), meta(owner, "namespace"), meta(owner, "uid")
-        owned, rest = await self._owned.list()
-        while rest is not None and (chunk := await rest.next()) is not None:
-            owned.extend(chunk)
-        for resource in owned:
+        for resource in await _every(self._owned):
             for ref in owner_refs(resource):
                 if (
                     ref.name == name
