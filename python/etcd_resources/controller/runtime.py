@@ -49,7 +49,7 @@ class ControllerStats(TypedDict):
     initial_depth: int
     """Keys of the initial listing still waiting."""
     in_flight: int
-    """Keys running now."""
+    """Reconciles running now (keys the queue handed out that have not finished)."""
     changes: int
     """Watched changes that passed the predicates."""
     filtered: int
@@ -180,6 +180,9 @@ class Controller:
         self._last_error: str | None = None
         self._changed: asyncio.Condition | None = None
         self._waiting = 0  # tasks in wait_for()
+        # Counted here, not by the queue: a batch the queue gave out just as run() was
+        # cancelled never reached Python, and was never running.
+        self._in_flight = 0
 
     def __repr__(self) -> str:
         name = getattr(self._reconcile, "__qualname__", type(self._reconcile).__name__)
@@ -232,7 +235,7 @@ class Controller:
             terminal=native["terminal"],
             queue_depth=native["queue_depth"],
             initial_depth=native["initial_depth"],
-            in_flight=native["in_flight"],
+            in_flight=self._in_flight,
             changes=native["changes"],
             filtered=native["filtered"],
             gone=native["gone"],
@@ -433,12 +436,14 @@ class Controller:
     ) -> None:
         key, _resource, failures, priority, _error, waited = work
         self._metrics.waited(waited)
+        self._in_flight += 1
         outcome: Action | None = None
         started = time.perf_counter()
         with self._metrics.span(key, "retry" if failures else priority) as finished:
             try:
                 outcome = await self._outcome(core, executor, work)
             finally:
+                self._in_flight -= 1
                 if outcome is None:  # cancelled mid-way (a drain that timed out): run it again
                     core.finish(key, "retry", 0.0)
                 else:
