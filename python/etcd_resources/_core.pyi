@@ -22,6 +22,7 @@ __all__ = [
     "_shutdown",
     "flush_logs",
     "normalize_prefix",
+    "shard_of",
 ]
 __version__: Final[str]
 
@@ -74,6 +75,9 @@ class EtcdClient:
     async def create_raw(self, key: bytes | str, value: bytes, *, lease: int = 0) -> int: ...
     async def delete_raw(self, key: bytes | str, *, expected: int | None = None) -> bool: ...
     async def get_raw(self, key: bytes | str) -> bytes | None: ...
+    async def list_raw(
+        self, prefix: bytes | str
+    ) -> tuple[int, list[tuple[str, bytes, int, int]]]: ...
     def close(self) -> Ready[None]: ...
     def __aenter__(self) -> Ready[Self]: ...
     def __aexit__(
@@ -227,6 +231,9 @@ class Ready(Generic[_T]):
     def __iter__(self) -> Generator[Any, None, _T]: ...
     def __next__(self) -> Any: ...
 
+def shard_of(key: str, count: int) -> int:
+    """The shard of ``key`` among ``count`` (FNV-1a, the same in every process)."""
+
 @final
 class ControllerCore:
     """The queue and feed of one controller on one repository's prefix."""
@@ -269,5 +276,7 @@ class ControllerCore:
         """Add or remove a finalizer (returns an awaitable)."""
     async def write_status(self, key: str, status: Any) -> tuple[str, Any]:
         """Put a status onto the stored resource (returns an awaitable)."""
+    def set_shards(self, count: int, held: builtins.list[int]) -> None:
+        """Run only the keys of the ``held`` shards among ``count``."""
     def stop(self) -> None: ...
     def stats(self) -> dict[str, Any]: ...

@@ -81,7 +81,7 @@ async fn follow(inner: &Inner, start: i64) -> Ended {
             }
         }
         inner.counters.changes.fetch_add(keys.len() as u64, Ordering::Relaxed);
-        inner.queue.trigger_all(keys, Priority::Live);
+        inner.trigger_owned(keys, Priority::Live);
     }
 }
 

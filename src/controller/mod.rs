@@ -24,6 +24,7 @@ pub mod persist;
 pub mod predicate;
 pub mod queue;
 pub mod scheduler;
+pub mod shards;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +41,7 @@ use crate::store::KeyValue;
 
 pub use predicate::Predicate;
 pub use scheduler::{seconds, Counts, Key, Options, Outcome, Popped, Priority};
+pub use shards::{shard_of, Ownership};
 
 /// How a controller runs.
 #[derive(Debug, Clone)]
@@ -49,6 +51,8 @@ pub struct Settings {
     pub predicates: Vec<Predicate>,
     /// Changes that may wait for the feed before its watch is reopened (see `feed`).
     pub max_backlog: usize,
+    /// The shards this replica runs (shared with whoever sets them; see [`shards`]).
+    pub ownership: Arc<Ownership>,
 }
 
 impl Default for Settings {
@@ -57,6 +61,7 @@ impl Default for Settings {
             queue: Options::default(),
             predicates: vec![Predicate::Generation],
             max_backlog: feed::MAX_BACKLOG,
+            ownership: Arc::default(),
         }
     }
 }
@@ -89,6 +94,8 @@ pub struct Stats {
     pub cache_timeouts: u64,
     /// Keys triggered by changes of related resources ([`Controller::trigger`]).
     pub related: u64,
+    /// Keys dropped because another replica holds their shard.
+    pub not_mine: u64,
     /// Since the feed last heard from the watch (a change or a progress notification), or
     /// since the listing.
     pub since_last_event: std::time::Duration,
@@ -102,6 +109,7 @@ struct Counters {
     relists: AtomicU64,
     cache_timeouts: AtomicU64,
     related: AtomicU64,
+    not_mine: AtomicU64,
     /// Microseconds from `Inner::started` to the feed's last event.
     last_event_us: AtomicU64,
 }
@@ -112,6 +120,7 @@ struct Inner {
     queue: queue::Queue,
     predicates: Vec<Predicate>,
     max_backlog: usize,
+    ownership: Arc<Ownership>,
     counters: Counters,
     /// Why the feed stopped, if it failed; `failed` is cancelled when it is set.
     failure: Mutex<Option<Error>>,
@@ -136,13 +145,27 @@ impl Inner {
         self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or(Error::Closed)
     }
 
-    /// Queue every cached key with the initial priority; returns the cache's revision.
+    /// Queue every cached key of a held shard with the initial priority; returns the cache's
+    /// revision.
     fn queue_all(&self) -> i64 {
+        self.queue_where(|key| self.ownership.owns(key))
+    }
+
+    fn queue_where(&self, keep: impl Fn(&str) -> bool) -> i64 {
         let revision = self.informer.revision();
         let entries = self.informer.list(&Query::default());
-        let keys = entries.iter().map(|e| (Key::from(e.key()), e.stored().mod_revision));
+        let keys =
+            entries.iter().filter(|e| keep(e.key())).map(|e| (Key::from(e.key()), e.stored().mod_revision));
         self.queue.trigger_all(keys, Priority::Initial);
         revision
+    }
+
+    /// Queue `keys` unless another replica holds their shards.
+    fn trigger_owned(&self, keys: Vec<(Key, i64)>, priority: Priority) {
+        let before = keys.len();
+        let keys: Vec<_> = keys.into_iter().filter(|(k, _)| self.ownership.owns(k)).collect();
+        self.counters.not_mine.fetch_add((before - keys.len()) as u64, Ordering::Relaxed);
+        self.queue.trigger_all(keys, priority);
     }
 }
 
@@ -175,6 +198,7 @@ impl Controller {
             queue: queue::Queue::new(settings.queue),
             predicates,
             max_backlog: settings.max_backlog.max(1),
+            ownership: settings.ownership,
             counters: Counters::default(),
             failure: Mutex::new(None),
             failed: CancellationToken::new(),
@@ -228,6 +252,12 @@ impl Controller {
     /// is gone or the cache did not catch up in time (run again).
     async fn ready(&self, popped: Popped) -> Result<Option<Work>> {
         let inner = &self.inner;
+        if !inner.ownership.owns(&popped.key) {
+            // Its shard went to another replica while it waited.
+            inner.counters.not_mine.fetch_add(1, Ordering::Relaxed);
+            inner.queue.finish(&popped.key, Outcome::Done);
+            return Ok(None);
+        }
         match self.load(popped.revision, &popped.key).await {
             Ok(Some(stored)) => Ok(Some(Work {
                 key: popped.key,
@@ -267,8 +297,19 @@ impl Controller {
     pub fn trigger(&self, keys: impl IntoIterator<Item = Key>) {
         let mut n = 0;
         let keys = keys.into_iter().inspect(|_| n += 1).map(|key| (key, 0)).collect::<Vec<_>>();
-        self.inner.queue.trigger_all(keys, Priority::Live);
+        self.inner.trigger_owned(keys, Priority::Live);
         self.inner.counters.related.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Hold `held` of `count` shards from now on: keys of the others are no longer queued nor
+    /// handed out, and every cached key of a newly held shard is queued (as an initial
+    /// listing is: the replica that held it may have left work undone).
+    pub fn set_shards(&self, count: u32, held: &[u32]) -> Result<()> {
+        let gained = self.inner.ownership.set(count, held)?;
+        if !gained.is_empty() {
+            self.inner.queue_where(|key| gained.contains(&shard_of(key, count)));
+        }
+        Ok(())
     }
 
     /// `key`'s reconcile ended with `outcome`.
@@ -291,6 +332,7 @@ impl Controller {
             relists: c.relists.load(Ordering::Relaxed),
             cache_timeouts: c.cache_timeouts.load(Ordering::Relaxed),
             related: c.related.load(Ordering::Relaxed),
+            not_mine: c.not_mine.load(Ordering::Relaxed),
             since_last_event: self
                 .inner
                 .started

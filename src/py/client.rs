@@ -175,6 +175,30 @@ impl PyClient {
         spawn_call(py, &self.client, async move { client.store()?.put(key, value, 0).await })
     }
 
+    /// Every key under `prefix` with its raw value, as `(revision, [(key, value,
+    /// mod_revision, lease)])` in key order (for coordination records, not resources).
+    /// Returns an awaitable.
+    fn list_raw<'py>(&self, py: Python<'py>, prefix: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        let prefix = key_bytes(prefix)?;
+        spawn_call(py, &self.client, async move {
+            let resp = client.store()?.range(crate::store::RangeRequest::prefix(&prefix)).await?;
+            let kvs = resp
+                .kvs
+                .into_iter()
+                .map(|kv| {
+                    (
+                        String::from_utf8_lossy(&kv.key).into_owned(),
+                        PyBytesOut(kv.value),
+                        kv.mod_revision,
+                        kv.lease,
+                    )
+                })
+                .collect::<Vec<_>>();
+            Ok((resp.revision, kvs))
+        })
+    }
+
     /// The raw bytes at a key, or `None`. Returns an awaitable.
     fn get_raw<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.client.clone();

@@ -34,6 +34,15 @@ impl PyControllerCore {
     }
 }
 
+/// The shard of `key` among `count` (FNV-1a, the same in every process).
+#[pyfunction]
+pub fn shard_of(key: &str, count: u32) -> PyResult<u32> {
+    if count == 0 {
+        return Err(Error::invalid("the number of shards must be at least 1").into());
+    }
+    Ok(crate::controller::shard_of(key, count))
+}
+
 /// A key to run, as Python gets it: `(key, resource, failures, priority, error, waited)`,
 /// where `resource` is what the repository's reads return, or `None` with `error` the
 /// exception that building it raised, and `waited` the seconds it waited, due, for a slot.
@@ -227,6 +236,19 @@ impl PyControllerCore {
         )
     }
 
+    /// Run only the keys of `held` among `count` shards (see `crate::controller::shards`): the
+    /// others are dropped when queued or handed out, and the keys of a newly held shard are
+    /// queued. Before `start()`, only what `start()` queues is limited.
+    fn set_shards(&self, count: u32, held: Vec<u32>) -> PyResult<()> {
+        match self.core.get() {
+            Some(controller) => controller.set_shards(count, &held)?,
+            None => {
+                self.settings.ownership.set(count, &held)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Stop following changes; `next()` raises `ClosedError` from now on.
     fn stop(&self) {
         if let Some(core) = self.core.get() {
@@ -254,6 +276,7 @@ impl PyControllerCore {
         d.set_item("relists", s.relists)?;
         d.set_item("cache_timeouts", s.cache_timeouts)?;
         d.set_item("related", s.related)?;
+        d.set_item("not_mine", s.not_mine)?;
         d.set_item("since_last_event", s.since_last_event.as_secs_f64())?;
         Ok(d)
     }

@@ -69,6 +69,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_bench::_decode_bench, m)?)?;
     m.add_function(wrap_pyfunction!(logs::flush_logs, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_prefix, m)?)?;
+    m.add_function(wrap_pyfunction!(controller::shard_of, m)?)?;
     bridge::init();
     crate::events::set_notifier(Box::new(bridge::wake_last_loop));
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -7,6 +7,7 @@ from .finalizer import finalizer
 from .owners import owner_reference
 from .relations import Mapper
 from .runtime import Controller, ControllerStats, Reconcile
+from .sharding import Sharding
 
 __all__ = [
     "Action",
@@ -14,6 +15,7 @@ __all__ = [
     "ControllerStats",
     "Mapper",
     "Reconcile",
+    "Sharding",
     "finalizer",
     "owner_reference",
 ]

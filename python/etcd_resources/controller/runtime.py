@@ -25,6 +25,7 @@ from .action import Action
 from .collector import Collector
 from .metrics import Metrics
 from .relations import Follower, Mapper, OwnerDeletions, relations
+from .sharding import Sharding, Shards
 
 __all__ = ["Controller", "ControllerStats", "Reconcile"]
 
@@ -67,6 +68,11 @@ class ControllerStats(TypedDict):
     running: bool
     synced: bool
     """Running, with the initial listing loaded and queued (a readiness probe)."""
+    not_mine: int
+    """Changes of keys whose shards another replica holds (not run here)."""
+    shards: list[int] | None
+    """The shards this replica holds (``sharding=``), ``None`` when not sharded. With
+    ``leader_election``, ``[0]`` on the leader and ``[]`` on a standby."""
     since_last_event: float
     """Seconds since the feed last heard from the watch (a change or a progress
     notification), or since the listing: a liveness probe for a prefix that changes often."""
@@ -116,6 +122,14 @@ class Controller:
     requeue is shortened to it). ``name`` names the controller in its metrics and spans
     (default: the prefix); ``meter_provider`` is OpenTelemetry's (default: the global one).
 
+    ``sharding=Sharding(shards=16, ttl=5)`` (or a number of shards): replicas of this
+    controller (processes running it under the same ``name`` on the same etcd) share its keys,
+    each running the keys of the shards it holds with an etcd lease; a replica that dies,
+    stops or is cut off gives its shards to the others within ``ttl`` seconds, and no key runs
+    on two replicas at once (see ``etcd_resources.controller.sharding``).
+    ``leader_election=True`` is one shard: one replica runs everything, the others keep their
+    caches synced and take over within ``ttl``.
+
     ``record_status=True``: after each reconcile, the runtime sets ``status.observed_generation``
     (to the generation reconciled, on success) and the ``Reconciled`` condition (``True``, or
     ``False`` with the error), with compare-and-swap, re-reading on conflicts; nothing is
@@ -146,6 +160,8 @@ class Controller:
         every: float | None = None,
         name: str | None = None,
         meter_provider: Any = None,
+        sharding: Sharding | int | None = None,
+        leader_election: bool = False,
     ) -> None:
         self._repository = repository
         self._reconcile = reconcile
@@ -162,6 +178,14 @@ class Controller:
         self._name = repository.prefix if name is None else name
         self._metrics = Metrics(self._name, self._depth, meter_provider)
         self._synced = False
+        if leader_election:
+            if sharding is not None:
+                raise ValueError("leader_election is one shard: give sharding= or leader_election=")
+            sharding = Sharding(shards=1)
+        self._sharding = Sharding(shards=sharding) if isinstance(sharding, int) else sharding
+        self._shards: Shards | None = None
+        self._by_key: dict[str, asyncio.Task[None]] = {}
+        self._notices: set[asyncio.Task[None]] = set()
         self._options: dict[str, Any] = {
             "max_concurrency": max_concurrency,
             "backoff_base": backoff_base,
@@ -246,6 +270,8 @@ class Controller:
             collected=sum(c.collected for c in self._collectors),
             running=self._running,
             synced=self._running and self._synced,
+            not_mine=native["not_mine"],
+            shards=None if self._shards is None else sorted(self._shards.held),
             since_last_event=native["since_last_event"],
             last_error=self._last_error,
         )
@@ -266,6 +292,13 @@ class Controller:
         finally:
             self._waiting -= 1
         return self.stats()
+
+    def _changed_soon(self) -> None:
+        """Wake ``wait_for`` from synchronous code (a shard taken or given back)."""
+        if self._waiting:
+            task = asyncio.get_running_loop().create_task(self._notify())
+            self._notices.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._notices.discard)
 
     async def _notify(self) -> None:
         if not self._waiting:  # the usual case: no lock taken per reconcile
@@ -293,6 +326,8 @@ class Controller:
         followers, deletions = self._feeds()
         streams: list[Follower | OwnerDeletions] = [*followers, *deletions]
         feeds: list[asyncio.Task[None]] = []
+        sharing: asyncio.Task[None] | None = None
+        self._share(core)
         try:
             self._metrics.arm()
             # Opened before the listing: a related change made meanwhile is not missed.
@@ -304,6 +339,8 @@ class Controller:
                 feeds.append(self._start_feed(core, follower.run(core.trigger)))
             for deletion in deletions:
                 feeds.append(self._start_feed(core, deletion.run()))
+            if self._shards is not None:
+                sharing = self._start_feed(core, self._shards.run())
             await self._notify()  # `running`, with the listing queued
             while True:
                 try:
@@ -316,17 +353,63 @@ class Controller:
                     task = asyncio.create_task(self._run_one(core, executor, work))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
+                    self._track(work[0], task)
         finally:
             core.stop()
             for feed_task in feeds:
                 feed_task.cancel()
+            if sharing is not None:
+                sharing.cancel()
             for feed in streams:
                 feed.close()
             await self._drain(tasks)
+            if self._shards is not None:
+                await self._shards.close()  # hand the shards back once nothing runs
             if executor is not None:
                 executor.shutdown(wait=False, cancel_futures=True)
             self._running = False
             await self._notify()
+
+    def _share(self, core: _core.ControllerCore) -> None:
+        """With ``sharding``: hold no shard until the sharing (started by ``run()``) says."""
+        config = self._sharding
+        self._shards = None
+        if config is None:
+            return
+        count = config.shards
+        core.set_shards(count, [])
+
+        def hold(held: frozenset[int]) -> None:
+            core.set_shards(count, sorted(held))
+            self._changed_soon()
+
+        def running_in(shards: frozenset[int]) -> list[asyncio.Task[None]]:
+            return [t for k, t in self._by_key.items() if _core.shard_of(k, count) in shards]
+
+        async def release(shards: frozenset[int]) -> None:
+            # Given back to another replica: let what runs finish (up to drain_timeout).
+            await self._drain(set(running_in(shards)))
+
+        def lose() -> None:
+            # The lease is lost (or about to be on etcd's side): stop now.
+            core.set_shards(count, [])
+            for task in running_in(frozenset(range(count))):
+                task.cancel()
+            self._changed_soon()
+
+        self._shards = Shards(
+            self._repository.client, self._name, config, hold=hold, release=release, lose=lose
+        )
+
+    def _track(self, key: str, task: asyncio.Task[None]) -> None:
+        """Remember which task runs ``key`` (one at a time), to stop it with its shard."""
+        self._by_key[key] = task
+
+        def untrack(_: asyncio.Task[None]) -> None:
+            if self._by_key.get(key) is task:
+                del self._by_key[key]
+
+        task.add_done_callback(untrack)
 
     def _feeds(self) -> tuple[list[Follower], list[OwnerDeletions]]:
         """The feeds of the related repositories, and of owner deletions (collect=True)."""

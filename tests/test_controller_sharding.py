@@ -1,0 +1,230 @@
+"""Replicas of a controller sharing its keys (``sharding=``, ``leader_election=``): every key
+runs on the replica holding its shard, shards move when a replica stops or dies, and a standby
+takes over from a leader. Waits are on ``Controller.wait_for``, never on sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from etcd_resources import ClosedError, EtcdClient, ResourceRepository, _core, thaw
+from etcd_resources.controller import Action, Controller, Sharding
+from etcd_resources.controller.sharding import share
+
+WAIT = 30.0
+
+
+def doc(name: str, **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": dict(spec), "status": {}}
+
+
+@pytest.fixture
+def coordination() -> str:
+    return f"/coord-{uuid.uuid4().hex[:10]}/"
+
+
+class Replicas:
+    """Controllers named alike on one prefix, each recording what it reconciled."""
+
+    def __init__(self, repo: Any, coordination: str, shards: int, ttl: int = 5) -> None:
+        self.repo = repo
+        self.coordination = coordination
+        self.shards = shards
+        self.ttl = ttl
+        self.seen: dict[str, list[str]] = defaultdict(list)  # replica -> names
+        self.controllers: dict[str, Controller] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    def add(self, identity: str, repo: Any = None) -> Controller:
+        async def reconcile(resource: Any) -> Action:
+            self.seen[identity].append(resource["metadata"]["name"])
+            return Action.done()
+
+        config = Sharding(
+            shards=self.shards, ttl=self.ttl, identity=identity, prefix=self.coordination
+        )
+        controller = Controller(repo or self.repo, reconcile, name="workers", sharding=config)
+        self.controllers[identity] = controller
+        self.tasks[identity] = asyncio.ensure_future(controller.run())
+        return controller
+
+    async def stop(self, identity: str) -> None:
+        task = self.tasks.pop(identity)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        del self.controllers[identity]
+
+    def held(self) -> dict[str, list[int]]:
+        return {i: c.stats()["shards"] or [] for i, c in self.controllers.items()}
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Wait until ``condition()`` holds, checked whenever any replica's stats change (a
+        reconcile, a shard taken or given back)."""
+        async with asyncio.timeout(WAIT):
+            waits = [
+                asyncio.ensure_future(c.wait_for(lambda _: condition()))
+                for c in self.controllers.values()
+            ]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+    def balanced(self) -> bool:
+        """The running replicas hold every shard, each its share."""
+        held = self.held()
+        every = sorted(s for shards in held.values() for s in shards)
+        names = sorted(held)
+        return every == list(range(self.shards)) and all(
+            len(held[i]) == share(names, i, self.shards) for i in names
+        )
+
+    def reconciled(self, names: set[str]) -> bool:
+        return names <= {n for seen in self.seen.values() for n in seen}
+
+    async def close(self) -> None:
+        for identity in list(self.tasks):
+            await self.stop(identity)
+
+
+@asynccontextmanager
+async def replicas(*args: Any, **kwargs: Any) -> AsyncIterator[Replicas]:
+    r = Replicas(*args, **kwargs)
+    try:
+        yield r
+    finally:
+        await r.close()
+
+
+def owner_of(held: dict[str, list[int]], name: str, prefix: str, shards: int) -> str:
+    shard = _core.shard_of(prefix + name, shards)
+    (owner,) = [i for i, s in held.items() if shard in s]
+    return owner
+
+
+async def test_replicas_share_the_keys_each_running_only_its_shards(
+    client: EtcdClient, prefix: str, coordination: str
+) -> None:
+    repo = ResourceRepository(client, prefix)
+    names = {f"w{i}" for i in range(40)}
+    for name in sorted(names):
+        await repo.add_async(doc(name, n=0))
+    async with replicas(repo, coordination, shards=8) as r:
+        for identity in ("a", "b", "c"):
+            r.add(identity)
+        await r.until(lambda: r.balanced() and r.reconciled(names))
+        held = r.held()
+        assert sorted(len(s) for s in held.values()) == [2, 3, 3]
+        # A live change runs on the replica holding its shard, and only there.
+        for seen in r.seen.values():
+            seen.clear()
+        for name in ("w1", "w2", "w3"):
+            w = thaw(await repo.get_async(name))
+            w["spec"]["n"] = 1
+            await repo.update_async(w)
+        await r.until(lambda: r.reconciled({"w1", "w2", "w3"}))
+        for name in ("w1", "w2", "w3"):
+            owner = owner_of(held, name, prefix, 8)
+            assert name in r.seen[owner]
+            assert all(name not in seen for i, seen in r.seen.items() if i != owner)
+        # Each change reached every replica's feed; the two that do not hold it dropped it.
+        assert sum(c.stats()["not_mine"] for c in r.controllers.values()) >= 6
+
+
+async def test_a_replica_that_stops_hands_its_shards_back_at_once(
+    client: EtcdClient, prefix: str, coordination: str
+) -> None:
+    repo = ResourceRepository(client, prefix)
+    names = {f"w{i}" for i in range(20)}
+    for name in sorted(names):
+        await repo.add_async(doc(name))
+    # A TTL far longer than the hand-over may take: the shards come back by the revoke, not
+    # by the lease's expiry.
+    async with replicas(repo, coordination, shards=4, ttl=30) as r:
+        r.add("a")
+        r.add("b")
+        await r.until(lambda: r.balanced() and r.reconciled(names))
+        gone = set(r.held()["b"])
+        begun = time.monotonic()
+        await r.stop("b")
+        r.seen.clear()
+        await r.until(lambda: r.balanced())
+        assert time.monotonic() - begun < 10, "the shards waited for the lease to expire"
+        # Every key of b's shards was queued again on a.
+        theirs = {n for n in names if _core.shard_of(prefix + n, 4) in gone}
+        await r.until(lambda: r.reconciled(theirs))
+
+
+async def test_a_standby_takes_over_from_a_leader(
+    client: EtcdClient, prefix: str, coordination: str
+) -> None:
+    repo = ResourceRepository(client, prefix)
+    await repo.add_async(doc("w0"))
+    async with replicas(repo, coordination, shards=1) as r:
+        r.add("a")
+        await r.until(lambda: r.balanced() and r.reconciled({"w0"}))
+        r.add("b")
+        await r.until(lambda: r.controllers["b"].stats()["synced"])
+        assert r.held() == {"a": [0], "b": []}
+        assert r.seen["b"] == []
+        await r.stop("a")
+        await r.until(lambda: r.held() == {"b": [0]})
+        await repo.add_async(doc("w1"))
+        await r.until(lambda: "w1" in r.seen["b"])
+        assert "w0" in r.seen["b"]  # a new leader runs everything once
+
+
+async def test_leader_election_is_one_shard() -> None:
+    repo = ResourceRepository(EtcdClient("memory://"), "/w/")
+
+    async def reconcile(resource: Any) -> Action:
+        return Action.done()
+
+    controller = Controller(repo, reconcile, leader_election=True)
+    assert controller._sharding is not None and controller._sharding.shards == 1
+    with pytest.raises(ValueError, match="leader_election"):
+        Controller(repo, reconcile, leader_election=True, sharding=4)
+    with pytest.raises(ValueError, match="shards"):
+        Sharding(shards=0)
+    with pytest.raises(ValueError, match="identity"):
+        Sharding(identity="a/b")
+
+
+async def test_a_dead_replicas_shards_move_within_its_ttl(
+    etcd_endpoints: list[str], prefix: str, coordination: str
+) -> None:
+    """A replica whose client goes away (no revoke, no renewal) loses its shards when etcd
+    expires its lease: the others hold them within one TTL of the death."""
+    writer = EtcdClient(etcd_endpoints)
+    dying = EtcdClient(etcd_endpoints)
+    repo = ResourceRepository(writer, prefix)
+    names = {f"w{i}" for i in range(20)}
+    for name in sorted(names):
+        await repo.add_async(doc(name))
+    ttl = 3
+    try:
+        async with replicas(repo, coordination, shards=4, ttl=ttl) as r:
+            r.add("a")
+            r.add("b", ResourceRepository(dying, prefix))
+            await r.until(lambda: r.balanced() and r.reconciled(names))
+            dead = r.controllers.pop("b")
+            died = time.monotonic()
+            dying.close()  # no revoke reaches etcd: the lease runs out
+            await r.until(lambda: r.held() == {"a": [0, 1, 2, 3]})
+            moved = time.monotonic() - died
+            assert moved <= ttl + 1.0, f"took {moved:.2f}s for a TTL of {ttl}s"
+            # The dead replica's run() ended with what killed it.
+            with pytest.raises(ClosedError):
+                await r.tasks.pop("b")
+            assert dead.stats()["in_flight"] == 0
+    finally:
+        writer.close()
