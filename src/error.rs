@@ -25,6 +25,10 @@ pub enum Error {
         /// The key's mod_revision now, `None` when the key is gone.
         actual: Option<i64>,
     },
+    /// A fenced write (see `store::fence`) found its holder's record gone or attached to
+    /// another lease: the shard it was made for is another replica's now. Nothing written.
+    #[error("{key:?} not written: this replica no longer holds {fence:?} (its lease was lost, and the shard may be another replica's)")]
+    Fenced { key: String, fence: String },
     /// etcd could not be reached, or answered that it cannot serve (no leader, shutting down).
     #[error("etcd unavailable: {message}")]
     Unavailable { message: String, code: Option<String> },
@@ -101,6 +105,7 @@ impl Error {
             Error::NotFound { .. } => "NotFoundError",
             Error::AlreadyExists { .. } => "AlreadyExistsError",
             Error::Conflict { .. } => "ConflictError",
+            Error::Fenced { .. } => "FencedError",
             Error::Unavailable { .. } => "UnavailableError",
             Error::QuotaExceeded { .. } => "QuotaExceededError",
             Error::Timeout { .. } => "EtcdTimeoutError",
@@ -137,6 +142,7 @@ mod tests {
             Error::NotFound { key: "k".into() },
             Error::AlreadyExists { key: "k".into() },
             Error::Conflict { key: "k".into(), expected: 1, actual: Some(2) },
+            Error::Fenced { key: "k".into(), fence: "f".into() },
             Error::Unavailable { message: "m".into(), code: None },
             Error::QuotaExceeded { message: "m".into(), code: None },
             Error::Timeout { operation: "get".into(), seconds: 1.0 },

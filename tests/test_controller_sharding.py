@@ -14,9 +14,17 @@ from typing import Any
 
 import pytest
 
-from etcd_resources import ClosedError, EtcdClient, ResourceRepository, _core, thaw
+from etcd_resources import (
+    ClosedError,
+    ConflictError,
+    EtcdClient,
+    FencedError,
+    ResourceRepository,
+    _core,
+    thaw,
+)
 from etcd_resources.controller import Action, Controller, Sharding
-from etcd_resources.controller.sharding import share
+from etcd_resources.controller.sharding import FENCE, share
 
 WAIT = 30.0
 
@@ -228,3 +236,52 @@ async def test_a_dead_replicas_shards_move_within_its_ttl(
             assert dead.stats()["in_flight"] == 0
     finally:
         writer.close()
+
+
+async def test_writes_under_a_fence_commit_only_while_its_record_is_on_its_lease(
+    client: EtcdClient, prefix: str, coordination: str
+) -> None:
+    """The fence a sharded reconcile writes under (``FENCE``), checked by etcd (or the
+    embedded store) in the same transaction as each write."""
+    _core._use_fence_var(FENCE)
+    repo = ResourceRepository(client, prefix)
+    await repo.add_async(doc("kept"))
+    lease = await client.grant_lease(30)
+    record = coordination + "shards/0"
+    await client.create_raw(record, b'"me"', lease=lease.id)
+    token = FENCE.set((record, lease.id))
+    try:
+        written = await repo.add_async(doc("a"))  # held: every kind of write goes through
+        written = await repo.update_async(thaw(written))
+        await client.put_raw(prefix + "raw", b"{}")
+        # The record gone (the lease expired while this replica was paused) and taken by
+        # another replica's lease: nothing goes through, and nothing is written.
+        await lease.revoke()
+        other = await client.grant_lease(30)
+        unfenced = FENCE.set(None)  # (the other replica's write)
+        await client.create_raw(record, b'"other"', lease=other.id)
+        FENCE.reset(unfenced)
+        attempts = [
+            repo.add_async(doc("b")),
+            repo.update_async(thaw(written)),
+            repo.remove_async("kept"),
+            client.put_raw(prefix + "raw", b'{"late": true}'),
+        ]
+        for attempt in attempts:
+            with pytest.raises(FencedError) as caught:
+                await attempt
+            assert caught.value.fence == record
+        # A conflict is still a conflict while the fence holds.
+        FENCE.set((record, other.id))
+        stale = thaw(written)
+        stale["metadata"]["resource_version"] = "1"
+        with pytest.raises(ConflictError):
+            await repo.update_async(stale)
+    finally:
+        FENCE.reset(token)
+    assert await repo.get_async("b") is None
+    assert await repo.get_async("kept") is not None
+    assert await client.get_raw(prefix + "raw") == b"{}"
+    assert (await repo.get_async("a"))["metadata"]["resource_version"] == written["metadata"][
+        "resource_version"
+    ]

@@ -2,6 +2,7 @@
 future), not a coroutine: they start work as soon as they are called."""
 
 import builtins
+import contextvars
 import os
 from collections.abc import Generator, Mapping
 from types import TracebackType
@@ -20,6 +21,7 @@ __all__ = [
     "WatchStream",
     "__version__",
     "_shutdown",
+    "_use_fence_var",
     "flush_logs",
     "normalize_prefix",
     "shard_of",
@@ -28,6 +30,7 @@ __version__: Final[str]
 
 def _shutdown(timeout: float = 2.0) -> bool: ...
 def flush_logs() -> None: ...
+def _use_fence_var(var: contextvars.ContextVar[tuple[str, int] | None]) -> None: ...
 def normalize_prefix(prefix: str) -> str: ...
 
 _Json = dict[str, Any]

@@ -68,6 +68,15 @@ class ConflictError(EtcdResourcesError):
     actual_version: str | None
 
 
+class FencedError(EtcdResourcesError):
+    """A write made for a shard this replica no longer holds (its lease was lost: a pause, a
+    partition), refused by etcd in the same transaction; nothing was written. The reconcile
+    that made it should stop: the shard's new holder runs the key."""
+
+    key: str
+    fence: str
+
+
 class UnavailableError(EtcdResourcesError, ConnectionError):
     """etcd could not be reached or cannot serve (no leader, no quorum)."""
 
@@ -165,6 +174,7 @@ _classes: dict[str, type[EtcdResourcesError]] = {
         NotFoundError,
         AlreadyExistsError,
         ConflictError,
+        FencedError,
         UnavailableError,
         QuotaExceededError,
         EtcdTimeoutError,

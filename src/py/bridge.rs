@@ -284,6 +284,8 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
+    // Writes made for a shard's holder carry its fence (see `crate::store::fence`).
+    let fut = crate::store::fence::scope(crate::py::fence::current(py)?, fut);
     let get_loop = GET_RUNNING_LOOP.get_or_try_init(py, || {
         Ok::<_, PyErr>(py.import("asyncio")?.getattr("get_running_loop")?.unbind())
     })?;

@@ -26,6 +26,10 @@ fn fields<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyDict>> {
             d.set_item("expected_version", expected.to_string())?;
             d.set_item("actual_version", actual.map(|a| a.to_string()))?;
         }
+        Error::Fenced { key, fence } => {
+            d.set_item("key", key)?;
+            d.set_item("fence", fence)?;
+        }
         Error::Unavailable { code, .. }
         | Error::QuotaExceeded { code, .. }
         | Error::PermissionDenied { code, .. }

@@ -12,6 +12,7 @@ mod decode;
 #[cfg(feature = "bench")]
 mod decode_bench;
 mod errors;
+mod fence;
 mod gc;
 mod keys;
 mod lease;
@@ -70,6 +71,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(logs::flush_logs, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_prefix, m)?)?;
     m.add_function(wrap_pyfunction!(controller::shard_of, m)?)?;
+    m.add_function(wrap_pyfunction!(fence::_use_fence_var, m)?)?;
     bridge::init();
     crate::events::set_notifier(Box::new(bridge::wake_last_loop));
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -18,6 +18,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use super::fence;
 use super::{in_range, prefix_end, EventKind, KeyValue, RangeRequest, RangeResponse, Store};
 use super::{ProgressRequester, WatchBatch, WatchEvent, WatchStream};
 use crate::error::{Error, Result};
@@ -123,6 +124,14 @@ impl State {
             mod_revision: v.mod_revision,
             version: v.version,
             lease: v.lease,
+        }
+    }
+
+    /// A fenced write (see `store::fence`) needs its holder's record on its lease.
+    fn check_fence(&self, key: &[u8]) -> Result<()> {
+        match fence::current() {
+            Some(f) if self.latest(&f.key).is_none_or(|v| v.lease != f.lease) => Err(f.refused(key)),
+            _ => Ok(()),
         }
     }
 
@@ -287,12 +296,14 @@ impl Store for MemoryStore {
 
     async fn put(&self, key: Vec<u8>, value: Vec<u8>, lease: i64) -> Result<i64> {
         let mut state = self.live();
+        state.check_fence(&key)?;
         state.check_lease(lease)?;
         Ok(state.commit(vec![(key, Some(value), lease)]))
     }
 
     async fn create(&self, key: Vec<u8>, value: Vec<u8>, lease: i64) -> Result<i64> {
         let mut state = self.live();
+        state.check_fence(&key)?;
         state.check_lease(lease)?;
         if state.latest(&key).is_some() {
             return Err(Error::AlreadyExists { key: String::from_utf8_lossy(&key).into_owned() });
@@ -302,6 +313,7 @@ impl Store for MemoryStore {
 
     async fn compare_and_swap(&self, key: Vec<u8>, expected: i64, value: Vec<u8>, lease: i64) -> Result<i64> {
         let mut state = self.live();
+        state.check_fence(&key)?;
         state.check_lease(lease)?;
         let actual = state.latest(&key).map(|v| v.mod_revision);
         if actual != Some(expected) {
@@ -316,6 +328,7 @@ impl Store for MemoryStore {
 
     async fn delete(&self, key: Vec<u8>, expected: Option<i64>) -> Result<Option<i64>> {
         let mut state = self.live();
+        state.check_fence(&key)?;
         let actual = state.latest(&key).map(|v| v.mod_revision);
         match (expected, actual) {
             (Some(e), a) if a != Some(e) => Err(Error::Conflict {

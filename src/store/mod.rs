@@ -4,6 +4,7 @@
 //! against both.
 
 pub mod etcd;
+pub mod fence;
 pub mod known;
 pub mod maintenance;
 pub mod memory;

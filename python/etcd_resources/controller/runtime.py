@@ -25,7 +25,7 @@ from .action import Action
 from .collector import Collector
 from .metrics import Metrics
 from .relations import Follower, Mapper, OwnerDeletions, relations
-from .sharding import Sharding, Shards
+from .sharding import FENCE, Sharding, Shards
 
 __all__ = ["Controller", "ControllerStats", "Reconcile"]
 
@@ -518,6 +518,12 @@ class Controller:
         self, core: _core.ControllerCore, executor: ThreadPoolExecutor | None, work: _Work
     ) -> None:
         key, _resource, failures, priority, _error, waited = work
+        if self._shards is not None:
+            fence = self._shards.fence(_core.shard_of(key, self._shards.count))
+            if fence is None:  # its shard was lost since the queue handed it out
+                core.finish(key, "done")
+                return
+            FENCE.set(fence)  # this task's writes commit only while the shard is held
         self._metrics.waited(waited)
         self._in_flight += 1
         outcome: Action | None = None

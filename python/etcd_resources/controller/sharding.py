@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import os
@@ -43,9 +44,16 @@ from dataclasses import dataclass, field
 from .. import _core
 from ..errors import AlreadyExistsError, ConflictError, EtcdResourcesError, NotFoundError
 
-__all__ = ["Sharding", "Shards", "default_identity"]
+__all__ = ["FENCE", "Sharding", "Shards", "default_identity"]
 
 log = logging.getLogger("etcd_resources.controller")
+
+FENCE: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
+    "etcd_resources_fence", default=None
+)
+"""``(shard record, lease id)`` while a reconcile of a sharded controller runs: every write
+the task makes through this package commits only while that record is on that lease
+(``FencedError`` otherwise; see ``src/store/fence.rs``)."""
 
 
 def default_identity() -> str:
@@ -102,6 +110,7 @@ class Shards:
     ) -> None:
         self._client = client
         self._config = config
+        _core._use_fence_var(FENCE)
         base = _core.normalize_prefix(config.prefix) + name.strip("/").replace("/", "-") + "/"
         self._base = base
         self._members = base + "members/"

@@ -36,6 +36,7 @@ use self::endpoints::{classify, Endpoints, Watching};
 use self::errors::map_error;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::store::fence::{self, Fence};
 use crate::store::{
     prefix_end, EndpointSnapshot, EventKind, KeyValue, ProgressRequester, RangeRequest, RangeResponse, Store,
     WatchBatch, WatchEvent, WatchStream,
@@ -100,11 +101,37 @@ impl EtcdStore {
     }
 
     /// The key's mod_revision from the `else` branch of a failed transaction.
+    /// One transaction, with the store's retries and deadline.
+    async fn txn(&self, operation: &'static str, txn: Txn) -> Result<etcd_client::TxnResponse> {
+        self.call(operation, |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await
+    }
+
     fn actual_revision(responses: Vec<TxnOpResponse>) -> Option<i64> {
         responses.into_iter().find_map(|r| match r {
             TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.mod_revision()),
             TxnOpResponse::Put(_) | TxnOpResponse::Delete(_) | TxnOpResponse::Txn(_) => None,
         })
+    }
+}
+
+/// The compare of a fenced write: the holder's record is still on its lease.
+fn fenced(fence: &Fence) -> Compare {
+    Compare::lease(fence.key.clone(), CompareOp::Equal, fence.lease)
+}
+
+/// What a failed fenced write reads, to tell a lost fence from a conflict.
+fn fence_read(fence: &Fence) -> TxnOp {
+    TxnOp::get(fence.key.clone(), Some(GetOptions::new().with_keys_only()))
+}
+
+fn fence_held(read: Option<&TxnOpResponse>, fence: &Fence) -> bool {
+    match read {
+        Some(TxnOpResponse::Get(g)) => g.kvs().first().is_some_and(|kv| kv.lease() == fence.lease),
+        _ => false,
     }
 }
 
@@ -221,6 +248,18 @@ impl Store for EtcdStore {
     }
 
     async fn put(&self, key: Vec<u8>, value: Vec<u8>, lease: i64) -> Result<i64> {
+        if let Some(fence) = fence::current() {
+            let txn = Txn::new().when([fenced(&fence)]).and_then([TxnOp::put(
+                key.clone(),
+                value,
+                put_options(lease),
+            )]);
+            let resp = self.txn("put", txn).await?;
+            if !resp.succeeded() {
+                return Err(fence.refused(&key));
+            }
+            return Ok(resp.header().map_or(0, |h| h.revision()));
+        }
         let resp = self
             .call("put", |mut c| {
                 let (key, value) = (key.clone(), value.clone());
@@ -231,61 +270,70 @@ impl Store for EtcdStore {
     }
 
     async fn create(&self, key: Vec<u8>, value: Vec<u8>, lease: i64) -> Result<i64> {
+        let fence = fence::current();
+        let mut compares = vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)];
+        compares.extend(fence.as_ref().map(fenced));
         let txn = Txn::new()
-            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key.clone(), value, put_options(lease))]);
-        let resp = self
-            .call("create", |mut c| {
-                let txn = txn.clone();
-                async move { c.txn(txn).await }
-            })
-            .await?;
+            .when(compares)
+            .and_then([TxnOp::put(key.clone(), value, put_options(lease))])
+            .or_else(fence.as_ref().map(fence_read).into_iter().collect::<Vec<_>>());
+        let resp = self.txn("create", txn).await?;
         if !resp.succeeded() {
+            if let Some(fence) = fence.filter(|f| !fence_held(resp.op_responses().first(), f)) {
+                return Err(fence.refused(&key));
+            }
             return Err(Error::AlreadyExists { key: key_string(&key) });
         }
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 
     async fn compare_and_swap(&self, key: Vec<u8>, expected: i64, value: Vec<u8>, lease: i64) -> Result<i64> {
+        let fence = fence::current();
+        let mut compares = vec![Compare::mod_revision(key.clone(), CompareOp::Equal, expected)];
+        compares.extend(fence.as_ref().map(fenced));
+        let mut otherwise = vec![TxnOp::get(key.clone(), Some(GetOptions::new().with_keys_only()))];
+        otherwise.extend(fence.as_ref().map(fence_read));
         let txn = Txn::new()
-            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, expected)])
+            .when(compares)
             .and_then([TxnOp::put(key.clone(), value, put_options(lease))])
-            .or_else([TxnOp::get(key.clone(), Some(GetOptions::new().with_keys_only()))]);
-        let resp = self
-            .call("compare_and_swap", |mut c| {
-                let txn = txn.clone();
-                async move { c.txn(txn).await }
-            })
-            .await?;
+            .or_else(otherwise);
+        let resp = self.txn("compare_and_swap", txn).await?;
         if !resp.succeeded() {
-            let actual = Self::actual_revision(resp.op_responses());
+            let responses = resp.op_responses();
+            if let Some(fence) = fence.filter(|f| !fence_held(responses.get(1), f)) {
+                return Err(fence.refused(&key));
+            }
+            let actual = Self::actual_revision(responses);
             return Err(Error::Conflict { key: key_string(&key), expected, actual });
         }
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 
     async fn delete(&self, key: Vec<u8>, expected: Option<i64>) -> Result<Option<i64>> {
-        let compares: Vec<Compare> =
+        let fence = fence::current();
+        let mut compares: Vec<Compare> =
             expected.map(|e| Compare::mod_revision(key.clone(), CompareOp::Equal, e)).into_iter().collect();
+        compares.extend(fence.as_ref().map(fenced));
+        let mut otherwise = vec![TxnOp::get(key.clone(), Some(GetOptions::new().with_keys_only()))];
+        otherwise.extend(fence.as_ref().map(fence_read));
         let txn = Txn::new()
             .when(compares)
             .and_then([TxnOp::delete(key.clone(), None::<DeleteOptions>)])
-            .or_else([TxnOp::get(key.clone(), Some(GetOptions::new().with_keys_only()))]);
-        let resp = match self
-            .call("delete", |mut c| {
-                let txn = txn.clone();
-                async move { c.txn(txn).await }
-            })
-            .await
-        {
+            .or_else(otherwise);
+        let resp = match self.txn("delete", txn).await {
             // etcd before 3.5.7 refuses every transaction while its database is full, even
-            // one that only deletes: see `nospace`.
-            Err(Error::QuotaExceeded { .. }) => return nospace::delete(self, key, expected).await,
+            // one that only deletes: see `nospace` (which cannot fence: a fenced delete fails).
+            Err(Error::QuotaExceeded { .. }) if fence.is_none() => {
+                return nospace::delete(self, key, expected).await
+            }
             other => other?,
         };
         let revision = resp.header().map_or(0, |h| h.revision());
         let responses = resp.op_responses();
         if !resp.succeeded() {
+            if let Some(fence) = fence.filter(|f| !fence_held(responses.get(1), f)) {
+                return Err(fence.refused(&key));
+            }
             let actual = Self::actual_revision(responses);
             let expected = expected.unwrap_or_default();
             return Err(Error::Conflict { key: key_string(&key), expected, actual });
