@@ -258,9 +258,13 @@ impl ChangeStream {
                 continue;
             }
             let mut changes = Vec::with_capacity(batch.events.len());
+            // Compared with the revision before this batch: one revision can hold several
+            // events (a transaction of several writes, a lease revoked with several keys),
+            // and each of them is new.
+            let delivered = self.last_revision;
             for event in batch.events {
                 let revision = event.kv.mod_revision;
-                if revision <= self.last_revision {
+                if revision <= delivered {
                     continue; // already delivered before a reconnect
                 }
                 if let Some(change) = self.classify(event) {
@@ -344,6 +348,30 @@ mod tests {
         assert_eq!(w.last_revision, got[3].revision);
         client.close();
         assert!(w.next_batch().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn every_event_of_one_revision_is_delivered() {
+        // A lease revoked with three keys deletes them at one revision: three events.
+        let client = client();
+        let store = client.store().unwrap().clone();
+        let mut w = ChangeStream::open(client.clone(), "/p/", 0, None).await.unwrap();
+        let lease = store.lease_grant(30).await.unwrap();
+        for name in ["a", "b", "c"] {
+            store.create(format!("/p/{name}").into_bytes(), b"{}".to_vec(), lease).await.unwrap();
+        }
+        store.lease_revoke(lease).await.unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), collect(&mut w, 6))
+            .await
+            .expect("the revoke's three deletions, each delivered");
+        let deleted: Vec<_> = got
+            .iter()
+            .filter(|c| c.kind == ChangeType::Deleted)
+            .map(|c| (c.key.as_str(), c.revision))
+            .collect();
+        let at = got[5].revision;
+        assert_eq!(deleted, vec![("/p/a", at), ("/p/b", at), ("/p/c", at)]);
+        client.close();
     }
 
     #[tokio::test]

@@ -264,3 +264,26 @@ async def test_documents_written_by_other_tools_read_the_same_from_the_cache(
     w1 = (await cached.list_async(namespace="labs"))[0]
     assert "creationTimestamp" not in w1["metadata"]
     assert w1["metadata"]["creation_timestamp"] == "2025-01-01T00:00:00Z"
+
+
+async def test_the_cache_sees_every_resource_of_a_revoked_lease_go(
+    client: EtcdClient, prefix: str
+) -> None:
+    """A lease revoked (or expired) with several resources on it deletes them all at one
+    revision: the cache and the watch drop every one (they kept all but the first, once)."""
+    cached = EtcdLabWorkerResourceRepository(client, prefix, cache=True)
+    watch = cached.watch()
+    lease = await client.grant_lease(30)
+    for i in range(3):
+        await cached.add_async(LabWorker.create(f"w{i}", "ccna"), lease=lease)
+    await cached.add_async(LabWorker.create("kept", "ccna"))
+    await lease.revoke()
+    assert await cached.count_async(consistent=True) == 1
+    deleted = []
+    async with asyncio.timeout(10):
+        async for event in watch:
+            if event.type == "DELETED":
+                deleted.append(event.resource.metadata.name)
+            if len(deleted) == 3:
+                break
+    assert sorted(deleted) == ["w0", "w1", "w2"]

@@ -3,7 +3,7 @@
 Each replica of a controller named ``name`` keeps, under ``{prefix}{name}/``:
 
 - ``members/{identity}``: says the replica runs;
-- ``shards/{i}``: for each shard it holds, its identity;
+- ``shards/{i}``: for each shard it holds, ``{"holder": identity, "lease": lease id}``;
 
 all attached to one etcd lease of ``ttl`` seconds, renewed by the client in the background. A
 key belongs to shard ``fnv1a64(key) % shards`` (``_core.shard_of``). Each replica aims at an
@@ -204,7 +204,7 @@ class Shards:
         """One lease: register, then balance until it is lost (raises what lost it)."""
         lease = await self._client.grant_lease(self._config.ttl)
         self._lease = lease
-        value = json.dumps(self.identity).encode()
+        value = json.dumps({"holder": self.identity, "lease": lease.id}).encode()
         await self._client.create_raw(self._members + self.identity, value, lease=lease.id)
         lost = asyncio.ensure_future(lease.wait_lost())
         # Stop at once when the lease is lost, even in the middle of a call to etcd: another

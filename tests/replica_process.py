@@ -1,0 +1,64 @@
+"""One replica of a sharded controller, run as its own process by
+tests/test_controller_replicas.py: ``python -m tests.replica_process ENDPOINTS PREFIX
+COORDINATION HISTORY IDENTITY SHARDS TTL``.
+
+Each reconcile writes ``HISTORY{name}/{identity}-{n}/start``, works a few milliseconds, then
+writes ``.../end``; both writes go through the controller's fence, so etcd orders them against
+the shard records. SIGTERM cancels ``run()``: the replica finishes what runs, hands its shards
+back and exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import signal
+import sys
+from typing import Any
+
+from etcd_resources import EtcdClient, FencedError, ResourceRepository
+from etcd_resources.controller import Action, Controller, Sharding
+from etcd_resources.controller.sharding import FENCE
+
+
+async def main(argv: list[str]) -> int:
+    endpoints, prefix, coordination, history, identity, shards, ttl = argv
+    client = EtcdClient(endpoints.split(","), timeout=1.0)
+    repo = ResourceRepository(client, prefix)
+    runs = itertools.count()
+    fenced = 0
+
+    async def reconcile(resource: Any) -> Action:
+        nonlocal fenced
+        fence = FENCE.get()
+        assert fence is not None, "a sharded reconcile runs under its shard's fence"
+        record = f"{history}{resource['metadata']['name']}/{identity}-{next(runs)}/"
+        value = json.dumps({"replica": identity, "record": fence[0], "lease": fence[1]}).encode()
+        try:
+            await client.put_raw(record + "start", value)
+            await asyncio.sleep(random.uniform(0.0, 0.05))  # the work
+            await client.put_raw(record + "end", value)
+        except FencedError:
+            fenced += 1
+            raise
+        return Action.requeue_after(0.05)
+
+    config = Sharding(shards=int(shards), ttl=int(ttl), identity=identity, prefix=coordination)
+    controller = Controller(repo, reconcile, name="replicas", sharding=config, max_concurrency=2)
+    task = asyncio.ensure_future(controller.run())
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    finally:
+        stats = controller.stats()
+        done = {"identity": identity, "fenced": fenced, "reconciles": stats["reconciles"]}
+        print(json.dumps(done))
+        client.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))
