@@ -5,6 +5,7 @@ takes over from a leader. Waits are on ``Controller.wait_for``, never on sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import defaultdict
@@ -285,3 +286,76 @@ async def test_writes_under_a_fence_commit_only_while_its_record_is_on_its_lease
     assert (await repo.get_async("a"))["metadata"]["resource_version"] == written["metadata"][
         "resource_version"
     ]
+
+
+async def test_a_reconcile_that_outlives_its_shard_cannot_write(
+    client: EtcdClient, prefix: str, coordination: str
+) -> None:
+    """What a paused replica meets on resuming: its reconcile was handed the key under one
+    holding of the shard; etcd ended that holding meanwhile (here, its lease revoked behind its
+    back) and the shard was taken again (by the other replica, or by this one under a new
+    lease); the old reconcile's write is refused and writes nothing, the new holding's runs.
+    (A replica that sees its lease go cancels its reconciles; this one runs on regardless, as a
+    paused process does before it can look.)"""
+    repo = ResourceRepository(client, prefix)
+    await repo.add_async(doc("w", n=0))
+    first = asyncio.Event()
+    resume = asyncio.Event()
+    refused: list[tuple[int, FencedError]] = []
+    wrote: list[int] = []
+
+    async def reconcile(resource: Any) -> Action:
+        fence = FENCE.get()
+        assert fence is not None
+        first.set()
+        try:
+            await resume.wait()
+        except asyncio.CancelledError:
+            await resume.wait()  # the pause: too late to stop
+        try:
+            await repo.update_async({**thaw(resource), "status": {"lease": fence[1]}})
+        except FencedError as exc:
+            refused.append((fence[1], exc))
+            raise
+        wrote.append(fence[1])
+        return Action.done()
+
+    ttl = 30  # no renewal of the first lease comes before the end of the test
+    replicas = [
+        Controller(repo, reconcile, name="one", sharding=Sharding(1, ttl, i, coordination))
+        for i in ("a", "b")
+    ]
+    tasks = [asyncio.ensure_future(c.run()) for c in replicas]
+    try:
+        async with asyncio.timeout(WAIT):
+            await first.wait()  # a reconcile runs under the first holding
+            _, records = await client.list_raw(coordination)
+            (old,) = {owner for key, _, _, owner in records if key.endswith("shards/0")}
+            await client.revoke_lease(old)  # etcd forgets it, as after a long pause
+
+            def held_again(_: Any) -> bool:
+                held = [c.stats()["shards"] for c in replicas]
+                return held.count([0]) == 1 and held.count([]) == 1
+
+            waits = [asyncio.ensure_future(c.wait_for(held_again)) for c in replicas]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            resume.set()
+            waits = [
+                asyncio.ensure_future(c.wait_for(lambda _: bool(refused and wrote)))
+                for c in replicas
+            ]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ClosedError):
+                await task
+    assert [lease for lease, _ in refused] == [old]
+    assert refused[0][1].fence.endswith("shards/0")
+    assert old not in wrote
+    status = (await repo.get_async("w"))["status"]
+    assert status["lease"] in wrote, "the late write wrote nothing; the new holding's did"
