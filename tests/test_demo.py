@@ -50,14 +50,21 @@ def test_the_demo_runs(
     assert "is refused: the stored one is" in out
     assert "error_count=1 (A's change kept)" in out
     assert "in order, none repeated, none lost" in out
+    # Two replicas, two shards each, and each worker stepped by one of them only.
+    held = re.search(r"shards held: replica-a \[(\d), (\d)\], replica-b \[(\d), (\d)\]", out)
+    assert held is not None and sorted(held.groups()) == ["0", "1", "2", "3"]
     for worker in ("worker-7", "worker-8"):
-        assert f"controller: {worker:<9} Pending -> ProvisioningEC2" in out
-        assert f"controller: {worker:<9} ProvisioningEC2 -> Ready" in out
+        steps = re.findall(rf"controller: {worker:<9} (\w+) -> (\w+)  \((replica-\w)\)", out)
+        assert [s[:2] for s in steps] == [
+            ("Pending", "ProvisioningEC2"),
+            ("ProvisioningEC2", "Ready"),
+        ]
+        assert len({s[2] for s in steps}) == 1
     assert "worker-7, worker-8 Ready" in out
     # 22 before the controller, then its two creations and four phase changes.
     assert len(re.findall(r"watch: rev", out)) == 28
-    if store_kind == "etcd":  # it removed what it wrote
-        for where in (prefix, instances_prefix(prefix)):
+    if store_kind == "etcd":  # it removed what it wrote (the replicas revoked their records)
+        for where in (prefix, instances_prefix(prefix), prefix.rstrip("/") + "-controllers/"):
             assert asyncio.run(keys_under(etcd_endpoints, where)) == []
 
 

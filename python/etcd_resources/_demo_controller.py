@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .controller import Action, Controller
+from .controller import Action, Controller, Sharding
 from .lab_workers import LabWorkerPhase
 
 # How many times the simulated provider is asked before an instance is up.
@@ -34,43 +34,73 @@ async def lifecycle(
     names: list[str],
     show: Callable[[str], None],
 ) -> None:
-    """Run a controller on ``repository`` while ``create`` makes the workers ``names``; return
-    once each is Ready."""
-    show("A controller drives new workers from Pending to Ready (a simulated cloud)")
+    """Run two replicas of a controller on ``repository`` while ``create`` makes the workers
+    ``names``; return once each is Ready."""
+    show("Two controller replicas drive new workers from Pending to Ready (a simulated cloud)")
     cloud = SimulatedCloud()
     ready: set[str] = set()
+    ran_on: dict[str, str] = {}
 
-    async def reconcile(worker: Any) -> Action:
-        name, phase = worker.metadata.name, worker.status.phase
-        if phase is LabWorkerPhase.PENDING:
-            cloud.launch(name)
-            worker.status.phase = LabWorkerPhase.PROVISIONING_EC2
-        elif phase is LabWorkerPhase.PROVISIONING_EC2:
-            if not cloud.is_up(name):
-                return Action.requeue_after(0.01)  # ask the provider again shortly
-            worker.status.phase = LabWorkerPhase.READY
-        else:
-            if phase is LabWorkerPhase.READY and name in names:
-                ready.add(name)
-            return Action.done()
-        await controller.write_status(worker)  # compare-and-swap; a spec edit meanwhile is kept
-        print(f"  controller: {name:<9} {phase.value} -> {worker.status.phase.value}")
-        return Action.done()  # the phase change triggers the next step (the predicate below)
+    def reconciler(identity: str) -> Callable[[Any], Awaitable[Action]]:
+        async def reconcile(worker: Any) -> Action:
+            name, phase = worker.metadata.name, worker.status.phase
+            ran_on[name] = identity
+            if phase is LabWorkerPhase.PENDING:
+                cloud.launch(name)
+                worker.status.phase = LabWorkerPhase.PROVISIONING_EC2
+            elif phase is LabWorkerPhase.PROVISIONING_EC2:
+                if not cloud.is_up(name):
+                    return Action.requeue_after(0.01)  # ask the provider again shortly
+                worker.status.phase = LabWorkerPhase.READY
+            else:
+                if phase is LabWorkerPhase.READY and name in names:
+                    ready.add(name)
+                return Action.done()
+            # Compare-and-swap (a spec edit meanwhile is kept), fenced on this replica's shard.
+            await replicas[identity].write_status(worker)
+            new = worker.status.phase.value
+            print(f"  controller: {name:<9} {phase.value} -> {new}  ({identity})")
+            return Action.done()  # the phase change triggers the next step (the predicate)
 
-    # Status writes trigger nothing by default; this controller steps on phase changes.
-    controller = Controller(repository, reconcile, predicates=["field:status.phase"])
-    runner = asyncio.ensure_future(controller.run())
+        return reconcile
+
+    # Two replicas, as two processes of the service would be: each runs the workers of the
+    # shards it holds (records on etcd leases, under a prefix of their own). Status writes
+    # trigger nothing by default; this controller steps on phase changes.
+    sharing = repository.prefix.rstrip("/") + "-controllers/"
+    replicas = {
+        identity: Controller(
+            repository,
+            reconciler(identity),
+            predicates=["field:status.phase"],
+            name="lifecycle",
+            sharding=Sharding(shards=4, ttl=5, identity=identity, prefix=sharing),
+        )
+        for identity in ("replica-a", "replica-b")
+    }
+    runners = [asyncio.ensure_future(c.run()) for c in replicas.values()]
     try:
         async with asyncio.timeout(10):
-            await controller.wait_for(lambda s: s["synced"])
+            for c in replicas.values():  # two shards each
+                await c.wait_for(lambda s: s["synced"] and len(s["shards"] or []) == 2)
+            held = ", ".join(f"{i} {c.stats()['shards']}" for i, c in replicas.items())
+            print(f"  shards held: {held}")
             for name in names:
                 await create(name, "ccna")
-            await controller.wait_for(lambda _: ready >= set(names))
+            waits = [
+                asyncio.ensure_future(c.wait_for(lambda _: ready >= set(names)))
+                for c in replicas.values()
+            ]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
     finally:
-        runner.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
-    stats = controller.stats()
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+    stats = [c.stats() for c in replicas.values()]
     print(
-        f"  {stats['reconciles']} reconciles, {stats['requeues']} requeues while the cloud "
-        f"started the instances; {', '.join(names)} Ready"
+        f"  {sum(s['reconciles'] for s in stats)} reconciles, "
+        f"{sum(s['requeues'] for s in stats)} requeues while the cloud started the instances; "
+        f"{', '.join(names)} Ready"
     )
