@@ -119,6 +119,7 @@ class Shards:
         self._release = release
         self._lose = lose
         self._lease: _core.Lease | None = None
+        self._stale: int | None = None  # the lease of a session that ended, to revoke
         self._held: dict[int, int] = {}  # shard -> mod_revision of its record
         self._wake = asyncio.Event()
         self.changes = 0  # shards taken or given back, for stats
@@ -183,6 +184,7 @@ class Shards:
         lease, self._lease = self._lease, None
         if lease is not None:
             lease.cancel()
+            self._stale = lease.id
 
     async def _watch(self) -> None:
         """Wake the loop on any change under the records (best effort: it also polls)."""
@@ -202,6 +204,12 @@ class Shards:
 
     async def _session(self) -> None:
         """One lease: register, then balance until it is lost (raises what lost it)."""
+        if self._stale is not None:
+            # A session that ended (etcd unreachable for a TTL): its records may outlive it on
+            # etcd until the lease expires; nothing runs on them here any more, so free them now.
+            with contextlib.suppress(NotFoundError):
+                await self._client.revoke_lease(self._stale)
+            self._stale = None
         lease = await self._client.grant_lease(self._config.ttl)
         self._lease = lease
         value = json.dumps({"holder": self.identity, "lease": lease.id}).encode()
