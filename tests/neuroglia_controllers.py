@@ -38,10 +38,17 @@ class FakeCloudProvider:
     looks: dict[str, int] = field(default_factory=dict)
     fail_terminate: int = 0
     """How many ``terminate_instance`` calls fail before one succeeds."""
+    hold: asyncio.Event | None = None
+    """When set, ``provision_instance`` waits for it (a call that outlasts the caller's lease)."""
+    holding: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once a ``provision_instance`` call waits on ``hold``."""
 
     async def provision_instance(self, worker_name: str) -> InstanceInfo:
         instance_id = f"i-{worker_name}"
         self.calls.append(("provision", instance_id))
+        if self.hold is not None:
+            self.holding.set()
+            await self.hold.wait()
         return InstanceInfo(instance_id, "pending")
 
     async def get_instance_info(self, instance_id: str) -> InstanceInfo:

@@ -349,6 +349,39 @@ async def test_a_crashed_leader_holds_the_lease_until_it_expires_then_the_standb
     assert not first.is_leader
 
 
+async def test_a_leader_that_outlives_its_lease_cannot_write(
+    etcd_endpoints: list[str], prefix: str
+) -> None:
+    """A leader whose reconcile is held up (a cloud call that outlasts its lease, as a paused
+    process would): etcd forgets its lease, the standby leads and reconciles the worker; the
+    old leader's late status write is refused (``FencedError``), not written over the new
+    leader's."""
+    slow, quick = FakeCloudProvider(hold=asyncio.Event()), FakeCloudProvider()
+    async with EtcdClient(etcd_endpoints) as mine, EtcdClient(etcd_endpoints) as theirs:
+        first, _ = candidate(mine, prefix, "first", slow)
+        second, backend = candidate(theirs, prefix, "second", quick)
+        await first.start_async()
+        await until(first, lambda s: s["running"])
+        await second.start_async()
+        try:
+            async with asyncio.timeout(WAIT):
+                await backend.refused.wait()  # second is the standby
+                await workers(mine, prefix).add_async(svc.new_worker("w1"))
+                await slow.holding.wait()  # first is mid-reconcile, leading
+                current = await mine.get_kv(backend.record_key("leases:lab-workers"))
+                assert current is not None
+                await mine.revoke_lease(current[2])  # etcd forgets first's lease
+            await until(second, lambda s: s["done"] >= 1)
+            assert second.is_leader and quick.count("provision") == 1
+            assert slow.hold is not None
+            slow.hold.set()  # first resumes and writes what it decided
+            stats = await until(first, lambda s: s["errors"] >= 1)
+            assert "FencedError" in str(stats["last_error"])
+        finally:
+            await second.stop_async()
+            await first.stop_async()
+
+
 async def test_a_leader_whose_runtime_fails_stops_leading_and_says_why(
     client: EtcdClient, prefix: str
 ) -> None:

@@ -18,7 +18,10 @@ With ``add_finalizer`` (the default), the controller's ``finalizer_name`` is add
 resource before its first reconcile, as Kubernetes controllers do, so a delete waits for
 ``finalize()``. With ``leader_election`` (Neuroglia's ``LeaderElection``, e.g. on
 :class:`EtcdCoordinationBackend`), the runtime runs only while this replica leads; a standby
-keeps the shared cache of the prefix loaded and follows its changes.
+keeps the shared cache of the prefix loaded and follows its changes. On
+:class:`EtcdCoordinationBackend`, a leader's writes are fenced on its lease record: a leader
+paused past its lease (so that another took over) has its late writes refused with
+``FencedError`` (see ``etcd_resources.controller.sharding``).
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ from neuroglia.coordination import LeaderElection
 from neuroglia.data.resources.controller import ReconciliationStatus, ResourceControllerBase
 from neuroglia.hosting.abstractions import HostedService
 
+from .. import _core
 from ..controller import Action, Controller, ControllerStats
+from ..controller.sharding import FENCE
 from ..errors import InvalidArgumentError
 from ..repository import _Repository
+from .coordination import EtcdCoordinationBackend
 from .results import capture, capturing, to_action
 
 __all__ = ["ResourceControllerHost"]
@@ -98,6 +104,7 @@ class ResourceControllerHost(HostedService):
         self._task: asyncio.Task[None] | None = None
         self._leading: asyncio.Task[None] | None = None
         self._failed: asyncio.Future[None] | None = None
+        self._fence: tuple[str, int] | None = None
         capturing(controller)
         if leader_election is not None and controller.leader_election is None:
             controller.leader_election = leader_election  # its own check agrees with ours
@@ -181,6 +188,7 @@ class ResourceControllerHost(HostedService):
         election.result()
 
     async def _started_leading(self) -> None:
+        self._fence = await self._lease_record()
         if self._leading is None or self._leading.done():
             self._leading = asyncio.ensure_future(self._runtime.run())
             self._leading.add_done_callback(self._runtime_ended)
@@ -192,10 +200,29 @@ class ResourceControllerHost(HostedService):
     async def _stopped_leading(self) -> None:
         task, self._leading = self._leading, None
         await _cancel(task)
+        self._fence = None
+
+    async def _lease_record(self) -> tuple[str, int] | None:
+        """The fence of this leader's writes: its lease record and the etcd lease it is on, when
+        the election runs on :class:`EtcdCoordinationBackend` (``None`` on another backend). A
+        leader paused past its lease, resuming mid-reconcile, then has its writes refused
+        (``FencedError``) instead of overwriting the new leader's."""
+        election = self._election
+        backend = getattr(election, "backend", None)
+        if election is None or not isinstance(backend, EtcdCoordinationBackend):
+            return None
+        key = backend.record_key(f"leases:{election.config.lease_name}")
+        current = await backend.client.get_kv(key)
+        if current is None or current[0].decode() != election.config.identity or not current[2]:
+            return None
+        _core._use_fence_var(FENCE)
+        return (key, current[2])
 
     # -- one reconcile -------------------------------------------------------------------
 
     async def _reconcile(self, resource: Any) -> Action:
+        if self._fence is not None:
+            FENCE.set(self._fence)  # this reconcile's writes commit only while it leads
         runtime = self._runtime
         name = self._controller.finalizer_name
         working = copy.deepcopy(resource)

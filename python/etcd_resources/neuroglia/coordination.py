@@ -34,6 +34,14 @@ class EtcdCoordinationBackend(CoordinationBackend):
     def _key(self, key: str) -> str:
         return self._prefix + key
 
+    @property
+    def client(self) -> EtcdClient:
+        return self._client
+
+    def record_key(self, key: str) -> str:
+        """The etcd key of the lease record ``key``."""
+        return self._key(key)
+
     async def acquire_lease(self, key: str, holder_identity: str, ttl_seconds: int) -> bool:
         """Take the lease if nobody holds it (or renew it if we do)."""
         current = await self._client.get_kv(self._key(key))
