@@ -27,6 +27,7 @@ PAGES = {
     "labworkers": "labworkers/index.html",
     "cli": "cli/index.html",
     "api": "api/index.html",
+    "controller": "controller/index.html",
 }
 
 # Runs in the page once it has loaded; its findings become the attribute data-docs-check.
