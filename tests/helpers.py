@@ -14,3 +14,8 @@ def worker(name: str, track: str = "ccna", phase: str = "Pending", **meta: Any) 
         "spec": {"lab_track": track, "aws_config": {"instance_type": "c5.2xlarge"}},
         "status": {"phase": phase},
     }
+
+
+def doc(name: str, **spec: Any) -> dict[str, Any]:
+    """A plain resource with ``spec`` and an empty status (the controller tests' documents)."""
+    return {"metadata": {"name": name}, "spec": dict(spec), "status": {}}

@@ -25,11 +25,9 @@ from etcd_resources import (
 )
 from etcd_resources.controller import Action, Controller, ControllerStats
 
+from .helpers import doc
+
 WAIT = 30.0
-
-
-def doc(name: str, **spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "spec": dict(spec), "status": {}}
 
 
 def name_of(resource: Any) -> str:

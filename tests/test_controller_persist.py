@@ -19,6 +19,8 @@ from etcd_resources import (
 )
 from etcd_resources.controller import Action, Controller, ControllerStats, finalizer
 
+from .helpers import doc
+
 WAIT = 30.0
 FINALIZER = "labs.example.com/cleanup"
 
@@ -39,10 +41,6 @@ async def until(
 ) -> ControllerStats:
     async with asyncio.timeout(WAIT):
         return await controller.wait_for(condition)
-
-
-def doc(name: str, **spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "spec": dict(spec), "status": {}}
 
 
 def reconciled(resource: Any) -> dict[str, Any]:

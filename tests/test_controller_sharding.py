@@ -27,11 +27,9 @@ from etcd_resources import (
 from etcd_resources.controller import Action, Controller, Sharding
 from etcd_resources.controller.sharding import FENCE, share
 
+from .helpers import doc
+
 WAIT = 30.0
-
-
-def doc(name: str, **spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "spec": dict(spec), "status": {}}
 
 
 @pytest.fixture
@@ -322,10 +320,8 @@ async def test_a_reconcile_that_outlives_its_shard_cannot_write(
         return Action.done()
 
     ttl = 30  # no renewal of the first lease comes before the end of the test
-    replicas = [
-        Controller(repo, reconcile, name="one", sharding=Sharding(1, ttl, "a", coordination))
-    ]
-    tasks = [asyncio.ensure_future(c.run()) for c in replicas]
+    replica = Controller(repo, reconcile, name="one", sharding=Sharding(1, ttl, "a", coordination))
+    task = asyncio.ensure_future(replica.run())
     try:
         async with asyncio.timeout(WAIT):
             await first.wait()  # a reconcile runs under the first holding
@@ -334,27 +330,17 @@ async def test_a_reconcile_that_outlives_its_shard_cannot_write(
             await client.revoke_lease(old)  # etcd forgets it, as after a long pause
 
             def held_again(_: Any) -> bool:
-                shards = replicas[0]._shards
+                shards = replica._shards
                 fence = None if shards is None else shards.fence(0)
                 return fence is not None and fence[1] != old
 
-            waits = [asyncio.ensure_future(c.wait_for(held_again)) for c in replicas]
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for w in waits:
-                w.cancel()
+            await replica.wait_for(held_again)
             resume.set()
-            waits = [
-                asyncio.ensure_future(c.wait_for(lambda _: bool(refused and wrote)))
-                for c in replicas
-            ]
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for w in waits:
-                w.cancel()
+            await replica.wait_for(lambda _: bool(refused and wrote))
     finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ClosedError):
-                await task
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ClosedError):
+            await task
     assert [lease for lease, _ in refused] == [old]
     assert refused[0][1].fence.endswith("shards/0")
     assert old not in wrote
