@@ -46,7 +46,7 @@ def free_space(server: EtcdServer) -> int:
     """What the runbook says to do about a full database: compact to the current revision,
     defragment, disarm the alarm. Returns the revision compacted to."""
     revision = int(status(server)["header"]["revision"])
-    etcdctl(server, "compact", str(revision))
+    etcdctl(server, "compact", "--physical", str(revision))  # else defrag may free nothing
     etcdctl(server, "defrag")
     etcdctl(server, "alarm", "disarm")
     return revision

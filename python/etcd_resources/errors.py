@@ -87,7 +87,11 @@ class QuotaExceededError(EtcdResourcesError):
     Not a ``ConnectionError`` and never retried: etcd refuses writes until an operator compacts
     and defragments it and disarms the alarm (``etcdctl alarm disarm``), or raises the quota.
     Meanwhile reads, lists, watches, the cache and deletes keep working; once the alarm is
-    disarmed, writes succeed again on the same client. See docs/operations.md."""
+    disarmed, writes succeed again on the same client. See docs/operations.md.
+
+    The one write that crossed the quota may have been stored all the same: etcd checks the
+    quota before a request goes to raft (refused, nothing applied) and again when it applies it
+    (applied, then answered ``NOSPACE``). Read the resource back before writing it again."""
 
 
 class EtcdTimeoutError(EtcdResourcesError, TimeoutError):
