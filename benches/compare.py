@@ -320,7 +320,11 @@ def operations(sizes: dict[str, int]) -> list[str]:
 def package_only(sizes: dict[str, int]) -> list[tuple[str, str]]:
     """The package's extra operations, and the ceiling operation each is compared with."""
     n_a, n_b = sizes["n_a"], sizes["n_b"]
+    batch = f"x{sizes['batch']}"
     return [
+        ("backend get", "get"),
+        (f"backend get {batch}", f"get {batch}"),
+        ("backend compare_and_swap", "compare_and_swap"),
         ("get typed LabWorker", "get"),
         (f"list {n_a} typed LabWorker", f"list {n_a}"),
         (f"cached count_by_phase {n_b}", f"count_by_phase {n_b}"),

@@ -347,3 +347,56 @@ async def test_plain_repositories_are_traced_too(
     assert {"etcd_resources.create", "etcd_resources.get", "etcd_resources.count"} <= set(finished)
     assert finished["etcd_resources.get"].attributes["etcd_resources.name"] == "w1"
     assert finished["etcd_resources.get"].attributes["etcd_resources.prefix"] == prefix
+
+
+SKIP_UNTIL_A_PROVIDER = """
+import asyncio
+from neuroglia.data.infrastructure.tracing_mixin import TracedRepositoryMixin
+from etcd_resources import EtcdClient, ResourceRepository
+
+entered = []
+for name in ("get_async", "add_async", "update_async", "remove_async", "contains_async"):
+    original = getattr(TracedRepositoryMixin, name)
+    def counting(self, *args, _original=original, _name=name, **kwargs):
+        entered.append(_name)
+        return _original(self, *args, **kwargs)
+    setattr(TracedRepositoryMixin, name, counting)
+
+async def calls(repo, name):
+    doc = await repo.add_async({"metadata": {"name": name}, "spec": {}})
+    await repo.update_async(doc)
+    await repo.get_async(name)
+    await repo.contains_async(name)
+    await repo.remove_async(name)
+
+async def main():
+    async with EtcdClient("memory://") as client:
+        repo = ResourceRepository(client, "/skip/")
+        await calls(repo, "a")
+        print(sorted(entered))
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        trace.set_tracer_provider(TracerProvider())
+        await calls(repo, "b")
+        print(sorted(entered))
+
+asyncio.run(main())
+"""
+
+
+def test_neuroglias_tracing_is_skipped_until_a_provider_is_set() -> None:
+    """Neuroglia's span and metric record nothing until an OpenTelemetry SDK sets a provider,
+    and cost ~35 us a call: the repository skips the mixin until then (a fresh process: the
+    test session sets a provider once)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", SKIP_UNTIL_A_PROVIDER], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    before, after = out.stdout.splitlines()
+    assert before == "[]"
+    assert after == str(
+        sorted(["add_async", "update_async", "get_async", "contains_async", "remove_async"])
+    )

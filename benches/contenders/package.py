@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from _workload import Config, Results, bump_errors, config, key_ops_async, run_async
 
-from etcd_resources import EtcdClient, EtcdLabWorkerResourceRepository, ResourceRepository
+from etcd_resources import (
+    EtcdClient,
+    EtcdLabWorkerResourceRepository,
+    EtcdStorageBackend,
+    ResourceRepository,
+)
 
 
 async def main(results: Results) -> None:
@@ -31,6 +37,28 @@ async def main(results: Results) -> None:
             await repo.update_async(bump_errors(doc))
 
         await key_ops_async(results, c, repo.add_async, get_one, compare_and_swap)
+
+        # The other entry point a user picks for keys: the storage backend (LabWorker's
+        # repository of old), on the same keys.
+        backend = EtcdStorageBackend(client, c.prefix)
+
+        async def backend_get(name: str) -> None:
+            assert await backend.get(name) is not None
+
+        async def backend_get_batch(b: int) -> None:
+            await asyncio.gather(*(backend_get(name) for name in c.batch_names(b)))
+
+        async def backend_compare_and_swap(i: int) -> None:
+            doc = await backend.get(c.name(i))
+            assert doc is not None
+            version = doc["metadata"]["resource_version"]
+            assert await backend.compare_and_swap(c.name(i), version, bump_errors(doc))
+
+        await results.each_async("backend get", range(c.n_seq), lambda i: backend_get(c.name(i)))
+        await results.each_async(f"backend get x{c.batch}", range(c.n_batches), backend_get_batch)
+        await results.each_async(
+            "backend compare_and_swap", range(c.n_seq), backend_compare_and_swap
+        )
 
         async def get_typed(i: int) -> None:
             assert await typed_a.get_async(c.name(i % c.n_a)) is not None

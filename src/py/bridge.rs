@@ -36,6 +36,7 @@ use tokio::sync::oneshot;
 use crate::error::Result;
 use crate::process::{self, Local};
 use crate::py::runtime;
+use crate::py::trace::{Stage, Stamps};
 
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static COMPLETE_SOON: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -74,6 +75,7 @@ type MakeResult = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 struct Completion {
     future: Py<PyAny>,
     make: MakeResult,
+    stamps: Stamps,
 }
 
 /// The results waiting for one event loop, and the socket pair that wakes it.
@@ -138,8 +140,13 @@ impl LoopQueue {
         // Clear before draining: a push after this point sends a new wake-up.
         self.queue.notified.store(false, Ordering::Release);
         let batch: Vec<Completion> = self.queue.items().drain(..).collect();
-        for c in batch {
-            complete(py, c.future.bind(py), (c.make)(py))?;
+        for mut c in batch {
+            c.stamps.mark(Stage::Woken);
+            let result = (c.make)(py);
+            c.stamps.mark(Stage::Built);
+            complete(py, c.future.bind(py), result)?;
+            c.stamps.mark(Stage::Set);
+            c.stamps.finish();
         }
         crate::py::logs::flush(py)
     }
@@ -284,6 +291,7 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
+    let mut stamps = Stamps::start();
     // Writes made for a shard's holder carry its fence (see `crate::store::fence`).
     let fut = crate::store::fence::scope(crate::py::fence::current(py)?, fut);
     let get_loop = GET_RUNNING_LOOP.get_or_try_init(py, || {
@@ -305,10 +313,15 @@ where
     if let Poll::Ready(result) = first {
         // Complete on the next turn of the loop, not now: an `await` then still yields, so a
         // tight loop of calls on the embedded store cannot starve the loop's other tasks.
+        // Ready at once: no hand-over, no wake-up.
+        stamps.mark_all(&[Stage::Handing, Stage::Started, Stage::Answered, Stage::Woken]);
         let value = match make_result(result)(py) {
             Ok(value) => (true, value),
             Err(err) => (false, err.into_value(py).into_any()),
         };
+        stamps.mark(Stage::Built);
+        stamps.mark(Stage::Set);
+        stamps.finish();
         let setter = COMPLETE_SOON
             .get_or_try_init(py, || wrap_pyfunction!(_complete_soon, py).map(|f| f.into_any().unbind()))?;
         event_loop.call_method1(pyo3::intern!(py, "call_soon"), (setter, &future, value.0, value.1))?;
@@ -320,13 +333,16 @@ where
     future.call_method1("add_done_callback", (CancelOnDone { tx: Mutex::new(Some(cancel_tx)) },))?;
     let handle = future.clone().unbind();
     let running = process_runtime.count_running();
+    stamps.mark(Stage::Handing);
     runtime.spawn(async move {
         let _running = running;
+        stamps.mark(Stage::Started);
         let result = tokio::select! {
             result = fut => result,
             _ = cancel_rx => return, // cancelled in Python; `handle` is released without the GIL
         };
-        queue.push(Completion { future: handle, make: make_result(result) });
+        stamps.mark(Stage::Answered);
+        queue.push(Completion { future: handle, make: make_result(result), stamps });
     });
     Ok(future)
 }

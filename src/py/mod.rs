@@ -25,6 +25,7 @@ mod runtime;
 mod status;
 mod stored;
 mod text_backend;
+mod trace;
 pub(crate) mod typed;
 mod watch;
 
@@ -68,6 +69,12 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     #[cfg(feature = "bench")]
     m.add_function(wrap_pyfunction!(decode_bench::_decode_bench, m)?)?;
+    #[cfg(feature = "bench")]
+    for f in [wrap_pyfunction!(trace::_trace, m)?, wrap_pyfunction!(trace::_trace_now, m)?] {
+        m.add_function(f)?;
+    }
+    #[cfg(feature = "bench")]
+    m.add_function(wrap_pyfunction!(trace::_trace_take, m)?)?;
     m.add_function(wrap_pyfunction!(logs::flush_logs, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_prefix, m)?)?;
     m.add_function(wrap_pyfunction!(controller::shard_of, m)?)?;
