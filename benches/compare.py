@@ -1,7 +1,7 @@
 """This package against four Python etcd clients and a plain Rust etcd-client program (the
 ceiling), the same workload against ONE etcd, printed as ratios to the ceiling.
 
-    python benches/compare.py [--rounds N] [--quick] [--only pkg,aetcd,rust]
+    python benches/compare.py [--rounds N] [--quick] [--only pkg,aetcd,rust] [--plots DIR]
 
 (or COMPARE_ROUNDS, COMPARE_QUICK=1, COMPARE_ONLY in the environment; benches/run.py calls
 `run(endpoints)`). Without ETCD_ENDPOINTS it starts its own etcd.
@@ -15,6 +15,9 @@ ceiling), the same workload against ONE etcd, printed as ratios to the ceiling.
 - Rounds alternate: round r runs the contenders in an order rotated by r. Samples of every
   round are pooled; the table shows medians and the ratio ceiling / contender (1.00 = as fast
   as the Rust program).
+- With `--plots DIR` (`make bench` passes docs/assets/benchmarks), the ratios and the
+  sequential operations' latencies are also drawn: DIR/compare-ratios.svg and
+  DIR/compare-latency.svg (benches/plots.py).
 - A contender that fails (import error, exception, a peer lacking an operation) does not sink
   the run: its stderr tail is printed and its cells read "err" (or "n/a" for an operation its
   API cannot do).
@@ -25,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import platform
 import shutil
@@ -43,7 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PHASES, etcd_endpoints, lab_worker
+from common import PHASES, etcd_endpoints, lab_worker, percentile
 
 from etcd_resources import EtcdClient, ResourceRepository
 
@@ -162,6 +164,9 @@ def options(argv: list[str]) -> argparse.Namespace:
         "--only",
         default=os.environ.get("COMPARE_ONLY", ""),
         help="comma-separated contenders: " + ", ".join(c.name for c in CONTENDERS),
+    )
+    parser.add_argument(
+        "--plots", type=Path, help="also draw compare-ratios.svg and compare-latency.svg in DIR"
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -356,11 +361,6 @@ def ratio(ceiling: float | None, theirs: float | None) -> str:
     return f"{r:.3f}" if r >= 0.001 else f"{r:.0e}"
 
 
-def percentile(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))]
-
-
 class Table:
     def __init__(self, contenders: list[Contender], results: dict[str, Outcome]) -> None:
         self.contenders = contenders
@@ -370,6 +370,10 @@ class Table:
         outcome = self.results.get(name)
         samples = outcome.samples.get(op) if outcome else None
         return statistics.median(samples) if samples else None
+
+    def ratio_to_rust(self, name: str, op: str) -> float | None:
+        ceiling, theirs = self.median("rust", op), self.median(name, op)
+        return ceiling / theirs if ceiling is not None and theirs else None
 
     def cell(self, name: str, op: str) -> str:
         """The median, or why there is none."""
@@ -451,6 +455,26 @@ def machine(endpoint: str) -> str:
     )
 
 
+def draw(args: argparse.Namespace, table: Table, sizes: dict[str, int], about: str) -> None:
+    """--plots: the ratios per operation and the sequential operations' latencies, as SVGs."""
+    import plots  # matplotlib: only when drawing
+
+    how = f"benches/compare.py{' --quick' if args.quick else ''}, {args.rounds} round(s)"
+    text = plots.caption(about, how)
+    peers = [c for c in table.contenders if c.name != "rust"]
+    by_op = {
+        op: {c.label: table.ratio_to_rust(c.name, op) for c in peers} for op in operations(sizes)
+    }
+    samples = {
+        c.label: table.results[c.name].samples for c in table.contenders if c.name in table.results
+    }
+    for path in (
+        plots.ratios(by_op, text, args.plots / "compare-ratios.svg"),
+        plots.latencies(samples, text, args.plots / "compare-latency.svg"),
+    ):
+        log(f"drew {path}")
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
@@ -498,8 +522,11 @@ def run(endpoints: list[str], argv: list[str] | None = None) -> str:
 
     table = Table(contenders, results)
     ready_b = sum(1 for i in range(sizes["n_b"]) if PHASES[i % len(PHASES)] == "Ready")
+    about = machine(endpoints[0])
+    if args.plots:
+        draw(args, table, sizes, about)
     lines = [
-        machine(endpoints[0]),
+        about,
         "",
         f"the same workload on one etcd: LabWorkers of ~2.1 KB ({sizes['n_b']} in B, {ready_b} "
         f"Ready); medians of {args.rounds} round(s)",

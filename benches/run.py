@@ -3,6 +3,8 @@
 make bench                       # builds the release extension first; 3 rounds
 make bench ARGS="--rounds 1"     # quicker; ARGS go to compare.py (--quick, --only pkg,rust)
 python benches/run.py
+
+compare.py also draws its plots into docs/assets/benchmarks/ (ARGS="--plots DIR": elsewhere).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from common import etcd_endpoints
 
 import controller
 
+PLOTS = Path(__file__).resolve().parent.parent / "docs" / "assets" / "benchmarks"
+
 
 def main() -> None:
     with etcd_endpoints() as endpoints:
@@ -43,7 +47,7 @@ def main() -> None:
         print()
         print(controller.run(endpoints))
         print()
-        print(compare.run(endpoints, sys.argv[1:]))
+        print(compare.run(endpoints, ["--plots", str(PLOTS), *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

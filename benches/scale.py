@@ -4,7 +4,7 @@ its stated target.
 
     make bench-scale                          # release build, then this; about 5 minutes
     make bench-scale ARGS="--sizes 10000"     # one size (ARGS="--pairs 3": fewer samples)
-    python benches/scale.py [--sizes 10000,100000] [--pairs N] [--json results.json]
+    python benches/scale.py [--sizes 10000,100000] [--pairs N] [--json results.json] [--plots DIR]
 
 - The fleet: `common.lab_worker(i)`, stored as the package stores it (compact JSON,
   `metadata.generation` 1), except that the Licensing phase is made rare so that exactly
@@ -22,6 +22,8 @@ its stated target.
   paired with one plain range read in Rust; the RSS the cache adds per resource; the peak RSS
   growth of a streamed listing.
 - Watch fan-out (`benches/watch_fanout.py`, written apart) runs after, when the file exists.
+- With `--plots DIR` (`make bench-scale` passes docs/assets/benchmarks), the rows are also
+  drawn against the number of resources: DIR/scale.svg (benches/plots.py).
 
 Ratio = reference / ours, for every row (higher is better): the median over the pairs of the
 Rust ceiling's time over ours (1.00 = as fast as the Rust program), or for the memory rows the
@@ -435,6 +437,7 @@ def main() -> None:
     parser.add_argument("--sizes", default=",".join(str(n) for n in SIZES))
     parser.add_argument("--pairs", type=int, help="pairs of samples per read (7 / 3)")
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--plots", type=Path, help="also draw the rows as DIR/scale.svg")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     began = time.perf_counter()
@@ -457,6 +460,11 @@ def main() -> None:
     print(f"\ntook {time.perf_counter() - began:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    if args.plots:
+        import plots  # matplotlib: only when drawing
+
+        text = plots.caption(results["machine"], f"benches/scale.py --sizes {args.sizes}")
+        log(f"drew {plots.scale(results['rows'].values(), text, args.plots / 'scale.svg')}")
 
 
 if __name__ == "__main__":

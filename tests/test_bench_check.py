@@ -4,7 +4,6 @@ itself is not run here (it is its own make target)."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
@@ -14,16 +13,12 @@ from typing import Any
 
 import pytest
 
-BENCHES = Path(__file__).resolve().parent.parent / "benches"
+from .helpers import BENCHES, bench_module
 
 
 @pytest.fixture(scope="module")
 def bc() -> ModuleType:
-    sys.path.insert(0, str(BENCHES))
-    try:
-        return importlib.import_module("bench_check")
-    finally:
-        sys.path.remove(str(BENCHES))
+    return bench_module("bench_check")
 
 
 RUNS = [
