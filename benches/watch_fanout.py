@@ -5,7 +5,8 @@ as a ratio to one watcher alone; and what one watcher that stops reading does to
 5,000 LabWorker writes (~2.1 KB), then the watchers replay them from the revision before the
 first (as benches/watch.py does: the figure is delivery, not the writer's pace). Two
 selections: every watcher's selector matches every change (100 watchers: 100 Python objects
-built per change), or each watcher follows one shard of 100 (each change is one watcher's).
+built per change; with `readonly=True`, one read-only document per change shared by all), or
+each watcher follows one shard of 100 (each change is one watcher's).
 A watcher's rate is its events over the time from opening the watches to its last event.
 The throughput rows give each watcher a backlog of all 5,000 changes (`max_backlog=`): with the
 default (1,000), watchers that cannot keep up with etcd's replay are ended as fallen behind,
@@ -68,6 +69,7 @@ async def fan_out(
     clients: int = 1,
     slow: bool = False,
     backlog: int | None = N,
+    readonly: bool = False,
 ) -> tuple[list[float], int, int]:
     """Open a watcher per (label selector, expected events) from `start`, on `clients` clients
     (round robin); return the events/s of each watcher that got all its events, the etcd
@@ -78,7 +80,10 @@ async def fan_out(
         repos: list[Repo] = [ResourceRepository(c, prefix) for c in made]
         watches = [
             repos[i % clients].watch(
-                label_selector=selector, resource_version=start, max_backlog=backlog
+                label_selector=selector,
+                resource_version=start,
+                max_backlog=backlog,
+                readonly=readonly,
             )
             for i, (selector, _) in enumerate(selectors)
         ]
@@ -145,6 +150,8 @@ async def measure(endpoints: list[str], rounds: int) -> list[tuple[str, int, flo
 
     for k in (1, 10, 100):
         await row("every change", k, every(k))
+    for k in (10, 100):
+        await row("every change, read-only (shared objects)", k, every(k), readonly=True)
     await row("every change, a client each (unshared)", 10, every(10), clients=10)
     for k in (1, 10, 100):
         await row(f"own shard of {SHARDS}", k, sharded(k))

@@ -17,7 +17,7 @@
 //! bindings    | py
 //! py classes  | py::client py::lease py::watch py::listing py::repository py::backend py::text_backend py::controller
 //! py bridge   | py::bridge py::args py::ready
-//! py values   | py::status py::stored py::built py::typed py::decode py::convert
+//! py values   | py::status py::stored py::built py::shared py::typed py::decode py::convert
 //! py leaves   | py::keys py::gc py::runtime py::logs py::errors py::readonly py::fence py::trace
 //! controller  | controller
 //! repository  | repository backend text_backend

@@ -106,7 +106,12 @@ class KvBackend:
         self, name: str, expected_version: str | int, new_value: Any
     ) -> bool: ...
     async def watch_stream(
-        self, key_prefix: str = "", start_revision: int = 0, *, max_backlog: int | None = None
+        self,
+        key_prefix: str = "",
+        start_revision: int = 0,
+        *,
+        max_backlog: int | None = None,
+        readonly: bool = False,
     ) -> WatchStream: ...
 
 @final
@@ -192,6 +197,7 @@ class RepositoryCore:
         *,
         typed: bool = True,
         max_backlog: int | None = None,
+        readonly: bool = False,
     ) -> WatchStream: ...
 
 @final

@@ -74,15 +74,19 @@ class EtcdStorageBackend:
         *,
         start_revision: int = 0,
         max_backlog: int | None = None,
+        readonly: bool = False,
     ) -> WatchHandle:
         """Call ``callback(event)`` on this event loop for each change of a name starting with
         ``key_prefix``. Must be called from a running event loop. Returns a handle:
         ``cancel()`` stops it, ``await handle.started()`` waits until etcd accepted it.
         Watches of the client on the same prefix share one etcd watch; more than
         ``max_backlog`` events left waiting (default 1,000) end this one with
-        ``WatchFellBehindError``."""
+        ``WatchFellBehindError``. With ``readonly=True``, events hold read-only dicts shared
+        with the other read-only watchers in the thread (see ``ResourceRepository.watch``)."""
         return WatchHandle(
-            lambda: self._core.watch_stream(key_prefix, start_revision, max_backlog=max_backlog),
+            lambda: self._core.watch_stream(
+                key_prefix, start_revision, max_backlog=max_backlog, readonly=readonly
+            ),
             callback,
             f"{self.prefix}{key_prefix}",
         )

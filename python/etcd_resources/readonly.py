@@ -11,7 +11,10 @@ listers and kube-rs' reflector stores hand out shared objects the same way.
 
 To change one, take a mutable copy: ``thaw(doc)`` (or ``copy.deepcopy(doc)``) gives plain
 dicts and lists all the way down; ``dict(doc)`` a shallow one. Reads straight from etcd
-(``get_async``, lists of a repository without a cache, watches) return plain dicts as before.
+(``get_async``, lists of a repository without a cache) return plain dicts as before, and so
+do watches, unless asked for ``readonly=True``: then every read-only watcher of a change gets
+the same read-only documents, built once (a hundred watchers of every change would otherwise
+build a hundred copies of each document).
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ _T = TypeVar("_T")
 
 def _refuse(obj: object) -> NoReturn:
     raise TypeError(
-        f"this {type(obj).__name__} is a cached document shared with the cache's other readers"
-        " and cannot be changed; etcd_resources.thaw(doc) (or copy.deepcopy(doc)) gives a"
-        " mutable copy"
+        f"this {type(obj).__name__} is a document shared with other readers (a cache's, or"
+        " read-only watchers') and cannot be changed; etcd_resources.thaw(doc) (or"
+        " copy.deepcopy(doc)) gives a mutable copy"
     )
 
 

@@ -27,6 +27,8 @@ __all__ = ["ResourcePage", "ResourceRepository", "UnreadableDocument"]
 
 log = logging.getLogger("etcd_resources")
 
+_EVENT_TYPES = {t.value: t for t in EventType}
+
 T = TypeVar("T")
 Document = dict[str, Any]
 Selector = Mapping[str, Any] | str | None
@@ -418,6 +420,7 @@ class _Repository(Generic[T]):
         resource_version: str | int | None = None,
         send_initial: bool = False,
         max_backlog: int | None = None,
+        readonly: bool = False,
     ) -> AsyncIterator[ResourceEvent]:
         """``async for event in repo.watch(...)``: every change made after this call returns
         (or after ``resource_version``), as ``ADDED``, ``MODIFIED``, ``DELETED`` events with
@@ -436,12 +439,32 @@ class _Repository(Generic[T]):
         Every watch of the client on this prefix shares one etcd watch, each with its own
         selectors. A watch that leaves more than ``max_backlog`` events unread (default 1,000)
         is ended with ``WatchFellBehindError`` (the others go on): watch again after its
-        ``revision``, or list again."""
+        ``revision``, or list again.
+
+        With ``readonly=True`` (a repository of dicts only), the changes' documents are
+        read-only dicts (``etcd_resources.readonly``) built once and shared with every other
+        read-only watcher in the thread, as cached lists share theirs: a hundred watchers of
+        every change then cost little more than one. ``dict(doc)`` or ``copy.deepcopy(doc)``
+        gives an editable copy. (With ``send_initial``, the listed resources are the
+        watcher's own.)"""
+        if readonly and self._resource_type is not None:
+            raise TypeError(
+                "readonly=True shares read-only dicts; this repository reads "
+                f"{self._resource_type.__name__} objects: watch without readonly, or through "
+                "a repository of dicts"
+            )
         if send_initial:
-            return self._watch_listed(namespace, label_selector, field_selector, max_backlog)
+            return self._watch_listed(
+                namespace, label_selector, field_selector, max_backlog, readonly
+            )
         start = 0 if resource_version in (None, "") else int(resource_version) + 1
         opening = self._core.watch_stream(
-            start, namespace, label_selector, field_selector, max_backlog=max_backlog
+            start,
+            namespace,
+            label_selector,
+            field_selector,
+            max_backlog=max_backlog,
+            readonly=readonly,
         )
         return self._events(retrieved(opening))
 
@@ -451,6 +474,7 @@ class _Repository(Generic[T]):
         label_selector: Selector,
         field_selector: Selector,
         max_backlog: int | None,
+        readonly: bool,
     ) -> AsyncIterator[ResourceEvent]:
         token: str | None = None
         while True:
@@ -469,6 +493,7 @@ class _Repository(Generic[T]):
             label_selector,
             field_selector,
             max_backlog=max_backlog,
+            readonly=readonly,
         )
         async with aclosing(self._events(opening)) as events:  # closed when this one is
             async for event in events:
@@ -483,19 +508,17 @@ class _Repository(Generic[T]):
             # A cancelled opening's frame may live on in a traceback: it must not keep the
             # stream (and its etcd watch) alive.
             del opening
+        types = _EVENT_TYPES  # a dict lookup: calling the enum costs more than the rest
         try:
             while (batch := await stream.next_batch()) is not None:
                 for kind, _name, value, previous, revision in batch:
-                    yield self._resource_event(kind, value, previous, revision)
+                    if kind == "BOOKMARK":
+                        yield ResourceEvent(EventType.BOOKMARK, None, None, revision)
+                    else:
+                        resource = previous if value is None else value
+                        yield ResourceEvent(types[kind], resource, previous, revision)
         finally:
             stream.close()
-
-    @staticmethod
-    def _resource_event(kind: str, value: Any, previous: Any, revision: int) -> ResourceEvent:
-        if kind == "BOOKMARK":
-            return ResourceEvent(EventType.BOOKMARK, None, None, revision)
-        resource = previous if value is None else value
-        return ResourceEvent(EventType(kind), resource, previous, revision)
 
     def watch_changes(
         self, callback: Callback, *, start_revision: int = 0, max_backlog: int | None = None

@@ -377,9 +377,10 @@ async fn follow(weak: &Weak<Local<Shared>>, stop: CancellationToken) {
     }
 }
 
-/// Load every document under the prefix at one revision into a fresh state. The next chunk
-/// is asked of etcd before this one's entries are made, so the two overlap (they take about
-/// as long as each other).
+/// Load every document under the prefix at one revision into a fresh state. The entries are
+/// made on a task of their own, so they are made on one thread while the next chunks are
+/// received and decoded on another (the two take about as long as each other; in one task
+/// they took turns: docs/benchmarks.md, "Figures behind the code").
 async fn list(shared: &Shared) -> Result<i64> {
     let store = shared.client.store()?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<KeyValue>>(AHEAD);
@@ -404,22 +405,28 @@ async fn list(shared: &Shared) -> Result<i64> {
         drop(tx);
         done
     };
-    let mut state = State::default();
-    let projection = state::holding(&shared.paths);
-    let make = async {
+    let paths = shared.paths.clone();
+    // Ends when the sender is dropped: the read done, failed or dropped.
+    let make = tokio::spawn(async move {
+        let mut state = State::default();
+        let projection = state::holding(&paths);
         while let Some(kvs) = rx.recv().await {
             for kv in kvs {
                 // Unreadable documents are left out of the cache, as lists leave them out.
                 let revision = kv.mod_revision;
-                match Entry::from_stored(kv, &shared.paths, &projection) {
-                    Ok(entry) => state.put(entry, &shared.paths),
+                match Entry::from_stored(kv, &paths, &projection) {
+                    Ok(entry) => state.put(entry, &paths),
                     Err(e) => crate::unreadable::skipped(e, revision),
                 }
             }
         }
-    };
-    let (done, ()) = tokio::join!(read, make);
-    let done = done?;
+        state
+    });
+    let done = read.await?;
+    let state = make.await.map_err(|e| Error::Unavailable {
+        message: format!("the cache's first listing stopped: {e}"),
+        code: None,
+    })?;
     *shared.state.write().unwrap_or_else(|p| p.into_inner()) = state;
     shared.applied.send_replace(done.revision);
     Ok(done.revision)

@@ -13,7 +13,7 @@ use crate::py::client::PyClient;
 use crate::py::convert::to_value;
 use crate::py::stored::Stored;
 use crate::py::typed::Shape;
-use crate::py::watch::PyWatchStream;
+use crate::py::watch::{Objects, PyWatchStream};
 
 /// Parse a resource_version given as a string or an int.
 pub fn revision_arg(value: &Bound<'_, PyAny>) -> PyResult<i64> {
@@ -118,14 +118,16 @@ impl PyKvBackend {
     }
 
     /// Open a watch on the names starting with `key_prefix`, from `start_revision` (0: now),
-    /// sharing the client's etcd watch on that prefix; `max_backlog` as for repositories.
-    #[pyo3(signature = (key_prefix="", start_revision=0, *, max_backlog=None))]
+    /// sharing the client's etcd watch on that prefix; `max_backlog` and `readonly` as for
+    /// repositories.
+    #[pyo3(signature = (key_prefix="", start_revision=0, *, max_backlog=None, readonly=false))]
     fn watch_stream<'py>(
         &self,
         py: Python<'py>,
         key_prefix: &str,
         start_revision: i64,
         max_backlog: Option<usize>,
+        readonly: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         crate::names::validate_name_prefix(key_prefix)?;
         let prefix = format!("{}{key_prefix}", self.backend.prefix());
@@ -136,7 +138,7 @@ impl PyKvBackend {
             start_revision,
             self.backend.prefix().len(),
             None,
-            Shape::Dicts,
+            if readonly { Objects::Shared } else { Objects::Own(Shape::Dicts) },
             max_backlog,
         )
     }

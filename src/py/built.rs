@@ -80,7 +80,7 @@ pub fn cached_document<'py>(py: Python<'py>, entry: &Arc<Entry>) -> PyResult<Bou
 /// decoded JSON tree has no cycles, and read-only containers can never be made to hold one,
 /// so reference counting frees them. Otherwise every full collection walks every
 /// cached document, which cost a third of a cached query here.
-fn untrack(obj: &Bound<'_, PyAny>) {
+pub(crate) fn untrack(obj: &Bound<'_, PyAny>) {
     if !is_container(obj) {
         return;
     }

@@ -191,6 +191,15 @@ fn public_attributes<'py>(
 
 /// Convert a JSON value to Python objects (dict, list, str, int, float, bool, None).
 pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    build(py, value, false)
+}
+
+/// [`to_python`] with `etcd_resources.readonly` dicts and lists: objects to share.
+pub fn to_python_read_only<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    build(py, value, true)
+}
+
+fn build<'py>(py: Python<'py>, value: &Value, read_only: bool) -> PyResult<Bound<'py, PyAny>> {
     Ok(match value {
         Value::Null => py.None().into_bound(py),
         Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
@@ -206,13 +215,17 @@ pub fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyA
         }
         Value::String(s) => PyString::new(py, s).into_any(),
         Value::Array(a) => {
-            let items = a.iter().map(|item| to_python(py, item)).collect::<PyResult<Vec<_>>>()?;
-            PyList::new(py, items)?.into_any()
+            let items = a.iter().map(|item| build(py, item, read_only)).collect::<PyResult<Vec<_>>>()?;
+            if read_only {
+                crate::py::readonly::list(py, items)?.into_any()
+            } else {
+                PyList::new(py, items)?.into_any()
+            }
         }
         Value::Object(m) => {
-            let dict = PyDict::new(py);
+            let dict = if read_only { crate::py::readonly::dict(py)? } else { PyDict::new(py) };
             for (k, v) in m {
-                dict.set_item(crate::py::keys::key(py, k), to_python(py, v)?)?;
+                dict.set_item(crate::py::keys::key(py, k), build(py, v, read_only)?)?;
             }
             dict.into_any()
         }

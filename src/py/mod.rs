@@ -22,6 +22,7 @@ mod readonly;
 mod ready;
 mod repository;
 mod runtime;
+mod shared;
 mod status;
 mod stored;
 mod text_backend;

@@ -19,7 +19,7 @@ use crate::py::convert::{to_value, Json};
 use crate::py::listing::{FirstChunk, PyListStream};
 use crate::py::stored::Stored;
 use crate::py::typed::{Shape, TypePlan};
-use crate::py::watch::PyWatchStream;
+use crate::py::watch::{Objects, PyWatchStream};
 use crate::repository::{Removal, Repository, RepositoryConfig};
 
 /// A resource as a JSON document: a dict as it is, an object through its `to_dict()` (or its
@@ -287,7 +287,9 @@ impl PyRepositoryCore {
     /// Resources are instances of the repository's class (`typed=False`: dicts). Every watch
     /// of the client on this prefix shares one etcd watch; `max_backlog` events may wait
     /// unread (`None`: 1,000) before this one raises `WatchFellBehindError`.
-    #[pyo3(signature = (start_revision=0, namespace=None, label_selector=None, field_selector=None, *, typed=true, max_backlog=None))]
+    /// With `readonly`, its events hold read-only dicts shared with the other read-only
+    /// watchers of the thread (not the repository's class).
+    #[pyo3(signature = (start_revision=0, namespace=None, label_selector=None, field_selector=None, *, typed=true, max_backlog=None, readonly=false))]
     #[allow(clippy::too_many_arguments)]
     fn watch_stream<'py>(
         &self,
@@ -298,12 +300,17 @@ impl PyRepositoryCore {
         field_selector: Option<&Bound<'py, PyAny>>,
         typed: bool,
         max_backlog: Option<usize>,
+        readonly: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let query = query(namespace, label_selector, field_selector)?;
         let query = (!query.is_unfiltered()).then_some(query);
         let prefix = self.repo.config().prefix.clone();
         let len = prefix.len();
-        let shape = if typed { self.shape.clone() } else { Shape::Dicts };
+        let shape = match () {
+            _ if readonly => Objects::Shared,
+            _ if typed => Objects::Own(self.shape.clone()),
+            _ => Objects::Own(Shape::Dicts),
+        };
         PyWatchStream::open(
             py,
             self.repo.client().clone(),

@@ -18,6 +18,7 @@ use crate::fanout::{Event, Subscription, DEFAULT_MAX_BACKLOG};
 use crate::process::Local;
 use crate::py::args::report_unreadable;
 use crate::py::gc::without_gc;
+use crate::py::shared;
 use crate::py::typed::Shape;
 use crate::selector::Query;
 
@@ -29,6 +30,15 @@ use crate::selector::Query;
 /// collections then walk it again, and with a hundred watchers each holding a batch, full
 /// collections come often (figures: docs/benchmarks.md, "Watch batches and the collector").
 const BATCH_CONTAINERS: usize = 500;
+
+/// What a watcher's events hold.
+#[derive(Clone)]
+pub enum Objects {
+    /// Its own objects of this shape, built for it.
+    Own(Shape),
+    /// Read-only dicts shared with every other such watcher on the thread (`crate::py::shared`).
+    Shared,
+}
 
 /// An open watch on a prefix. `next_batch()` returns the next list of
 /// `(type, name, value, previous, revision)` tuples (type: `ADDED`, `MODIFIED`, `DELETED`,
@@ -49,7 +59,7 @@ pub struct PyWatchStream {
     name_start: usize,
     /// Cancelled by `close()`; a pending `next_batch` waits on it.
     stop: Local<CancellationToken>,
-    shape: Shape,
+    objects: Objects,
 }
 
 impl PyWatchStream {
@@ -65,7 +75,7 @@ impl PyWatchStream {
         start_revision: i64,
         name_start: usize,
         query: Option<Query>,
-        shape: Shape,
+        objects: Objects,
         max_backlog: Option<usize>,
     ) -> PyResult<Bound<'_, PyAny>> {
         client.check()?;
@@ -79,7 +89,13 @@ impl PyWatchStream {
             drop(hold);
             let stream = opened?;
             let stop = Local::new(CancellationToken::new());
-            Ok(PyWatchStream { stream: Arc::new(Mutex::new(Some(stream))), prefix, name_start, stop, shape })
+            Ok(PyWatchStream {
+                stream: Arc::new(Mutex::new(Some(stream))),
+                prefix,
+                name_start,
+                stop,
+                objects,
+            })
         })
     }
 }
@@ -102,7 +118,7 @@ impl Drop for DropWhenStopped<'_> {
 struct Batch {
     prefix_len: usize,
     changes: Vec<Event>,
-    shape: Shape,
+    objects: Objects,
 }
 
 impl<'py> IntoPyObject<'py> for Batch {
@@ -134,17 +150,24 @@ impl Batch {
                 unreadable.push(crate::unreadable::at(e.clone(), c.revision));
                 continue;
             }
-            let kind = kind.name();
             let name = c.key.get(self.prefix_len..).unwrap_or(&c.key);
-            let value = c.value.as_ref().map(|v| self.shape.value(py, Some(&c.key), v)).transpose()?;
-            let previous = c.previous.as_ref().map(|v| self.shape.value(py, Some(&c.key), v)).transpose()?;
+            let shape = match &self.objects {
+                Objects::Shared => {
+                    list.append(shared::event(py, &c, kind, name)?)?;
+                    continue;
+                }
+                Objects::Own(shape) => shape,
+            };
+            let own = |doc: &Option<serde_json::Value>| {
+                doc.as_ref().map(|v| shape.value(py, Some(&c.key), v)).transpose()
+            };
             list.append(PyTuple::new(
                 py,
                 [
-                    kind.into_pyobject(py)?.into_any(),
+                    shared::kind_name(py, kind).into_any(),
                     name.into_pyobject(py)?.into_any(),
-                    value.into_pyobject(py)?,
-                    previous.into_pyobject(py)?,
+                    own(&c.value)?.into_pyobject(py)?,
+                    own(&c.previous)?.into_pyobject(py)?,
                     c.revision.into_pyobject(py)?.into_any(),
                 ],
             )?)?;
@@ -165,7 +188,7 @@ impl PyWatchStream {
         let stream = self.stream.clone();
         let stop = (*self.stop).clone();
         let prefix_len = self.name_start;
-        let shape = self.shape.clone();
+        let objects = self.objects.clone();
         spawn(py, async move {
             let mut guard = DropWhenStopped { guard: stream.lock().await, stop: stop.clone() };
             let Some(stream) = guard.guard.as_mut() else { return Ok(None) };
@@ -173,7 +196,7 @@ impl PyWatchStream {
                 _ = stop.cancelled() => None,
                 batch = stream.next_batch(BATCH_CONTAINERS) => batch?,
             };
-            Ok(batch.map(|changes| Batch { prefix_len, changes, shape }))
+            Ok(batch.map(|changes| Batch { prefix_len, changes, objects }))
         })
     }
 
