@@ -13,8 +13,11 @@ median of the pairs'), or a memory figure against its budget. The rows (small si
 minute and a half a run on the 2-core VM):
 
 - `keys ...`: get, create, compare-and-swap, 32 gets and 32 creates at once, a typed get and
-  a typed list of 1,000, on 1,000 LabWorkers: 30 pairs of 20 runs (3 for the batches, 1 for
-  the list) a side, as `make bench`'s comparison does them.
+  a typed list of 1,000, on 1,000 LabWorkers, and the get and 32 gets through
+  `EtcdStorageBackend`: 30 pairs of 20 runs (3 for the batches, 1 for the list) a side, as
+  `make bench`'s comparison does them.
+- `watch 100 read-only / 1`: the rate of each of 100 read-only watchers of every change over
+  one watcher's, 2,000 changes replayed (`benches/watch_fanout.py`).
 - `5000 ...`: benches/scale.py's rows at 5,000 documents (15 pairs a read, 5 of each
   fresh-process probe): reads from etcd and from the cache, the cache's sync against a plain
   range read, its RSS per resource, a streamed listing.
@@ -155,7 +158,12 @@ async def key_rows(endpoints: list[str], server: Any, fleet: Any) -> list[Any]:
     from common import lab_worker
     from paired import Row, paired
 
-    from etcd_resources import EtcdClient, EtcdLabWorkerResourceRepository, ResourceRepository
+    from etcd_resources import (
+        EtcdClient,
+        EtcdLabWorkerResourceRepository,
+        EtcdStorageBackend,
+        ResourceRepository,
+    )
 
     def doc(name: str) -> dict[str, Any]:
         made = lab_worker(0)
@@ -177,6 +185,7 @@ async def key_rows(endpoints: list[str], server: Any, fleet: Any) -> list[Any]:
         repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, fleet.prefix)
         created: ResourceRepository[dict[str, Any]] = ResourceRepository(client, our_fresh)
         typed = EtcdLabWorkerResourceRepository(client, fleet.prefix)
+        backend = EtcdStorageBackend(client, fleet.prefix)
 
         async def get(_: int) -> None:
             assert await repo.get_async(fleet.name(1)) is not None
@@ -196,6 +205,12 @@ async def key_rows(endpoints: list[str], server: Any, fleet: Any) -> list[Any]:
             got["status"]["error_count"] = got["status"].get("error_count", 0) + 1
             await repo.update_async(got)
 
+        async def backend_get(_: int) -> None:
+            assert await backend.get(fleet.name(1)) is not None
+
+        async def backend_get_many(_: int) -> None:
+            await asyncio.gather(*(backend.get(fleet.name(j)) for j in range(batch)))
+
         async def typed_get(_: int) -> None:
             assert await typed.get_async(fleet.name(1)) is not None
 
@@ -203,10 +218,12 @@ async def key_rows(endpoints: list[str], server: Any, fleet: Any) -> list[Any]:
             assert len(await typed.list_async()) == fleet.n
 
         get_op = {"op": "get", "key": key(1)}
+        get_many_op = {"op": "get_many", "keys": [key(j) for j in range(batch)]}
         cases: list[tuple[str, Any, Callable[[int], Awaitable[None]], int]] = [
             ("get", get_op, get, KEY_RUNS),
-            (f"get x{batch}", {"op": "get_many", "keys": [key(j) for j in range(batch)]},
-             get_many, 3),
+            (f"get x{batch}", get_many_op, get_many, 3),
+            ("backend get", get_op, backend_get, KEY_RUNS),
+            (f"backend get x{batch}", get_many_op, backend_get_many, 3),
             ("create", lambda pair: {"op": "create", "prefix": rust_fresh,
                                      "names": [f"c{pair}-{j}" for j in range(KEY_RUNS)]},
              create, KEY_RUNS),
@@ -248,6 +265,20 @@ def run_once() -> dict[str, Any]:
         finally:
             scale.drop(ceiling, fleet)
         print(table(f"key operations ({KEYS_N} documents)", rows), flush=True)
+        import watch_fanout
+        from paired import Row
+
+        ratio = asyncio.run(watch_fanout.read_only_ratio(endpoints))
+        rows.append(
+            Row(
+                "watch 100 read-only / 1",
+                "100 read-only watchers' rate over one watcher's",
+                0.0,
+                unit="x",
+                paired_ratio=ratio,
+            )
+        )
+        print(f"watch: 100 read-only watchers at {ratio:.2f} of one watcher's rate", flush=True)
         scale_fleet, more = scale.measure(
             endpoints, ceiling, CHECK_SCALE_N, pairs=SCALE_PAIRS, probe_pairs=PROBE_PAIRS
         )

@@ -1,4 +1,4 @@
-"""This package against four Python etcd clients and a plain Rust etcd-client program (the
+"""This package against five Python etcd clients and a plain Rust etcd-client program (the
 ceiling), the same workload against ONE etcd, printed as ratios to the ceiling.
 
     python benches/compare.py [--rounds N] [--quick] [--only pkg,aetcd,rust] [--plots DIR]
@@ -111,6 +111,7 @@ CONTENDERS = [
         "etcd-client-py",
         ("etcd-client-py==0.5.1",),
     ),
+    Contender("etcd3aio", "etcd3aio", "etcd3aio_client.py", "etcd3aio", ("etcd3aio==0.3.0",)),
 ]
 SEQUENTIAL = ["create", "get", "compare_and_swap"]
 
@@ -141,6 +142,12 @@ FOOTNOTES = [
         "its concurrent calls barely overlap (x32 takes about 30 times one call).",
     ),
     ("python-etcd3", "py-etcd3 (python-etcd3 0.12) runs on protobuf 3.20.3, pure Python on 3.11."),
+    (
+        "etcd3aio",
+        "etcd3aio 0.3.0 (grpc.aio): grpc's 4 MiB receive limit, so its lists read pages of 1,000 "
+        "keys at one revision; its compare_and_swap builds the mod_revision Compare from its "
+        "protobuf module (no helper for it).",
+    ),
 ]
 
 

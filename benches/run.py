@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import compare
 import concurrency
+import controller_replicas
 import decode
 import query
 import typed
@@ -46,6 +47,8 @@ def main() -> None:
         print(typed.run(endpoints))
         print()
         print(controller.run(endpoints))
+        print()
+        print(controller_replicas.run(endpoints))
         print()
         print(compare.run(endpoints, ["--plots", str(PLOTS), *sys.argv[1:]]))
 

@@ -161,6 +161,24 @@ async def measure(endpoints: list[str], rounds: int) -> list[tuple[str, int, flo
     return rows
 
 
+async def read_only_ratio(endpoints: list[str], n: int = 2_000, k: int = 100) -> float:
+    """Each of `k` read-only watchers' rate of every change over one plain watcher's, `n`
+    changes replayed (make bench-check's row)."""
+    prefix = f"/bench-fanout-ro-{uuid.uuid4().hex[:8]}/"
+    async with EtcdClient(endpoints, timeout=60) as writer:
+        repo: Repo = ResourceRepository(writer, prefix)
+        start = await writer.current_revision()
+        for first in range(0, n, 500):
+            await asyncio.gather(
+                *(repo.add_async(document(i)) for i in range(first, min(n, first + 500)))
+            )
+    every = [(f"shard!=none-{j}", n) for j in range(k)]
+    one, _, _ = await fan_out(endpoints, prefix, start, every[:1], backlog=n)
+    many, _, ended = await fan_out(endpoints, prefix, start, every, backlog=n, readonly=True)
+    assert ended == 0
+    return statistics.median(many) / one[0]
+
+
 def run(endpoints: list[str], rounds: int = 3) -> str:
     rows = asyncio.run(measure(endpoints, rounds))
     ended = int(rows.pop()[2])

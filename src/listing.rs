@@ -26,6 +26,28 @@ pub const MAX_CHUNK: i64 = 8_000;
 /// code").
 pub const STREAM_MAX_CHUNK: i64 = 1_000;
 
+/// How the chunks of a scan grow: the first asks for `first` keys, each next one for twice as
+/// many while the last response was full and under `grow_below` bytes, up to `max` keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunks {
+    pub first: i64,
+    pub max: i64,
+    pub grow_below: usize,
+}
+
+impl Chunks {
+    /// A listing's: up to `max` keys, small responses (2 MiB: about 1,000 LabWorkers).
+    pub const fn listing(max: i64) -> Chunks {
+        Chunks { first: CHUNK, max, grow_below: GROW_BELOW }
+    }
+
+    /// The informer cache's first listing: up to 20,000 keys and 64 MiB a response. It keeps
+    /// every entry anyway, and each limited request makes etcd walk the rest of the range; on
+    /// 100,000 LabWorkers this took the sync from 1.75 s to 1.14 s (docs/benchmarks.md,
+    /// "Figures behind the code").
+    pub const SYNC: Chunks = Chunks { first: CHUNK, max: 20_000, grow_below: 64 << 20 };
+}
+
 /// Whether a stored key-value matches `query`, reading only the parts of it `projection`
 /// keeps (nothing when `None`, which [`Projection::of`] gives unfiltered queries). Bytes that
 /// cannot be read do not match and are collected in `unreadable` (reported, never fatal for a
@@ -79,16 +101,15 @@ where
         }
         Ok(None)
     };
-    scan_chunks(store, start, end, revision, chunk, MAX_CHUNK, |kvs, _| std::future::ready(visit_all(kvs)))
-        .await
+    let chunks = Chunks { first: chunk, ..Chunks::listing(MAX_CHUNK) };
+    scan_chunks(store, start, end, revision, chunks, |kvs, _| std::future::ready(visit_all(kvs))).await
 }
 
 /// Hand the keys in `[start, end)` to `each`, one response at a time, all read at one
 /// revision (0: the newest), with whether more follow. `each` returns the first key it did not
 /// take to stop there, `None` to go on.
 ///
-/// The first request asks for `chunk` keys; each next one for twice as many while the last
-/// response was full and under [`GROW_BELOW`] bytes (up to `max_chunk` keys). etcd (3.5)
+/// The chunks grow as `chunks` says. etcd (3.5)
 /// answers a range request with a limit by walking every key left in the range, to count
 /// them: 500-key chunks of 100,000 LabWorkers cost it 200 such walks (what that cost the
 /// cache's first listing: docs/benchmarks.md, "Figures behind the code").
@@ -97,8 +118,7 @@ pub async fn scan_chunks<S, F, Fut>(
     start: &[u8],
     end: &[u8],
     revision: i64,
-    chunk: i64,
-    max_chunk: i64,
+    chunks: Chunks,
     mut each: F,
 ) -> Result<ScanEnd>
 where
@@ -109,7 +129,7 @@ where
     let mut req = RangeRequest {
         key: start.to_vec(),
         range_end: end.to_vec(),
-        limit: chunk,
+        limit: chunks.first,
         revision,
         ..Default::default()
     };
@@ -119,8 +139,8 @@ where
             req.revision = resp.revision;
         }
         let bytes: usize = resp.kvs.iter().map(|kv| kv.key.len() + kv.value.len()).sum();
-        if resp.kvs.len() as i64 == req.limit && bytes < GROW_BELOW {
-            req.limit = (req.limit * 2).min(max_chunk.max(chunk));
+        if resp.kvs.len() as i64 == req.limit && bytes < chunks.grow_below {
+            req.limit = (req.limit * 2).min(chunks.max.max(chunks.first));
         }
         let next = resp.kvs.last().map(|kv| {
             let mut k = kv.key.clone();

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::listing::{self, AHEAD, CHUNK};
+use crate::listing::{self, AHEAD};
 use crate::process::{self, Local};
 use crate::selector::Query;
 use crate::store::{prefix_end, KeyValue, ProgressRequester};
@@ -391,8 +391,7 @@ async fn list(shared: &Shared) -> Result<i64> {
             shared.prefix.as_bytes(),
             &end,
             0,
-            CHUNK,
-            listing::MAX_CHUNK,
+            listing::Chunks::SYNC,
             |kvs, _| {
                 let tx = tx.clone();
                 async move {

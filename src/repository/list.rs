@@ -119,7 +119,8 @@ impl Repository {
         let (start, end) = self.range_of(query)?;
         let store = self.client.store()?;
         let projection = Projection::of(query);
-        listing::scan_chunks(&**store, start.as_bytes(), &end, 0, CHUNK, max_chunk, |kvs, more| {
+        let chunks = listing::Chunks::listing(max_chunk);
+        listing::scan_chunks(&**store, start.as_bytes(), &end, 0, chunks, |kvs, more| {
             let mut chunk = Chunk { last: !more, ..Chunk::default() };
             for kv in kvs {
                 if listing::matches(query, projection.as_ref(), &kv, &mut chunk.unreadable) {
