@@ -52,6 +52,9 @@ pub fn kind_name(py: Python<'_>, kind: ChangeType) -> Bound<'_, PyString> {
 /// The event `(type, name, value, previous, revision)` of `change` for a watcher that sees it
 /// as `kind` (a selector may make a change an `ADDED` or a `DELETED` for it): the documents,
 /// and for the change's own type the whole tuple, shared with every other read-only watcher.
+/// The name in it is the first reader's, which is every reader's: the watchers of one shared
+/// watch cut names at the same length (a prefix ends with `/` and a storage backend's key
+/// prefix holds none, so the watched prefix says where its names begin).
 pub fn event<'py>(
     py: Python<'py>,
     change: &Arc<Change>,
