@@ -39,7 +39,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
@@ -50,6 +50,12 @@ use crate::process::{self, Local};
 use crate::selector::Query;
 use crate::watch::{Change, ChangeStream, ChangeType};
 
+mod slot;
+#[cfg(test)]
+use slot::containers;
+pub use slot::MAX_BATCH;
+use slot::{take_batch, Slot};
+
 /// Events that may wait for one subscriber before it is ended as fallen behind. A subscriber
 /// pins at most this many decoded events (shared with the other subscribers while they hold
 /// them too): a LabWorker of ~2 KB of JSON, decoded with its previous version, takes tens of
@@ -58,43 +64,12 @@ use crate::watch::{Change, ChangeStream, ChangeType};
 /// here too (a catch-up watch from etcd's history).
 pub const DEFAULT_MAX_BACKLOG: usize = 1_000;
 
-/// The most events one [`Subscription::next_batch`] hands over.
-pub const MAX_BATCH: usize = 256;
-
 /// How many times [`Subscription::open`] starts over when the hub it joined could not open
 /// for a reason that is not its own (another subscriber's start was compacted).
 const OPEN_ATTEMPTS: usize = 3;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The dicts and lists a decoded document becomes.
-fn containers(doc: &serde_json::Value) -> usize {
-    match doc {
-        serde_json::Value::Object(map) => 1 + map.values().map(containers).sum::<usize>(),
-        serde_json::Value::Array(items) => 1 + items.iter().map(containers).sum::<usize>(),
-        _ => 0,
-    }
-}
-
-/// The first events of `items`, as many as fit in one batch: at most [`MAX_BATCH`], and
-/// making at most `max_containers` containers (maps, lists, one per event) when decoded, as far
-/// as a batch of more than one event goes (always at least one). The consumer chooses the
-/// bound (the bindings': `src/py/watch.rs`).
-fn take_batch(items: &mut VecDeque<Event>, max_containers: usize) -> Vec<Event> {
-    let mut made = 0;
-    let mut n = 0;
-    for event in items.iter().take(MAX_BATCH) {
-        let change = &event.change;
-        made +=
-            1 + change.value.as_ref().map_or(0, containers) + change.previous.as_ref().map_or(0, containers);
-        if n > 0 && made > max_containers {
-            break;
-        }
-        n += 1;
-    }
-    items.drain(..n).collect()
 }
 
 /// One change as one subscriber sees it: its own kind, the shared decoded change.
@@ -147,107 +122,6 @@ static REGISTRY: LazyLock<Mutex<HashMap<Key, Weak<Local<Hub>>>>> = LazyLock::new
 /// The lock this module's tasks take, for the bindings to hold across forks (see `crate::process`).
 pub fn fork_lock() -> &'static dyn process::ForkLock {
     &*REGISTRY
-}
-
-/// What waits for one subscriber.
-struct Queue {
-    items: VecDeque<Event>,
-    /// Set once nothing more will be queued: `Ok` when the client closed, else why it ended.
-    /// What is queued is still delivered first (except after falling behind: then nothing).
-    end: Option<Result<()>>,
-    /// The revision of the last event handed to the reader.
-    read_upto: i64,
-}
-
-/// A subscriber, as the hub sees it.
-struct Slot {
-    query: Option<Query>,
-    /// Changes before this revision are not this subscriber's.
-    from: i64,
-    max_backlog: usize,
-    queue: Mutex<Queue>,
-    ready: Notify,
-}
-
-impl Slot {
-    fn new(query: Option<Query>, max_backlog: usize, from: i64) -> Arc<Slot> {
-        let queue = Queue { items: VecDeque::new(), end: None, read_upto: from - 1 };
-        Arc::new(Slot { query, from, max_backlog, queue: Mutex::new(queue), ready: Notify::new() })
-    }
-
-    fn ended(&self) -> bool {
-        lock(&self.queue).end.is_some()
-    }
-
-    /// Queue what of `changes` concerns this subscriber; end it if that overflows its backlog.
-    fn push(&self, changes: &[Arc<Change>], counters: &WatchCounters) {
-        let from = self.from;
-        // The selector runs without the queue's lock, so the reader is not held up.
-        let mine: Vec<Event> = changes
-            .iter()
-            .filter(|c| c.revision >= from)
-            .filter_map(|c| Some(Event { kind: c.seen_by(self.query.as_ref())?, change: c.clone() }))
-            .collect();
-        if mine.is_empty() {
-            return;
-        }
-        let mut q = lock(&self.queue);
-        if q.end.is_some() {
-            return;
-        }
-        for event in mine {
-            let bookmark = event.kind == ChangeType::Bookmark;
-            if bookmark && q.items.back().is_some_and(|e| e.kind == ChangeType::Bookmark) {
-                if let Some(last) = q.items.back_mut() {
-                    *last = event;
-                }
-                continue;
-            }
-            if q.items.len() >= self.max_backlog {
-                q.items = VecDeque::new(); // the memory goes now, not when the reader comes back
-                q.end = Some(Err(Error::FellBehind { revision: q.read_upto, backlog: self.max_backlog }));
-                counters.fell_behind.fetch_add(1, Ordering::Relaxed);
-                break;
-            }
-            q.items.push_back(event);
-        }
-        drop(q);
-        self.ready.notify_one();
-    }
-
-    /// No more events: `result` once what is queued has been read.
-    fn end(&self, result: Result<()>) {
-        let mut q = lock(&self.queue);
-        if q.end.is_none() {
-            q.end = Some(result);
-        }
-        drop(q);
-        self.ready.notify_one();
-    }
-
-    /// The first queued events (a batch: see [`take_batch`]), or how the subscription ended;
-    /// waits while there is neither.
-    async fn next(&self, max_containers: usize) -> Result<Option<Vec<Event>>> {
-        loop {
-            {
-                let mut q = lock(&self.queue);
-                if !q.items.is_empty() {
-                    let batch = take_batch(&mut q.items, max_containers);
-                    if let Some(last) = batch.last() {
-                        q.read_upto = q.read_upto.max(last.change.revision);
-                    }
-                    return Ok(Some(batch));
-                }
-                match &q.end {
-                    Some(Ok(())) => return Ok(None),
-                    Some(Err(e)) => return Err(e.clone()),
-                    None => {}
-                }
-            }
-            // A notification sent since the check above is kept as a permit: none is lost.
-            self.ready.notified().await;
-        }
-    }
 }
 
 /// Where a hub is.

@@ -13,9 +13,9 @@ Neuroglia's mixin passes on only the arguments of Neuroglia's own signatures (``
 with them skips the mixin (its span cannot carry them) and keeps the package's own span
 (``etcd_resources.get``, ...).
 
-This module imports nothing of ``etcd_resources``, so the package can import it while it builds
-its classes; it sits beside the ``neuroglia`` subpackage, not in it, since that subpackage
-imports the repositories built on these bases.
+This module imports nothing of ``etcd_resources`` but ``_otel`` (which imports nothing of it),
+so the package can import it while it builds its classes; it sits beside the ``neuroglia``
+subpackage, not in it, since that subpackage imports the repositories built on these bases.
 """
 
 from __future__ import annotations
@@ -35,35 +35,7 @@ except ImportError:
 else:
     AVAILABLE = True
 
-    try:
-        from opentelemetry import metrics as _metrics
-        from opentelemetry import trace as _trace
-        from opentelemetry.metrics import NoOpMeterProvider
-        from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
-    except ImportError:  # pragma: no cover - Neuroglia's mixin then records nothing anyway
-
-        def _observed() -> bool:
-            return False
-
-    else:
-        _NO_TRACES = (ProxyTracerProvider, NoOpTracerProvider)
-        _NO_METRICS: tuple[type, ...] = (NoOpMeterProvider,)
-        try:  # the provider answered until one is set (private: if it moves, the mixin runs)
-            from opentelemetry.metrics._internal import _ProxyMeterProvider
-        except ImportError:  # pragma: no cover
-            pass
-        else:
-            _NO_METRICS += (_ProxyMeterProvider,)
-
-        def _observed() -> bool:
-            """Whether an OpenTelemetry SDK set a tracer or a meter provider. Until one does,
-            Neuroglia's span and duration metric record nothing, yet cost ~35 us a call
-            (docs/benchmarks.md, "Where a call's time goes"): the mixin is then skipped. Asked
-            per call, so a provider set later is seen."""
-            return not (
-                isinstance(_trace.get_tracer_provider(), _NO_TRACES)
-                and isinstance(_metrics.get_meter_provider(), _NO_METRICS)
-            )
+    from ._otel import provider_set as _observed
 
     class NeurogliaTracing(TracedRepositoryMixin):
         """Neuroglia's tracing around the repository methods, with their extra arguments;

@@ -9,23 +9,16 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+from ._otel import tracer_set
+
 __all__ = ["traced"]
 
 try:
     from opentelemetry import trace as _trace
 
     _tracer: Any = _trace.get_tracer("etcd_resources")
-    _UNSET: Any = _trace.ProxyTracerProvider
 except ImportError:  # pragma: no cover - opentelemetry is optional
     _tracer = None
-
-
-def _spanning() -> bool:
-    """Whether a tracer provider is set. opentelemetry-api alone (a dependency of many
-    packages, Neuroglia's among them) answers with a proxy until an SDK sets one; a span
-    through it records nothing and cost ~30 us a call here (docs/benchmarks.md). Asked per
-    call: a provider set after this module's import is seen."""
-    return not isinstance(_trace.get_tracer_provider(), _UNSET)
 
 
 P = ParamSpec("P")
@@ -55,7 +48,7 @@ def traced(
 
         @functools.wraps(method)
         async def run(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
-            if not _spanning():
+            if not tracer_set():
                 return await method(self, *args, **kwargs)
             attributes = {"etcd_resources.prefix": self.prefix}
             if args and isinstance(args[0], str):

@@ -69,13 +69,12 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<controller::PyControllerCore>()?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     #[cfg(feature = "bench")]
-    m.add_function(wrap_pyfunction!(decode_bench::_decode_bench, m)?)?;
-    #[cfg(feature = "bench")]
-    for f in [wrap_pyfunction!(trace::_trace, m)?, wrap_pyfunction!(trace::_trace_now, m)?] {
-        m.add_function(f)?;
+    {
+        m.add_function(wrap_pyfunction!(decode_bench::_decode_bench, m)?)?;
+        m.add_function(wrap_pyfunction!(trace::_trace, m)?)?;
+        m.add_function(wrap_pyfunction!(trace::_trace_now, m)?)?;
+        m.add_function(wrap_pyfunction!(trace::_trace_take, m)?)?;
     }
-    #[cfg(feature = "bench")]
-    m.add_function(wrap_pyfunction!(trace::_trace_take, m)?)?;
     m.add_function(wrap_pyfunction!(logs::flush_logs, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_prefix, m)?)?;
     m.add_function(wrap_pyfunction!(controller::shard_of, m)?)?;
