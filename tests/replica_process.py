@@ -1,11 +1,17 @@
 """One replica of a sharded controller, run as its own process by
 tests/test_controller_replicas.py: ``python -m tests.replica_process ENDPOINTS PREFIX
-COORDINATION HISTORY IDENTITY SHARDS TTL``.
+COORDINATION HISTORY IDENTITY SHARDS TTL [HOLD]``.
 
 Each reconcile writes ``HISTORY{name}/{identity}-{n}/start``, works a few milliseconds, then
 writes ``.../end``; both writes go through the controller's fence, so etcd orders them against
 the shard records. SIGTERM cancels ``run()``: the replica finishes what runs, hands its shards
-back and exits 0."""
+back and exits 0.
+
+With ``HOLD`` (the path of a FIFO), the reconciler is a plain function run in the thread pool,
+and its first run, once it has written its start record, writes ``HISTORY/held`` and blocks
+reading ``HOLD`` (a call to another system that hangs, deaf to ``stopping()``): the test pauses
+the replica meanwhile, lets its shards move, resumes it, then writes to the FIFO, so that the
+run's end record is written late, for certain."""
 
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ import json
 import random
 import signal
 import sys
+import threading
+import time
 from typing import Any
 
 from etcd_resources import EtcdClient, FencedError, ResourceRepository
@@ -23,11 +31,37 @@ from etcd_resources.controller.sharding import FENCE
 
 
 async def main(argv: list[str]) -> int:
-    endpoints, prefix, coordination, history, identity, shards, ttl = argv
+    endpoints, prefix, coordination, history, identity, shards, ttl, *hold = argv
     client = EtcdClient(endpoints.split(","), timeout=1.0)
     repo = ResourceRepository(client, prefix)
     runs = itertools.count()
     fenced = 0
+    loop = asyncio.get_running_loop()
+    held = threading.Lock()
+
+    async def put(key: str, value: bytes) -> None:
+        await client.put_raw(key, value)
+
+    def reconcile_in_thread(resource: Any) -> Action:
+        nonlocal fenced
+        fence = FENCE.get()  # the thread runs in the reconcile's context
+        assert fence is not None, "a sharded reconcile runs under its shard's fence"
+        record = f"{history}{resource['metadata']['name']}/{identity}-{next(runs)}/"
+        value = json.dumps({"replica": identity, "record": fence[0], "lease": fence[1]}).encode()
+        try:
+            # Written from the thread through the loop: the task it makes copies this
+            # context, fence included.
+            asyncio.run_coroutine_threadsafe(put(record + "start", value), loop).result()
+            if held.acquire(blocking=False):  # the first run only; never released
+                asyncio.run_coroutine_threadsafe(put(history + "held", value), loop).result()
+                with open(hold[0]) as fifo:
+                    fifo.read()
+            time.sleep(random.uniform(0.0, 0.05))  # the work
+            asyncio.run_coroutine_threadsafe(put(record + "end", value), loop).result()
+        except FencedError:
+            fenced += 1
+            raise
+        return Action.requeue_after(0.05)
 
     async def reconcile(resource: Any) -> Action:
         nonlocal fenced
@@ -45,7 +79,8 @@ async def main(argv: list[str]) -> int:
         return Action.requeue_after(0.05)
 
     config = Sharding(shards=int(shards), ttl=int(ttl), identity=identity, prefix=coordination)
-    controller = Controller(repo, reconcile, name="replicas", sharding=config, max_concurrency=2)
+    chosen = reconcile_in_thread if hold else reconcile
+    controller = Controller(repo, chosen, name="replicas", sharding=config, max_concurrency=2)
     task = asyncio.ensure_future(controller.run())
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     try:

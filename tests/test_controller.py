@@ -23,7 +23,7 @@ from etcd_resources import (
     ResourceRepository,
     thaw,
 )
-from etcd_resources.controller import Action, Controller, ControllerStats
+from etcd_resources.controller import Action, Controller, ControllerStats, stopping
 
 from .helpers import doc
 
@@ -229,6 +229,59 @@ async def test_sync_reconcilers_run_in_the_thread_pool(client: EtcdClient, prefi
         await until(controller, reached("done", 4))
     assert threads and threading.get_ident() not in threads
     assert len(threads) <= 2
+
+
+async def test_a_drain_that_times_out_signals_sync_reconcilers_and_waits_for_them(
+    client: EtcdClient, prefix: str
+) -> None:
+    """A thread cannot be cancelled: past ``drain_timeout`` its reconcile's ``stopping()`` is
+    set, and ``run()`` ends only once the thread has returned."""
+    repo = ResourceRepository(client, prefix)
+    await repo.add_async(doc("a"))
+    started = threading.Event()
+    returned = threading.Event()
+
+    def reconcile(resource: Any) -> Action:
+        started.set()
+        signalled = stopping().wait(WAIT)
+        returned.set()
+        return Action.retry("stopped") if signalled else Action.done()
+
+    controller = Controller(repo, reconcile, drain_timeout=0.05)
+    task = asyncio.ensure_future(controller.run())
+    await asyncio.get_running_loop().run_in_executor(None, started.wait, WAIT)
+    assert not returned.is_set()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    assert returned.is_set(), "run() ended while a reconcile's thread still ran"
+    assert controller.stats()["in_flight"] == 0
+
+
+async def test_stopping_is_for_reconciles_and_cancels_async_ones_too(
+    client: EtcdClient, prefix: str
+) -> None:
+    with pytest.raises(RuntimeError, match="inside a reconcile"):
+        stopping()
+    repo = ResourceRepository(client, prefix)
+    await repo.add_async(doc("a"))
+    seen: list[threading.Event] = []
+    started = asyncio.Event()
+
+    async def reconcile(resource: Any) -> Action:
+        seen.append(stopping())
+        started.set()
+        await asyncio.Event().wait()  # until cancelled
+        return Action.done()
+
+    controller = Controller(repo, reconcile, drain_timeout=0.0)
+    task = asyncio.ensure_future(controller.run())
+    await asyncio.wait_for(started.wait(), WAIT)
+    assert not seen[0].is_set()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    assert seen[0].is_set(), "a cancelled async reconcile's signal is set too"
 
 
 async def test_cancelling_run_lets_reconciles_in_flight_finish(

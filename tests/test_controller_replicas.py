@@ -1,6 +1,8 @@
 """Replicas of a sharded controller as processes of their own (``tests/replica_process.py``),
 each behind its own TCP proxy to etcd, while one is paused (SIGSTOP), one is cut off (its
 proxy blackholed), one is killed (SIGKILL) and restarted, and all are stopped by SIGTERM.
+The paused one reconciles in threads, one of its runs hung in a call across the pause, so a
+late write is made (and refused) in every run.
 
 **No key is reconciled by two replicas at once**, checked on etcd's own order: every reconcile
 writes a start and an end record under the controller's fence; the shard records' history
@@ -41,15 +43,18 @@ FOREVER = 1 << 62
 class Replica:
     """A replica process behind its own proxy."""
 
-    def __init__(self, identity: str, etcd: list[str], args: list[str]) -> None:
+    def __init__(
+        self, identity: str, etcd: list[str], args: list[str], extra: list[str] | None = None
+    ) -> None:
         self.identity = identity
         self.proxy = TcpProxy(etcd).start()
         self.args = args
+        self.extra = extra or []
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
         endpoints = ",".join(self.proxy.endpoints)
-        args = [endpoints, *self.args, self.identity, str(SHARDS), str(TTL)]
+        args = [endpoints, *self.args, self.identity, str(SHARDS), str(TTL), *self.extra]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.replica_process", *args],
             cwd=ROOT,
@@ -172,8 +177,14 @@ def check(records: list[tuple[str, bytes, int, int]], history: str, holdings: An
     return violations
 
 
+def release(fifo: Path) -> None:
+    """Let the call blocked on ``fifo`` return (opening blocks until its reader has it open)."""
+    with open(fifo, "w") as writer:
+        writer.write("go")
+
+
 async def test_no_key_runs_on_two_replicas_at_once_under_pause_partition_and_kill(
-    etcd_endpoints: list[str],
+    etcd_endpoints: list[str], tmp_path: Path
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     prefix, coordination, history = f"/rw-{tag}/", f"/rc-{tag}/", f"/rh-{tag}/"
@@ -184,7 +195,13 @@ async def test_no_key_runs_on_two_replicas_at_once_under_pause_partition_and_kil
         await repo.add_async({"metadata": {"name": f"w{i}"}, "spec": {}, "status": {}})
     since = await client.current_revision() + 1
     names = ["r0", "r1", "r2"]
-    replicas = {n: Replica(n, etcd_endpoints, [prefix, coordination, history]) for n in names}
+    # r0 reconciles in threads, and its first run hangs in a call until the test lets it go.
+    hold = tmp_path / "hold"
+    os.mkfifo(hold)
+    replicas = {
+        n: Replica(n, etcd_endpoints, [prefix, coordination, history], [str(hold)] * (n == "r0"))
+        for n in names
+    }
     outputs: dict[str, list[str]] = defaultdict(list)
     try:
         for r in replicas.values():
@@ -193,12 +210,18 @@ async def test_no_key_runs_on_two_replicas_at_once_under_pause_partition_and_kil
         await records.progress(30)
 
         # Paused: its shards go to the others once etcd expires its lease; on SIGCONT it
-        # resumes mid-reconcile, and its late writes are refused.
+        # resumes mid-reconcile, and its late writes are refused: for certain that of the run
+        # hung in its call, let go only now.
+        async def hung() -> bool:
+            return await client.get_kv(history + "held") is not None
+
+        await records.until(history, hung)
         replicas["r0"].send(signal.SIGSTOP)
         await records.held_by({"r1", "r2"})
         await records.progress(30)
         replicas["r0"].send(signal.SIGCONT)
         await records.held_by(set(names))
+        await asyncio.get_running_loop().run_in_executor(None, release, hold)
 
         # Cut off from etcd: it stops on its own clock, the others take over.
         replicas["r1"].proxy.blackhole()
@@ -225,6 +248,7 @@ async def test_no_key_runs_on_two_replicas_at_once_under_pause_partition_and_kil
         for r in replicas.values():
             r.close()
     holdings = await shard_history(client, coordination + "replicas/", since)
+    await client.delete_raw(history + "held")
     _, written = await client.list_raw(history)
     client.close()
     violations = check(written, history, holdings)
@@ -235,3 +259,6 @@ async def test_no_key_runs_on_two_replicas_at_once_under_pause_partition_and_kil
     # Three first sessions; r0 and r1 again after their faults; r2 restarted.
     assert len(leases) >= 6
     assert all(s["reconciles"] > 0 for s in stats)
+    # The hung run's end, written after the pause, was refused (r0 waits for its threads
+    # before it exits, so its count includes it).
+    assert any(s["identity"] == "r0" and s["fenced"] >= 1 for s in stats)

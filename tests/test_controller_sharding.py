@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -24,7 +25,7 @@ from etcd_resources import (
     _core,
     thaw,
 )
-from etcd_resources.controller import Action, Controller, Sharding
+from etcd_resources.controller import Action, Controller, Sharding, stopping
 from etcd_resources.controller.sharding import FENCE, share
 
 from .helpers import doc
@@ -346,3 +347,71 @@ async def test_a_reconcile_that_outlives_its_shard_cannot_write(
     assert old not in wrote
     status = (await repo.get_async("w"))["status"]
     assert status["lease"] in wrote, "the late write wrote nothing; the new holding's did"
+
+
+async def test_a_sync_reconcile_is_signalled_and_waited_for(
+    client: EtcdClient, prefix: str, coordination: str
+) -> None:
+    """A plain-function reconciler cannot be cancelled when its replica loses the shard: its
+    stop signal is set, the key runs again only once its thread has returned (never two runs of
+    one key at once), and what it writes late is fenced."""
+    repo = ResourceRepository(client, prefix)
+    await repo.add_async(doc("w", n=0))
+    loop = asyncio.get_running_loop()
+    order: list[tuple[str, int]] = []  # appended by the pool's threads, one at a time per key
+    blocked = threading.Event()
+    again = threading.Event()
+    refused: list[int] = []
+    old = 0
+
+    def held_again() -> bool:
+        shards = replica._shards
+        fence = None if shards is None else shards.fence(0)
+        return fence is not None and fence[1] != old
+
+    async def write(resource: Any, lease: int) -> None:
+        await repo.update_async({**thaw(resource), "status": {"lease": lease}})
+
+    def reconcile(resource: Any) -> Action:
+        fence = FENCE.get()
+        assert fence is not None, "the thread runs in the reconcile's context"
+        first = not order
+        order.append(("start", fence[1]))
+        if not first:
+            again.set()
+        else:
+            blocked.set()
+            assert stopping().wait(WAIT), "the runtime signals the reconcile it stops"
+            deadline = time.monotonic() + WAIT
+            while not held_again() and time.monotonic() < deadline:
+                time.sleep(0.01)  # polls a condition of the runtime, from its thread
+            # The shard is held again and the key queued: a runtime that let go of the key
+            # while its thread runs would start it now (the window checked for that).
+            again.wait(1.0)
+        try:
+            asyncio.run_coroutine_threadsafe(write(resource, fence[1]), loop).result(WAIT)
+        except FencedError:
+            refused.append(fence[1])
+        order.append(("end", fence[1]))
+        return Action.done()
+
+    ttl = 30  # no renewal of the first lease comes before the end of the test
+    config = Sharding(1, ttl, "a", coordination)
+    replica = Controller(repo, reconcile, name="sync", sharding=config, sync_workers=2)
+    task = asyncio.ensure_future(replica.run())
+    try:
+        async with asyncio.timeout(WAIT):
+            await loop.run_in_executor(None, blocked.wait, WAIT)
+            _, records = await client.list_raw(coordination)
+            (old,) = {owner for key, _, _, owner in records if key.endswith("shards/0")}
+            await client.revoke_lease(old)  # the replica finds its lease gone and stops the key
+            await replica.wait_for(lambda _: len(order) >= 4)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ClosedError):
+            await task
+    new = order[2][1]
+    assert new != old
+    assert order == [("start", old), ("end", old), ("start", new), ("end", new)]
+    assert refused == [old], "the stopped reconcile's late write is refused"
+    assert (await repo.get_async("w"))["status"] == {"lease": new}

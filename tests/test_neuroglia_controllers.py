@@ -34,6 +34,7 @@ from etcd_resources.neuroglia import (
     add_resource_controller,
 )
 from etcd_resources.neuroglia.results import to_action
+from jepsen.proxy import TcpProxy
 
 from . import service_model as svc
 from .neuroglia_controllers import FINALIZER, FakeCloudProvider, P, WorkerController
@@ -349,6 +350,28 @@ async def test_a_crashed_leader_holds_the_lease_until_it_expires_then_the_standb
     assert not first.is_leader
 
 
+async def leader_in_a_call(
+    mine: EtcdClient,
+    theirs: EtcdClient,
+    prefix: str,
+    slow: FakeCloudProvider,
+    quick: FakeCloudProvider,
+    lease_seconds: int = 10,
+) -> tuple[ResourceControllerHost, ResourceControllerHost, WatchedBackend]:
+    """``first`` leads on ``mine`` and is in the middle of ``slow``'s held cloud call for the
+    worker ``w1``; ``second`` (on ``theirs``) stands by."""
+    first, _ = candidate(mine, prefix, "first", slow, lease_seconds)
+    second, backend = candidate(theirs, prefix, "second", quick, lease_seconds)
+    await first.start_async()
+    await until(first, lambda s: s["running"])
+    await second.start_async()
+    async with asyncio.timeout(WAIT):
+        await backend.refused.wait()  # second is the standby
+        await workers(theirs, prefix).add_async(svc.new_worker("w1"))
+        await slow.holding.wait()
+    return first, second, backend
+
+
 async def test_a_leader_that_outlives_its_lease_cannot_write(
     etcd_endpoints: list[str], prefix: str
 ) -> None:
@@ -358,16 +381,9 @@ async def test_a_leader_that_outlives_its_lease_cannot_write(
     leader's."""
     slow, quick = FakeCloudProvider(hold=asyncio.Event()), FakeCloudProvider()
     async with EtcdClient(etcd_endpoints) as mine, EtcdClient(etcd_endpoints) as theirs:
-        first, _ = candidate(mine, prefix, "first", slow)
-        second, backend = candidate(theirs, prefix, "second", quick)
-        await first.start_async()
-        await until(first, lambda s: s["running"])
-        await second.start_async()
+        first, second, backend = await leader_in_a_call(mine, theirs, prefix, slow, quick)
         try:
             async with asyncio.timeout(WAIT):
-                await backend.refused.wait()  # second is the standby
-                await workers(mine, prefix).add_async(svc.new_worker("w1"))
-                await slow.holding.wait()  # first is mid-reconcile, leading
                 current = await mine.get_kv(backend.record_key("leases:lab-workers"))
                 assert current is not None
                 await mine.revoke_lease(current[2])  # etcd forgets first's lease
@@ -380,6 +396,47 @@ async def test_a_leader_that_outlives_its_lease_cannot_write(
         finally:
             await second.stop_async()
             await first.stop_async()
+
+
+async def test_a_leader_cut_off_from_etcd_stops_on_its_own_clock(
+    etcd_endpoints: list[str], prefix: str
+) -> None:
+    """A leader whose network to etcd goes (its proxy blackholed) mid-reconcile: Neuroglia's
+    loop waits on renewals that time out and keeps ``is_leader()`` true, but the host stops
+    reconciling (the call in flight cancelled) once the lease's TTL has run out since the last
+    renewal etcd acknowledged, before the standby can take the lease; the standby then leads
+    and drives the worker."""
+    slow, quick = FakeCloudProvider(hold=asyncio.Event()), FakeCloudProvider()
+    proxy = TcpProxy(etcd_endpoints).start()
+    try:
+        async with (
+            EtcdClient(proxy.endpoints, timeout=0.5) as mine,
+            EtcdClient(etcd_endpoints) as theirs,
+        ):
+            first, second, _ = await leader_in_a_call(mine, theirs, prefix, slow, quick, 2)
+            try:
+                proxy.blackhole()
+                stopped = asyncio.ensure_future(until(first, lambda s: not s["running"]))
+                led = asyncio.ensure_future(until(second, lambda s: s["running"]))
+                done, _ = await asyncio.wait({stopped, led}, return_when=asyncio.FIRST_COMPLETED)
+                assert done == {stopped}, "the old leader stopped before the standby led"
+                assert not first.is_leader
+                assert first._election is not None and first._election.is_leader(), (
+                    "Neuroglia's flag alone still says leading: its renewals hang"
+                )
+                await led
+                await until(second, lambda s: s["done"] >= 1)
+                assert quick.count("provision") == 1
+                assert slow.count("provision") == 1, "the held call was not made again"
+                assert first.stats()["in_flight"] == 0, "the held call was cancelled"
+            finally:
+                proxy.heal()
+                assert slow.hold is not None
+                slow.hold.set()  # a host that failed the test must not hang stopping
+                await second.stop_async()
+                await first.stop_async()
+    finally:
+        proxy.close()
 
 
 async def test_a_leader_whose_runtime_fails_stops_leading_and_says_why(

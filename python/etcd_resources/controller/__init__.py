@@ -8,6 +8,7 @@ from .owners import owner_reference
 from .relations import Mapper
 from .runtime import Controller, ControllerStats, Reconcile
 from .sharding import Sharding
+from .stopping import stopping
 
 __all__ = [
     "Action",
@@ -18,4 +19,5 @@ __all__ = [
     "Sharding",
     "finalizer",
     "owner_reference",
+    "stopping",
 ]

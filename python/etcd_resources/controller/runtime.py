@@ -8,10 +8,12 @@ plain function in a bounded thread pool) and reports the ``Action``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +28,7 @@ from .collector import Collector
 from .metrics import Metrics
 from .relations import Follower, Mapper, OwnerDeletions, relations
 from .sharding import FENCE, Sharding, Shards
+from .stopping import CURRENT, Signal
 
 __all__ = ["Controller", "ControllerStats", "Reconcile"]
 
@@ -393,13 +396,19 @@ class Controller:
         def lose() -> None:
             # The lease is lost (or about to be on etcd's side): stop now.
             core.set_shards(count, [])
-            for task in running_in(frozenset(range(count))):
-                task.cancel()
+            self._abort()
             self._changed_soon()
 
         self._shards = Shards(
             self._repository.client, self._name, config, hold=hold, release=release, lose=lose
         )
+
+    def _abort(self) -> None:
+        """Cancel the reconciles in flight now (sync ones are signalled; ``run()`` still waits
+        for their threads): for a replica that lost the right to run them. Cancel ``run()``
+        with it, or the queue hands their keys out again."""
+        for task in list(self._by_key.values()):
+            task.cancel()
 
     def _track(self, key: str, task: asyncio.Task[None]) -> None:
         """Remember which task runs ``key`` (one at a time), to stop it with its shard."""
@@ -454,13 +463,37 @@ class Controller:
 
     async def _call(self, executor: ThreadPoolExecutor | None, resource: Any) -> Action:
         if executor is None:
-            result = await self._reconcile(resource)  # type: ignore[misc]
+            signal = Signal()
+            CURRENT.set(signal)
+            try:
+                result = await self._reconcile(resource)  # type: ignore[misc]
+            except asyncio.CancelledError:
+                signal.set()
+                raise
         else:
-            call = functools.partial(contextvars.copy_context().run, self._reconcile, resource)
-            result = await asyncio.get_running_loop().run_in_executor(executor, call)
+            result = await self._in_thread(executor, resource)
         if not isinstance(result, Action):
             raise TypeError(f"reconcile returned {result!r}, not an Action")
         return result
+
+    async def _in_thread(self, executor: ThreadPoolExecutor, resource: Any) -> Any:
+        """Run a sync reconciler in the pool. A thread cannot be cancelled: when this task is,
+        the reconcile's stop signal is set and the task waits for the thread to return, so the
+        key is not handed out again (nor its shard given back) while the thread still runs."""
+        signal = Signal(threading.Event())
+        CURRENT.set(signal)
+        call = functools.partial(contextvars.copy_context().run, self._reconcile, resource)
+        running = asyncio.wrap_future(executor.submit(call))
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            signal.set()
+            while not running.done():
+                with contextlib.suppress(asyncio.CancelledError):  # cancelled again: still wait
+                    await asyncio.wait({running})
+            if not running.cancelled():
+                running.exception()  # what it raised is superseded by the cancellation
+            raise
 
     @staticmethod
     async def _record(

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -64,16 +65,18 @@ def _fields(status: Any) -> Any:
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
-    """Cancel ``task`` and wait for it; raises what it raised, if not cancelled (and a
-    cancellation of the caller itself)."""
+    """Cancel ``task`` and wait for it; raises what it raised, if not cancelled, and a
+    cancellation of the caller that arrives meanwhile (one it is already handling, as in a
+    ``finally`` after its own cancellation, does not stop it here)."""
     if task is None:
         return
+    current = asyncio.current_task()
+    before = 0 if current is None else current.cancelling()
     task.cancel()
     try:
         await task
     except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
+        if current is not None and current.cancelling() > before:
             raise
 
 
@@ -103,6 +106,7 @@ class ResourceControllerHost(HostedService):
         self._runtime = Controller(repository, self._reconcile, **options)
         self._task: asyncio.Task[None] | None = None
         self._leading: asyncio.Task[None] | None = None
+        self._deadline: asyncio.Task[None] | None = None
         self._failed: asyncio.Future[None] | None = None
         self._fence: tuple[str, int] | None = None
         capturing(controller)
@@ -183,11 +187,20 @@ class ResourceControllerHost(HostedService):
             await asyncio.wait({election, self._failed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._failed.cancel()
+            # Stopping: the reconciles in flight finish while the lease is still held and
+            # renewed; then the election releases it (Neuroglia's order is the other way).
+            await _cancel(self._deadline)
+            await self._pause(abort=False)
             await _cancel(election)  # releases the lease, if held
             await self._stopped_leading()  # raises what failed the runtime, if it failed
         election.result()
 
     async def _started_leading(self) -> None:
+        await self._lead()
+        if self._deadline is None or self._deadline.done():
+            self._deadline = asyncio.ensure_future(self._keep_deadline())
+
+    async def _lead(self) -> None:
         self._fence = await self._lease_record()
         if self._leading is None or self._leading.done():
             self._leading = asyncio.ensure_future(self._runtime.run())
@@ -198,9 +211,50 @@ class ResourceControllerHost(HostedService):
             self._failed.cancel()  # wakes run()
 
     async def _stopped_leading(self) -> None:
+        """Neuroglia's word that the lease is gone (or released): stop at once."""
+        await _cancel(self._deadline)
+        self._deadline = None
+        await self._pause(abort=True)
+
+    async def _pause(self, abort: bool) -> None:
+        """Stop the runtime: at once (``abort``: reconciles in flight cancelled, for a leader
+        whose lease is or may be gone), or letting them finish."""
         task, self._leading = self._leading, None
+        if abort and task is not None:
+            task.cancel()
+            self._runtime._abort()
         await _cancel(task)
         self._fence = None
+
+    async def _keep_deadline(self) -> None:
+        """Stop reconciling when the lease's deadline passes on this replica's clock (the TTL
+        after the last acknowledged renewal was sent: etcd's expiry is no earlier), and lead
+        again once a renewal is acknowledged. Neuroglia alone would keep leading while a
+        renewal hangs or fails on an unreachable etcd. Only on EtcdCoordinationBackend (which
+        knows when it sent what etcd acknowledged)."""
+        election = self._election
+        backend = getattr(election, "backend", None)
+        if election is None or not isinstance(backend, EtcdCoordinationBackend):
+            return
+        key, me = f"leases:{election.config.lease_name}", election.config.identity
+        ttl = max(1, int(election.config.lease_duration.total_seconds()))
+        while True:
+            sent = backend.renewed_at(key, me)
+            if sent is None:
+                return
+            left = sent + ttl - time.monotonic()
+            if left > 0:
+                await asyncio.sleep(left)  # the deadline's timer; a renewal moves it
+                continue
+            log.warning(
+                "%s: no renewal of the leader's lease acknowledged for %.1fs (its TTL): "
+                "reconciles stop until one is",
+                self,
+                time.monotonic() - sent,
+            )
+            await self._pause(abort=True)
+            await backend.wait_renewed(key, me, after=sent)
+            await self._lead()
 
     async def _lease_record(self) -> tuple[str, int] | None:
         """The fence of this leader's writes: its lease record and the etcd lease it is on, when
