@@ -8,16 +8,19 @@ the shard records. SIGTERM cancels ``run()``: the replica finishes what runs, ha
 back and exits 0.
 
 With ``HOLD`` (the path of a FIFO), the reconciler is a plain function run in the thread pool,
-and its first run, once it has written its start record, writes ``HISTORY/held`` and blocks
-reading ``HOLD`` (a call to another system that hangs, deaf to ``stopping()``): the test pauses
-the replica meanwhile, lets its shards move, resumes it, then writes to the FIFO, so that the
-run's end record is written late, for certain."""
+and its first run after the file ``HOLD.now`` appears, once it has written its start record,
+writes ``HISTORY/held`` and blocks reading ``HOLD`` (a call to another system that hangs, deaf
+to ``stopping()``): the test pauses the replica meanwhile, lets its shards move, resumes it,
+then writes to the FIFO, so that the run's end record is written late, for certain. (Not from
+the first run: a replica that started first holds every shard until the others join, and a
+shard given back waits for its runs to end.)"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import json
+import os
 import random
 import signal
 import sys
@@ -52,7 +55,7 @@ async def main(argv: list[str]) -> int:
             # Written from the thread through the loop: the task it makes copies this
             # context, fence included.
             asyncio.run_coroutine_threadsafe(put(record + "start", value), loop).result()
-            if held.acquire(blocking=False):  # the first run only; never released
+            if os.path.exists(hold[0] + ".now") and held.acquire(blocking=False):  # once
                 asyncio.run_coroutine_threadsafe(put(history + "held", value), loop).result()
                 with open(hold[0]) as fifo:
                     fifo.read()

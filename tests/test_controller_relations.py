@@ -11,8 +11,15 @@ from typing import Any
 
 import pytest
 
-from etcd_resources import EtcdClient, InvalidArgumentError, ResourceRepository, thaw
+from etcd_resources import (
+    ConflictError,
+    EtcdClient,
+    InvalidArgumentError,
+    ResourceRepository,
+    thaw,
+)
 from etcd_resources.controller import Action, Controller, owner_reference
+from etcd_resources.controller.collector import Collector
 
 from .test_controller import WAIT, doc, name_of, reached, running, until
 
@@ -211,6 +218,61 @@ async def test_a_child_created_for_an_owner_already_gone_is_collected(
         await seats.add_async(seat("late", lab1))
         await until(controller, reached("collected", 1))
         assert await names(seats) == set()
+
+
+class Reparenting:
+    """The owners' repository core, re-parenting ``seat`` to ``to`` in the instant between the
+    collector's look at its owners and its delete (the race a plain delete loses)."""
+
+    def __init__(self, labs: Any, seats: ResourceRepository, seat: Any, to: Any) -> None:
+        self._labs, self._seats, self._seat, self._to = labs, seats, seat, to
+        self.namespaced = labs.namespaced
+        self.done = False
+
+    async def get(self, name: str, namespace: str | None = None) -> Any:
+        found = await self._labs.get(name, namespace)
+        if not self.done:
+            self.done = True
+            moved = thaw(self._seat)
+            moved["metadata"]["owner_references"] = [owner_reference(self._to)]
+            await self._seats.update_async(moved)
+        return found
+
+
+async def test_a_child_re_parented_while_judged_is_not_collected(
+    client: EtcdClient, prefix: str
+) -> None:
+    """The delete holds only at the version whose references were judged: a seat moved to a
+    live lab in that instant is read again, judged on its new owner, and kept."""
+    labs, seats = labs_and_seats(client, prefix)
+    gone = await labs.add_async(lab("gone"))
+    alive = await labs.add_async(lab("alive"))
+    judged = await seats.add_async(seat("s", gone))
+    await labs.remove_async("gone")
+    owners = Reparenting(labs._core.as_dicts(), seats, judged, alive)
+    collector = Collector(owners, seats._core.as_dicts())  # type: ignore[arg-type]
+    collector.learn(alive)
+    assert not await collector.consider(judged)
+    assert owners.done
+    kept = await seats.get_async("s")
+    assert kept is not None, "a seat re-parented while judged was deleted"
+    assert kept["metadata"]["owner_references"] == [owner_reference(alive)]
+    assert collector.collected == 0
+
+
+async def test_remove_with_an_expected_version_deletes_only_that_version(
+    client: EtcdClient, prefix: str
+) -> None:
+    seats = ResourceRepository(client, prefix)
+    first = await seats.add_async(seat("s"))
+    version = first["metadata"]["resource_version"]
+    await seats.update_async({**thaw(first), "spec": {"n": 1}})
+    with pytest.raises(ConflictError):
+        await seats.remove_async("s", expected_version=version)
+    current = await seats.get_async("s")
+    assert current is not None and current["spec"] == {"n": 1}, "nothing was done"
+    await seats.remove_async("s", expected_version=current["metadata"]["resource_version"])
+    assert await seats.get_async("s") is None
 
 
 async def test_a_finalized_child_is_marked_not_deleted(client: EtcdClient, prefix: str) -> None:

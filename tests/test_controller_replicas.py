@@ -75,9 +75,15 @@ class Replica:
         return self.process.returncode, out, err
 
     def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate()
+        """Kill it if it runs; print what it said on stderr when it had exited by itself (a
+        failed run then says why)."""
+        if self.process is not None:
+            exited = self.process.poll()
+            if exited is None:
+                self.process.kill()
+            _, err = self.process.communicate()
+            if exited is not None and exited != 0:
+                print(f"{self.identity} exited {exited}: {err[-3000:]}")
         self.proxy.close()
 
 
@@ -195,7 +201,7 @@ async def test_no_key_runs_on_two_replicas_at_once_under_pause_partition_and_kil
         await repo.add_async({"metadata": {"name": f"w{i}"}, "spec": {}, "status": {}})
     since = await client.current_revision() + 1
     names = ["r0", "r1", "r2"]
-    # r0 reconciles in threads, and its first run hangs in a call until the test lets it go.
+    # r0 reconciles in threads; one of its runs hangs in a call until the test lets it go.
     hold = tmp_path / "hold"
     os.mkfifo(hold)
     replicas = {
@@ -215,6 +221,7 @@ async def test_no_key_runs_on_two_replicas_at_once_under_pause_partition_and_kil
         async def hung() -> bool:
             return await client.get_kv(history + "held") is not None
 
+        (tmp_path / "hold.now").touch()  # r0's next run hangs
         await records.until(history, hung)
         replicas["r0"].send(signal.SIGSTOP)
         await records.held_by({"r1", "r2"})

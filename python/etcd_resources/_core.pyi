@@ -157,7 +157,12 @@ class RepositoryCore:
     async def create(self, resource: Any, *, lease: int = 0) -> _Json: ...
     async def update(self, resource: Any) -> _Json: ...
     async def remove(
-        self, name: str, namespace: str | None = None, *, delete_unreadable: bool = False
+        self,
+        name: str,
+        namespace: str | None = None,
+        *,
+        delete_unreadable: bool = False,
+        expected_version: str | int | None = None,
     ) -> _Json | None: ...
     async def unreadable(self) -> list[tuple[str, int, str]]: ...
     @property

@@ -62,13 +62,22 @@ else:
             return await super(TracedRepositoryMixin, self).update_async(entity)  # type: ignore[misc]
 
         async def remove_async(  # type: ignore[override]
-            self, id: str, namespace: str | None = None, *, delete_unreadable: bool = False
+            self,
+            id: str,
+            namespace: str | None = None,
+            *,
+            delete_unreadable: bool = False,
+            expected_version: str | int | None = None,
         ) -> None:
-            if namespace is None and not delete_unreadable and _observed():
+            plain = namespace is None and not delete_unreadable and expected_version is None
+            if plain and _observed():
                 await super().remove_async(id)
             else:
                 await super(TracedRepositoryMixin, self).remove_async(  # type: ignore[misc]
-                    id, namespace, delete_unreadable=delete_unreadable
+                    id,
+                    namespace,
+                    delete_unreadable=delete_unreadable,
+                    expected_version=expected_version,
                 )
 
     BEFORE = (NeurogliaTracing,)

@@ -266,22 +266,40 @@ class _Repository(Generic[T]):
             return await self.add_async(entity)
 
     async def remove_async(
-        self, id: str, namespace: str | None = None, *, delete_unreadable: bool = False
+        self,
+        id: str,
+        namespace: str | None = None,
+        *,
+        delete_unreadable: bool = False,
+        expected_version: str | int | None = None,
     ) -> None:
         """Delete the resource. With finalizers, marks it (``deletion_timestamp``) instead; it
         goes when an update removes the last finalizer. Raises ``NotFoundError`` if absent.
+
+        ``expected_version`` (a ``resource_version``, as Kubernetes' delete preconditions):
+        only while the resource is at that version; ``ConflictError`` once it changed, and
+        nothing is done.
 
         A stored document that cannot be read (garbage written by another tool) raises
         ``SerializationError`` naming the key, since its finalizers cannot be honoured; with
         ``delete_unreadable=True`` it is deleted, only at the revision read (a repair written
         meanwhile raises ``ConflictError`` and stays)."""
-        await self._do_remove_async(id, namespace, delete_unreadable=delete_unreadable)
+        await self._do_remove_async(
+            id, namespace, delete_unreadable=delete_unreadable, expected_version=expected_version
+        )
 
     @traced("delete")
     async def _do_remove_async(
-        self, id: str, namespace: str | None = None, *, delete_unreadable: bool = False
+        self,
+        id: str,
+        namespace: str | None = None,
+        *,
+        delete_unreadable: bool = False,
+        expected_version: str | int | None = None,
     ) -> None:
-        await self._core.remove(id, namespace, delete_unreadable=delete_unreadable)
+        await self._core.remove(
+            id, namespace, delete_unreadable=delete_unreadable, expected_version=expected_version
+        )
 
     async def _publish_domain_events(self, entity: Any) -> None:
         """Publish the entity's pending domain events through the mediator, after a write that

@@ -1,4 +1,5 @@
-//! Arguments shared by several methods: selectors, and the report of unreadable documents.
+//! Arguments shared by several methods: selectors, resource versions, and the report of
+//! unreadable documents.
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -11,6 +12,19 @@ use crate::py::typed::Shape;
 use crate::py::{convert, stored};
 use crate::selector::{FieldSelector, LabelSelector, Query};
 use crate::store::KeyValue;
+
+/// Parse a resource_version given as a string or an int.
+pub fn revision_arg(value: &Bound<'_, PyAny>) -> PyResult<i64> {
+    if let Ok(i) = value.extract::<i64>() {
+        return Ok(i);
+    }
+    if let Ok(s) = value.extract::<String>() {
+        if let Ok(i) = s.trim().parse() {
+            return Ok(i);
+        }
+    }
+    Err(Error::invalid(format!("a resource_version is a revision number (str or int), got {value}")).into())
+}
 
 /// `None`, a selector string, or a `dict` (equality on each key; values may be enums or
 /// numbers, compared as their stored text).

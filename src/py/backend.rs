@@ -7,26 +7,12 @@ use crate::py::bridge::spawn_call;
 
 use crate::backend::Backend;
 use crate::document::Format;
-use crate::error::Error;
-use crate::py::args::{label_selector, Listed};
+use crate::py::args::{label_selector, revision_arg, Listed};
 use crate::py::client::PyClient;
 use crate::py::convert::to_value;
 use crate::py::stored::Stored;
 use crate::py::typed::Shape;
 use crate::py::watch::{Objects, PyWatchStream};
-
-/// Parse a resource_version given as a string or an int.
-pub fn revision_arg(value: &Bound<'_, PyAny>) -> PyResult<i64> {
-    if let Ok(i) = value.extract::<i64>() {
-        return Ok(i);
-    }
-    if let Ok(s) = value.extract::<String>() {
-        if let Ok(i) = s.trim().parse() {
-            return Ok(i);
-        }
-    }
-    Err(Error::invalid(format!("a resource_version is a revision number (str or int), got {value}")).into())
-}
 
 /// Documents at `prefix + name`. Every method returns an awaitable.
 #[pyclass(frozen, name = "KvBackend", module = "etcd_resources._core")]

@@ -12,7 +12,8 @@ use serde_json::Value;
 use crate::document::Format;
 use crate::informer::Consistency;
 use crate::listing;
-use crate::py::args::{query, Paged};
+use crate::error::Error;
+use crate::py::args::{query, revision_arg, Paged};
 use crate::py::built::CachedList;
 use crate::py::client::PyClient;
 use crate::py::convert::{to_value, Json};
@@ -175,21 +176,27 @@ impl PyRepositoryCore {
 
     /// Delete; resolves to `None` when deleted, to the resource when finalizers hold it. A
     /// stored document that cannot be read is refused (`SerializationError`), or deleted at
-    /// the revision read with `delete_unreadable=True`.
-    #[pyo3(signature = (name, namespace=None, *, delete_unreadable=false))]
+    /// the revision read with `delete_unreadable=True`. With `expected_version`, only while
+    /// the resource is at that version (`ConflictError` otherwise, nothing done).
+    #[pyo3(signature = (name, namespace=None, *, delete_unreadable=false, expected_version=None))]
     fn remove<'py>(
         &self,
         py: Python<'py>,
         name: String,
         namespace: Option<String>,
         delete_unreadable: bool,
+        expected_version: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let expected = expected_version.map(revision_arg).transpose()?;
+        if expected.is_some() && delete_unreadable {
+            return Err(Error::invalid("give delete_unreadable or expected_version, not both").into());
+        }
         let repo = self.repo.clone();
         spawn_call(py, self.repo.client(), async move {
-            let removal = if delete_unreadable {
-                repo.remove_allowing_unreadable(&name, namespace.as_deref()).await?
-            } else {
-                repo.remove(&name, namespace.as_deref()).await?
+            let removal = match expected {
+                Some(expected) => repo.remove_at(&name, namespace.as_deref(), expected).await?,
+                None if delete_unreadable => repo.remove_allowing_unreadable(&name, namespace.as_deref()).await?,
+                None => repo.remove(&name, namespace.as_deref()).await?,
             };
             Ok(match removal {
                 Removal::Deleted => None,

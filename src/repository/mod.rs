@@ -268,20 +268,35 @@ impl Repository {
     /// `NotFound` when absent; `Serialization` when its stored document cannot be read (see
     /// [`Repository::remove_allowing_unreadable`]).
     pub async fn remove(&self, name: &str, namespace: Option<&str>) -> Result<Removal> {
-        self.removal(name, namespace, false).await
+        self.removal(name, namespace, false, None).await
     }
 
     /// [`Repository::remove`], deleting a stored document that cannot be read instead of
     /// refusing (only at the revision read: a concurrent repair is not deleted).
     pub async fn remove_allowing_unreadable(&self, name: &str, namespace: Option<&str>) -> Result<Removal> {
-        self.removal(name, namespace, true).await
+        self.removal(name, namespace, true, None).await
     }
 
-    async fn removal(&self, name: &str, namespace: Option<&str>, delete_unreadable: bool) -> Result<Removal> {
+    /// [`Repository::remove`] only while the resource is at `expected` (its resource
+    /// version, as Kubernetes' delete preconditions): `Conflict` once it changed, nothing done.
+    pub async fn remove_at(&self, name: &str, namespace: Option<&str>, expected: i64) -> Result<Removal> {
+        self.removal(name, namespace, false, Some(expected)).await
+    }
+
+    async fn removal(
+        &self,
+        name: &str,
+        namespace: Option<&str>,
+        delete_unreadable: bool,
+        expected: Option<i64>,
+    ) -> Result<Removal> {
         let key = self.key(name, namespace)?;
         let store = self.client.store()?;
         for _ in 0..RACE_RETRIES {
             let current = self.current(&key).await?.ok_or_else(|| Error::NotFound { key: key.clone() })?;
+            if let Some(expected) = expected.filter(|e| *e != current.mod_revision) {
+                return Err(Error::Conflict { key, expected, actual: Some(current.mod_revision) });
+            }
             let mut doc = match document::read(&key, &current.value, current.mod_revision) {
                 Ok(doc) => doc,
                 Err(e) => return self.remove_unreadable(&key, &current, e, delete_unreadable).await,
@@ -311,7 +326,8 @@ impl Repository {
                     })
             };
             match outcome {
-                Err(Error::Conflict { .. }) => continue,
+                // Changed since read: read again, unless the caller asked for that version.
+                Err(Error::Conflict { .. }) if expected.is_none() => continue,
                 other => {
                     self.memo.forget(key.as_bytes());
                     return other;

@@ -18,13 +18,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from .. import _core
-from ..errors import NotFoundError
+from ..errors import ConflictError, NotFoundError
 from ._resource import meta
 from .owners import OwnerRef, owner_refs
 
 __all__ = ["Collector"]
 
 log = logging.getLogger("etcd_resources.controller")
+
+_REJUDGE = 8  # reads of a resource that keeps changing while it is judged
 
 
 async def _every(core: _core.RepositoryCore, consistent: bool | None = None) -> list[Any]:
@@ -73,6 +75,19 @@ class Collector:
             if refs and not any(self._alive_in(present, ref) for ref in refs):
                 await self.consider(resource)
 
+    async def _orphaned(self, resource: Any) -> bool:
+        """Whether every owner ``resource`` names is gone (read from etcd)."""
+        refs = owner_refs(resource)
+        if not refs:
+            return False
+        for ref in refs:
+            if ref.kind is not None and ref.kind not in self._kinds:
+                return False  # an owner of a kind this collector cannot look up
+            owner = await self._owners.get(ref.name, self._namespace(ref))
+            if owner is not None and (ref.uid is None or meta(owner, "uid") == ref.uid):
+                return False
+        return True
+
     def _alive_in(self, present: dict[tuple[str, str | None], Any], ref: OwnerRef) -> bool:
         key = (ref.name, self._namespace(ref))
         return key in present and (ref.uid is None or present[key] == ref.uid)
@@ -92,21 +107,27 @@ class Collector:
                     break
 
     async def consider(self, resource: Any) -> bool:
-        """Delete ``resource`` if every owner it names is gone; whether it did."""
-        refs = owner_refs(resource)
-        if not refs:
-            return False
-        for ref in refs:
-            if ref.kind is not None and ref.kind not in self._kinds:
-                return False  # an owner of a kind this collector cannot look up
-            owner = await self._owners.get(ref.name, self._namespace(ref))
-            if owner is not None and (ref.uid is None or meta(owner, "uid") == ref.uid):
-                return False
+        """Delete ``resource`` if every owner it names is gone; whether it did. The delete
+        holds only while the resource is at the version whose references were judged: one
+        re-parented meanwhile is read again and judged on its new references."""
         name, namespace = meta(resource, "name"), meta(resource, "namespace")
-        try:
-            await self._owned.remove(name, namespace if self._owned.namespaced else None)
-        except NotFoundError:
-            return False
+        namespace = namespace if self._owned.namespaced else None
+        for _ in range(_REJUDGE):
+            if not await self._orphaned(resource):
+                return False
+            try:
+                await self._owned.remove(
+                    name, namespace, expected_version=meta(resource, "resource_version")
+                )
+                break
+            except NotFoundError:
+                return False
+            except ConflictError:
+                resource = await self._owned.get(name, namespace)  # changed: judge it again
+                if resource is None:
+                    return False
+        else:
+            return False  # changing faster than it can be judged: its next change comes here
         self.collected += 1
         if self._on_collected is not None:
             await self._on_collected()
