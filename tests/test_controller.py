@@ -20,6 +20,7 @@ from etcd_resources import (
     EtcdLabWorkerResourceRepository,
     InvalidArgumentError,
     LabWorker,
+    LabWorkerPhase,
     ResourceRepository,
     thaw,
 )
@@ -366,6 +367,79 @@ async def test_typed_repositories_hand_their_own_class(client: EtcdClient, prefi
     async with running(controller):
         await until(controller, reached("done", 1))
     assert isinstance(seen[0], LabWorker) and seen[0].metadata.name == "w1"
+
+
+async def test_a_predicate_function_sees_old_and_new_and_triggers_what_it_passes(
+    client: EtcdClient, prefix: str
+) -> None:
+    """``predicates=["generation", fn]``: a status-only write triggers only when
+    ``fn(old, new)`` says so, and the run reads the state that passed."""
+    repo = ResourceRepository(client, prefix)
+    await repo.add_async(doc("a", n=0))
+    compared: list[tuple[Any, Any]] = []
+
+    def became_ready(old: Any, new: Any) -> bool:
+        compared.append((old["status"].get("phase"), new["status"].get("phase")))
+        return old["status"].get("phase") != "Ready" and new["status"].get("phase") == "Ready"
+
+    runs: list[tuple[Any, int]] = []
+
+    async def reconcile(resource: Any) -> Action:
+        runs.append((resource["status"].get("phase"), resource["spec"]["n"]))
+        return Action.done()
+
+    controller = Controller(repo, reconcile, predicates=["generation", became_ready])
+    async with running(controller):
+        await until(controller, reached("reconciles", 1))
+        a = thaw(await repo.get_async("a"))
+        for phase in ("Starting", "Ready"):  # only the second passes
+            a["status"]["phase"] = phase
+            a = thaw(await repo.update_async(a))
+        await until(controller, reached("reconciles", 2))
+        a["spec"]["n"] = 1  # the named predicate passes this one
+        await repo.update_async(a)
+        await until(controller, reached("reconciles", 3))
+    assert runs == [(None, 0), ("Ready", 0), ("Ready", 1)]
+    assert compared[:2] == [(None, "Starting"), ("Starting", "Ready")]
+
+
+async def test_a_predicate_function_gets_the_repositorys_class(
+    client: EtcdClient, prefix: str
+) -> None:
+    workers = EtcdLabWorkerResourceRepository(client, prefix, cache=True)
+    await workers.add_async(LabWorker.create("w1", "ccna"))
+    compared: list[tuple[Any, Any]] = []
+
+    def phase_changed(old: LabWorker, new: LabWorker) -> bool:
+        compared.append((old, new))
+        return old.status.phase != new.status.phase
+
+    async def reconcile(worker: LabWorker) -> Action:
+        return Action.done()
+
+    controller = Controller(workers, reconcile, predicates=[phase_changed])
+    async with running(controller):
+        await until(controller, reached("reconciles", 1))
+        worker = await workers.get_async("w1")
+        assert worker is not None
+        worker.status.phase = LabWorkerPhase.READY
+        await workers.update_async(worker)
+        await until(controller, reached("reconciles", 2))
+    old, new = compared[0]
+    assert isinstance(old, LabWorker) and isinstance(new, LabWorker)
+    assert (old.status.phase.value, new.status.phase.value) == ("Pending", "Ready")
+
+
+def test_predicates_are_names_or_functions(client: EtcdClient, prefix: str) -> None:
+    repo = ResourceRepository(client, prefix)
+    with pytest.raises(TypeError, match="a name or a function"):
+        Controller(repo, settle_sync, predicates=[42])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="takes a list"):
+        Controller(repo, settle_sync, predicates="generation")
+
+
+def settle_sync(resource: Any) -> Action:
+    return Action.done()
 
 
 async def test_label_predicate(client: EtcdClient, prefix: str) -> None:

@@ -3,6 +3,7 @@ runs ``reconcile(resource) -> Action`` for every resource under the repository's
 after each change that matters, with the queue in Rust (see docs/controller.md)."""
 
 from .action import Action
+from .changes import ChangePredicate
 from .finalizer import finalizer
 from .owners import owner_reference
 from .relations import Mapper
@@ -12,6 +13,7 @@ from .stopping import stopping
 
 __all__ = [
     "Action",
+    "ChangePredicate",
     "Controller",
     "ControllerStats",
     "Mapper",

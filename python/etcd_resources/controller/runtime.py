@@ -24,6 +24,7 @@ from ..errors import ClosedError
 from ..repository import _Repository
 from ._resource import generation, key_of
 from .action import Action
+from .changes import ChangeFilter, ChangePredicate, split
 from .collector import Collector
 from .metrics import Metrics
 from .relations import Follower, Mapper, OwnerDeletions, relations
@@ -100,7 +101,9 @@ class Controller:
     ``reconcile(resource) -> Action`` runs for each resource of the initial listing, then again
     for each change that passes ``predicates`` (default ``("generation",)``: spec changes and
     deletions held by finalizers; also ``"labels"``, ``"annotations"``, ``"finalizers"``,
-    ``"any"``, ``"field:<dotted path>"``), and when an ``Action`` asks for it. ``resource`` is
+    ``"any"``, ``"field:<dotted path>"``, evaluated in Rust; and functions
+    ``(old, new) -> bool`` over the resource as the repository reads it, see
+    ``etcd_resources.controller.changes``), and when an ``Action`` asks for it. ``resource`` is
     what the repository's reads return, read from the shared cache once it has applied the
     change and this client's own writes. One key runs at most once at a time,
     ``max_concurrency`` keys at once; sync reconcilers run in a pool of ``sync_workers``
@@ -151,7 +154,7 @@ class Controller:
         debounce: float = 0.0,
         debounce_max: float | None = None,
         aging: float = 1.0,
-        predicates: Sequence[str] = ("generation",),
+        predicates: Sequence[str | ChangePredicate] = ("generation",),
         drain_timeout: float | None = None,
         record_status: bool = False,
         when: Callable[[Any], bool] | None = None,
@@ -174,6 +177,7 @@ class Controller:
         self._record_status = record_status
         self._when = when
         self._relations = relations(owns, watches)
+        names, self._functions = split(predicates)
         self._collect = collect
         self._collectors: list[Collector] = []
         self._feed_error: BaseException | None = None
@@ -196,7 +200,7 @@ class Controller:
             "debounce": debounce,
             "debounce_max": debounce * 10 if debounce_max is None else debounce_max,
             "aging": aging,
-            "predicates": list(predicates),
+            "predicates": names,
         }
         # Checks the options now, not at run().
         self._core = _core.ControllerCore(repository._core, **self._options)
@@ -327,7 +331,7 @@ class Controller:
         executor = None if self._async else ThreadPoolExecutor(self._sync_workers, "etcd-reconcile")
         tasks: set[asyncio.Task[None]] = set()
         followers, deletions = self._feeds()
-        streams: list[Follower | OwnerDeletions] = [*followers, *deletions]
+        streams: list[Follower | ChangeFilter | OwnerDeletions] = [*followers, *deletions]
         feeds: list[asyncio.Task[None]] = []
         sharing: asyncio.Task[None] | None = None
         self._share(core)
@@ -420,10 +424,13 @@ class Controller:
 
         task.add_done_callback(untrack)
 
-    def _feeds(self) -> tuple[list[Follower], list[OwnerDeletions]]:
-        """The feeds of the related repositories, and of owner deletions (collect=True)."""
+    def _feeds(self) -> tuple[list[Follower | ChangeFilter], list[OwnerDeletions]]:
+        """The feeds that trigger keys (related repositories, predicate functions), and of
+        owner deletions (collect=True)."""
         self._collectors = []
-        followers = []
+        followers: list[Follower | ChangeFilter] = []
+        if self._functions:
+            followers.append(ChangeFilter(self._repository, self._functions))
         for relation in self._relations:
             collector = None
             if relation.mapper is None and self._collect:
