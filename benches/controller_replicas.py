@@ -7,6 +7,10 @@ N over the time from the go to the moment every key had been reconciled by some 
 (keys a replica gave back after reconciling are counted once, at their first reconcile), and
 the RSS a replica grew by from before its controller was made to the end, per resource (each
 replica caches the whole prefix: the cache is what lets it take any shard over at once).
+Then, with the shards shared out and the replicas idle, the queue latency of live changes:
+300 spec changes written one after another (each to another key, so to every replica in
+turn), from the write sent (in this process) to its reconcile beginning (in the replica that
+holds the key's shard), p50 and p99; both ends read the machine's monotonic clock.
 
     python benches/controller_replicas.py [N ...]     # default: 10000 100000
 
@@ -34,25 +38,31 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import lab_worker
 
-from etcd_resources import EtcdClient, ResourceRepository
+from etcd_resources import EtcdClient, ResourceRepository, thaw
 
 SHARDS = 16
 REPLICAS = (1, 2, 4)
 CONCURRENCY = 8
+CHANGES = 300
 
 REPLICA = """
 import asyncio, json, sys, time
 sys.path.insert(0, {benches!r})
 from scale_probes import rss
-from etcd_resources import EtcdClient, ResourceRepository
+from etcd_resources import EtcdClient, ResourceRepository, thaw
 from etcd_resources.controller import Action, Controller, Sharding
 
 async def main() -> None:
-    endpoints, prefix, shards_prefix, identity = sys.argv[1:5]
+    endpoints, prefix, shards_prefix, identity, token = sys.argv[1:6]
     first: dict[str, float] = {{}}
+    marks: dict[int, float] = {{}}
 
     async def reconcile(resource: dict) -> Action:
-        first.setdefault(resource["metadata"]["name"], time.monotonic())
+        now = time.monotonic()
+        first.setdefault(resource["metadata"]["name"], now)
+        mark = resource["spec"].get("mark")
+        if isinstance(mark, list) and mark[0] == token:  # this run's, not an earlier one's
+            marks.setdefault(mark[1], now)
         return Action.done()
 
     async with EtcdClient(endpoints.split(","), timeout=60) as client:
@@ -72,11 +82,13 @@ async def main() -> None:
             s = controller.stats()
             idle = bool(s["synced"]) and s["queue_depth"] == 0 and s["in_flight"] == 0
             shards = len(s["shards"] or [])
-            print(json.dumps({{"count": len(first), "idle": idle, "shards": shards}}), flush=True)
+            status = {{"count": len(first), "idle": idle, "shards": shards, "marks": len(marks)}}
+            print(json.dumps(status), flush=True)
             await asyncio.wait([stop], timeout=0.2)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        print(json.dumps({{"first": first, "rss": rss() - before}}), flush=True)
+        done = {{"first": first, "marks": marks, "rss": rss() - before}}
+        print(json.dumps(done), flush=True)
 
 asyncio.run(main())
 """
@@ -93,15 +105,49 @@ async def fill(endpoints: list[str], n: int) -> str:
     return prefix
 
 
-def replicas(endpoints: list[str], prefix: str, n: int, count: int) -> tuple[float, float]:
-    """(keys reconciled per second until every key was, the RSS a replica grew by, MiB)."""
+def write_changes(endpoints: list[str], prefix: str, n: int, token: str) -> dict[int, float]:
+    """Write CHANGES spec changes one after another, each to another key; when each was sent.
+    (In a thread of its own: the caller's event loop is busy waiting for the replicas.)"""
+    began: dict[int, float] = {}
+
+    async def write() -> None:
+        async with EtcdClient(endpoints, timeout=60) as client:
+            repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix)
+            for mark in range(CHANGES):
+                name = f"worker-{(mark * 7919) % n:05}"  # spread over the shards
+                doc = thaw(await repo.get_async(name, "lab-workers"))
+                doc["spec"]["mark"] = [token, mark]
+                began[mark] = time.monotonic()
+                await repo.update_async(doc)
+
+    writer = threading.Thread(target=lambda: asyncio.run(write()))
+    writer.start()
+    writer.join()
+    return began
+
+
+def replicas(
+    endpoints: list[str], prefix: str, n: int, count: int
+) -> tuple[float, float, list[float]]:
+    """(keys reconciled per second until every key was, the RSS a replica grew by, MiB, the
+    sorted queue latencies of CHANGES live changes, s)."""
     script = REPLICA.format(
         benches=str(Path(__file__).parent), shards=SHARDS, concurrency=CONCURRENCY
     )
-    shards_prefix = f"/bench-replicas-shards-{uuid.uuid4().hex[:8]}/"
+    token = uuid.uuid4().hex[:8]
+    shards_prefix = f"/bench-replicas-shards-{token}/"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", script, ",".join(endpoints), prefix, shards_prefix, f"r{i}"],
+            [
+                sys.executable,
+                "-c",
+                script,
+                ",".join(endpoints),
+                prefix,
+                shards_prefix,
+                f"r{i}",
+                token,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -145,6 +191,10 @@ def replicas(endpoints: list[str], prefix: str, n: int, count: int) -> tuple[flo
                 and sum(st["count"] for st in status.values()) >= n
             ):
                 break
+        began = write_changes(endpoints, prefix, n, token)
+        while sum(st["marks"] for st in status.values()) < CHANGES:
+            i, line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            status[i] = json.loads(line)
         for p in procs:
             assert p.stdin is not None
             p.stdin.write("stop\n")
@@ -163,7 +213,12 @@ def replicas(endpoints: list[str], prefix: str, n: int, count: int) -> tuple[flo
             raise AssertionError(f"{len(firsts)} of {n} keys reconciled")
         done = max(firsts.values())
         rss = statistics.mean(r["rss"] for r in results.values()) / 2**20
-        return n / (done - go), rss
+        seen: dict[int, float] = {}
+        for r in results.values():
+            for mark, at in r["marks"].items():
+                seen[int(mark)] = min(at, seen.get(int(mark), at))
+        latencies = sorted(seen[m] - began[m] for m in range(CHANGES))
+        return n / (done - go), rss, latencies
     finally:
         for p in procs:
             p.wait(timeout=60)
@@ -174,19 +229,25 @@ async def measure(endpoints: list[str], sizes: list[int]) -> list[str]:
     for n in sizes:
         prefix = await fill(endpoints, n)
         for count in REPLICAS:
-            rate, rss = replicas(endpoints, prefix, n, count)
+            rate, rss, latency = replicas(endpoints, prefix, n, count)
             lines.append(
                 f"{f'{n:,} LabWorkers, {count} replica(s)':<36}{rate:>14,.0f}{rss:>12,.0f}"
                 f"{rss * 2**20 / n / 1024:>12.1f}"
+                f"{pct(latency, 0.5) * 1e3:>10.2f}{pct(latency, 0.99) * 1e3:>10.2f}"
             )
     return lines
+
+
+def pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def run(endpoints: list[str], sizes: list[int] | None = None) -> str:
     head = [
         f"controller replicas: a no-op reconcile, {SHARDS} shards, {CONCURRENCY} at once per "
         "replica, each replica a process of its own",
-        f"{'':<36}{'reconciles/s':>14}{'+RSS MiB':>12}{'KiB/res.':>12}",
+        f"{'':<36}{'reconciles/s':>14}{'+RSS MiB':>12}{'KiB/res.':>12}{'p50 ms':>10}{'p99 ms':>10}",
+        f"(p50, p99: queue latency of {CHANGES} live changes, write sent -> reconcile begins)",
     ]
     return "\n".join(head + asyncio.run(measure(endpoints, sizes or [10_000, 100_000])))
 
