@@ -44,6 +44,7 @@ SHARDS = 16
 REPLICAS = (1, 2, 4)
 CONCURRENCY = 8
 CHANGES = 300
+LIVE = range(-1, 0)  # the mark of the live change written while the listing waits
 
 REPLICA = """
 import asyncio, json, sys, time
@@ -82,7 +83,10 @@ async def main() -> None:
             s = controller.stats()
             idle = bool(s["synced"]) and s["queue_depth"] == 0 and s["in_flight"] == 0
             shards = len(s["shards"] or [])
-            status = {{"count": len(first), "idle": idle, "shards": shards, "marks": len(marks)}}
+            status = {{
+                "count": len(first), "idle": idle, "shards": shards, "marks": len(marks),
+                "synced": bool(s["synced"]), "queued": s["queue_depth"],
+            }}
             print(json.dumps(status), flush=True)
             await asyncio.wait([stop], timeout=0.2)
         task.cancel()
@@ -105,15 +109,17 @@ async def fill(endpoints: list[str], n: int) -> str:
     return prefix
 
 
-def write_changes(endpoints: list[str], prefix: str, n: int, token: str) -> dict[int, float]:
-    """Write CHANGES spec changes one after another, each to another key; when each was sent.
-    (In a thread of its own: the caller's event loop is busy waiting for the replicas.)"""
+def write_changes(
+    endpoints: list[str], prefix: str, n: int, token: str, marks: range
+) -> dict[int, float]:
+    """Write a spec change per mark, one after another, each to another key; when each was
+    sent. (In a thread of its own: the caller's event loop is busy waiting for the replicas.)"""
     began: dict[int, float] = {}
 
     async def write() -> None:
         async with EtcdClient(endpoints, timeout=60) as client:
             repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix)
-            for mark in range(CHANGES):
+            for mark in marks:
                 name = f"worker-{(mark * 7919) % n:05}"  # spread over the shards
                 doc = thaw(await repo.get_async(name, "lab-workers"))
                 doc["spec"]["mark"] = [token, mark]
@@ -128,9 +134,10 @@ def write_changes(endpoints: list[str], prefix: str, n: int, token: str) -> dict
 
 def replicas(
     endpoints: list[str], prefix: str, n: int, count: int
-) -> tuple[float, float, list[float]]:
+) -> tuple[float, float, list[float], tuple[float, int] | None]:
     """(keys reconciled per second until every key was, the RSS a replica grew by, MiB, the
-    sorted queue latencies of CHANGES live changes, s)."""
+    sorted queue latencies of CHANGES live changes, s, and with one replica, a live change
+    written while the listing waits: (its first reconcile, s after the write, keys queued))."""
     script = REPLICA.format(
         benches=str(Path(__file__).parent), shards=SHARDS, concurrency=CONCURRENCY
     )
@@ -179,9 +186,14 @@ def replicas(
             t.start()
         status: dict[int, dict[str, Any]] = {}
         deadline = go + 600
+        live: tuple[dict[int, float], int] | None = None
         while True:
             i, line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
             status[i] = json.loads(line)
+            st = status[i]
+            if count == 1 and live is None and st["synced"] and st["queued"] >= n // 2:
+                # One live change while at least half of the listing still waits.
+                live = write_changes(endpoints, prefix, n, token, LIVE), st["queued"]
             held = [st["shards"] for st in status.values()]
             if (
                 len(status) == count
@@ -191,8 +203,8 @@ def replicas(
                 and sum(st["count"] for st in status.values()) >= n
             ):
                 break
-        began = write_changes(endpoints, prefix, n, token)
-        while sum(st["marks"] for st in status.values()) < CHANGES:
+        began = write_changes(endpoints, prefix, n, token, range(CHANGES))
+        while sum(st["marks"] for st in status.values()) < CHANGES + len(live or ()):
             i, line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
             status[i] = json.loads(line)
         for p in procs:
@@ -218,24 +230,34 @@ def replicas(
             for mark, at in r["marks"].items():
                 seen[int(mark)] = min(at, seen.get(int(mark), at))
         latencies = sorted(seen[m] - began[m] for m in range(CHANGES))
-        return n / (done - go), rss, latencies
+        first_live = None
+        if live is not None:
+            first_live = seen[LIVE[0]] - live[0][LIVE[0]], live[1]
+        return n / (done - go), rss, latencies, first_live
     finally:
         for p in procs:
             p.wait(timeout=60)
 
 
 async def measure(endpoints: list[str], sizes: list[int]) -> list[str]:
-    lines = []
+    lines: list[str] = []
+    notes: list[str] = []
     for n in sizes:
         prefix = await fill(endpoints, n)
         for count in REPLICAS:
-            rate, rss, latency = replicas(endpoints, prefix, n, count)
+            rate, rss, latency, live = replicas(endpoints, prefix, n, count)
+            if live is not None:
+                notes.append(
+                    f"{n:,} LabWorkers, 1 replica: a live change written while {live[1]:,} keys "
+                    f"of the listing were queued was reconciled {live[0] * 1e3:.1f} ms after "
+                    "its write"
+                )
             lines.append(
                 f"{f'{n:,} LabWorkers, {count} replica(s)':<36}{rate:>14,.0f}{rss:>12,.0f}"
                 f"{rss * 2**20 / n / 1024:>12.1f}"
                 f"{pct(latency, 0.5) * 1e3:>10.2f}{pct(latency, 0.99) * 1e3:>10.2f}"
             )
-    return lines
+    return lines + notes
 
 
 def pct(values: list[float], q: float) -> float:

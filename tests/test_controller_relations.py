@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from etcd_resources import (
     ResourceRepository,
     thaw,
 )
-from etcd_resources.controller import Action, Controller, owner_reference
+from etcd_resources.controller import Action, Controller, owner_reference, relations
 from etcd_resources.controller.collector import Collector
 
 from .test_controller import WAIT, doc, name_of, reached, running, until
@@ -273,6 +274,43 @@ async def test_remove_with_an_expected_version_deletes_only_that_version(
     assert current is not None and current["spec"] == {"n": 1}, "nothing was done"
     await seats.remove_async("s", expected_version=current["metadata"]["resource_version"])
     assert await seats.get_async("s") is None
+
+
+async def test_a_related_feed_that_falls_behind_relists_and_goes_on(
+    client: EtcdClient, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A related feed that lets more than its backlog wait (here 5 changes, while a mapper
+    holds the event loop) is reopened from now and every key queued again (``relists``), as
+    the Rust feed does; ``run()`` goes on, and later changes trigger as before."""
+    monkeypatch.setattr(relations, "BACKLOG", 5)
+    labs, seats = labs_and_seats(client, prefix)
+    await labs.add_async(lab("lab1"))
+    await labs.add_async(lab("lab2"))
+    held, written = threading.Event(), threading.Event()
+
+    def mapper(resource: Any) -> list[str]:
+        if not held.is_set():
+            held.set()
+            assert written.wait(WAIT), "the writer did not finish"  # the loop stands still
+        return [resource["spec"]["lab"]]
+
+    async def burst() -> None:  # another thread's loop, the same client
+        for i in range(20):
+            await seats.add_async({"metadata": {"name": f"b{i}"}, "spec": {"lab": "lab2"}})
+        written.set()
+
+    controller = Controller(labs, settle, watches=(seats, mapper))
+    async with running(controller):
+        await until(controller, reached("reconciles", 2))
+        writer = threading.Thread(target=asyncio.run, args=(burst(),))
+        writer.start()
+        stats = await until(controller, lambda s: s["relists"] >= 1)
+        writer.join()
+        assert stats["running"]
+        before = controller.stats()["related"]
+        await seats.add_async({"metadata": {"name": "after"}, "spec": {"lab": "lab1"}})
+        stats = await until(controller, lambda s: s["related"] > before)
+        assert stats["running"] and stats["errors"] == 0
 
 
 async def test_a_finalized_child_is_marked_not_deleted(client: EtcdClient, prefix: str) -> None:

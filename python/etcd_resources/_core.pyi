@@ -275,6 +275,8 @@ class ControllerCore:
         """The next due keys, up to ``max`` (returns an awaitable)."""
     def trigger(self, keys: builtins.list[str]) -> None:
         """Queue keys of the prefix as live changes (something they relate to changed)."""
+    def relist(self) -> None:
+        """Queue every key of the cache again (a related feed fell behind)."""
     def finish(self, key: str, outcome: str, after: float | None = None) -> None: ...
     async def record(
         self,

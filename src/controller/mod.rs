@@ -301,6 +301,13 @@ impl Controller {
         self.inner.counters.related.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Queue every key of the cache again (as the feed's relist does): a feed of related
+    /// changes fell behind, and what it missed may concern any key.
+    pub fn relist(&self) {
+        self.inner.counters.relists.fetch_add(1, Ordering::Relaxed);
+        self.inner.queue_all();
+    }
+
     /// Hold `held` of `count` shards from now on: keys of the others are no longer queued nor
     /// handed out, and every cached key of a newly held shard is queued (as an initial
     /// listing is: the replica that held it may have left work undone).

@@ -161,6 +161,13 @@ impl PyControllerCore {
         Ok(())
     }
 
+    /// Queue every key of the cache again (counted as a relist): a feed of related changes
+    /// fell behind and was reopened.
+    fn relist(&self) -> PyResult<()> {
+        self.started()?.relist();
+        Ok(())
+    }
+
     /// The next keys to run (an awaitable of a list of what `next()` gives): the first once
     /// one is due, then every other due key while slots are free, up to `max`.
     #[pyo3(signature = (max=64))]

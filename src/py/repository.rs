@@ -10,9 +10,9 @@ use pyo3::types::PyDict;
 use serde_json::Value;
 
 use crate::document::Format;
+use crate::error::Error;
 use crate::informer::Consistency;
 use crate::listing;
-use crate::error::Error;
 use crate::py::args::{query, revision_arg, Paged};
 use crate::py::built::CachedList;
 use crate::py::client::PyClient;
@@ -195,7 +195,9 @@ impl PyRepositoryCore {
         spawn_call(py, self.repo.client(), async move {
             let removal = match expected {
                 Some(expected) => repo.remove_at(&name, namespace.as_deref(), expected).await?,
-                None if delete_unreadable => repo.remove_allowing_unreadable(&name, namespace.as_deref()).await?,
+                None if delete_unreadable => {
+                    repo.remove_allowing_unreadable(&name, namespace.as_deref()).await?
+                }
                 None => repo.remove(&name, namespace.as_deref()).await?,
             };
             Ok(match removal {

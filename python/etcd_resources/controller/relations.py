@@ -33,7 +33,8 @@ __all__ = ["Mapper", "Relation", "relations"]
 log = logging.getLogger("etcd_resources.controller")
 
 # Changes a relation's feed may leave unread (while the collector's startup sweep runs, say)
-# before its watch ends with WatchFellBehindError, which ends run().
+# before its watch ends with WatchFellBehindError: the controller then reopens it and queues
+# every key again (``Controller._start_feed``).
 BACKLOG = 100_000
 
 Mapper = Callable[[Any], Iterable[Any]]
@@ -92,6 +93,12 @@ class _Feed:
     def close(self) -> None:
         if self._stream is not None:
             self._stream.close()
+
+    async def reopen(self) -> None:
+        """After the watch fell behind: follow on from now (the caller queues every key again,
+        which makes up for what was missed)."""
+        self.close()
+        await self.open()
 
     def stream(self) -> _core.WatchStream:
         if self._stream is None:
@@ -159,6 +166,11 @@ class Follower(_Feed):
             if keys:
                 trigger(list(dict.fromkeys(keys)))
         raise ClosedError("the watch of related resources ended")
+
+    async def reopen(self) -> None:
+        await super().reopen()
+        if self._collector is not None:
+            await self._collector.sweep()  # re-parentings missed meanwhile
 
     @staticmethod
     def _reparented(kind: str, value: Any, previous: Any) -> bool:

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypedDict
 
 from .. import _core
-from ..errors import ClosedError
+from ..errors import ClosedError, WatchFellBehindError
 from ..repository import _Repository
 from ._resource import generation, key_of
 from .action import Action
@@ -343,11 +343,13 @@ class Controller:
             await core.start()
             self._synced = True
             for follower in followers:
-                feeds.append(self._start_feed(core, follower.run(core.trigger)))
+                feeds.append(
+                    self._start_feed(core, follower, functools.partial(follower.run, core.trigger))
+                )
             for deletion in deletions:
-                feeds.append(self._start_feed(core, deletion.run()))
+                feeds.append(self._start_feed(core, deletion, deletion.run))
             if self._shards is not None:
-                sharing = self._start_feed(core, self._shards.run())
+                sharing = self._start_feed(core, None, self._shards.run)
             await self._notify()  # `running`, with the listing queued
             while True:
                 try:
@@ -444,18 +446,35 @@ class Controller:
         deletions = [OwnerDeletions(self._repository, self._collectors)] if self._collectors else []
         return followers, deletions
 
-    def _start_feed(self, core: _core.ControllerCore, feed: Awaitable[None]) -> asyncio.Task[None]:
-        """Run a related feed; its failure stops the queue, and ``run()`` raises it."""
+    def _start_feed(
+        self,
+        core: _core.ControllerCore,
+        feed: Follower | ChangeFilter | OwnerDeletions | None,
+        run: Callable[[], Awaitable[None]],
+    ) -> asyncio.Task[None]:
+        """Run a feed (``run()``: until it fails). Fallen behind, it is reopened from now and
+        every key queued again, as the Rust feed relists; any other failure stops the queue,
+        and ``run()`` raises it."""
 
         async def guarded() -> None:
-            try:
-                await feed
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:
-                log.error("a feed of related resources failed: %r", exc)
-                self._feed_error = exc
-                core.stop()
+            while True:
+                try:
+                    await run()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as exc:
+                    if isinstance(exc, WatchFellBehindError) and feed is not None:
+                        log.warning(
+                            "a feed of %s fell behind (%s): all keys queued again", self, exc
+                        )
+                        await feed.reopen()
+                        core.relist()
+                        continue
+                    log.error("a feed of related resources failed: %r", exc)
+                    self._feed_error = exc
+                    core.stop()
+                    return
 
         return asyncio.create_task(guarded())
 
