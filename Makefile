@@ -15,7 +15,7 @@
 #                on a code block wider than its page or an empty table of contents
 #   make dev     build a debug extension into .venv for iterating
 #   make jepsen  (jepsen/, beside the package, not in the wheel) 30 histories (2 client processes each) under mixed faults: network namespaces and
-#                a TCP proxy (root, or proxy faults only; about 3 minutes; not in CI)
+#                a TCP proxy (root, or proxy faults only), then 7 of 3 controller replicas checked for overlap (about 5 minutes; not in CI)
 
 VENV   ?= .venv
 PY     := $(VENV)/bin/python

@@ -204,7 +204,7 @@ def replicas(
             ):
                 break
         began = write_changes(endpoints, prefix, n, token, range(CHANGES))
-        while sum(st["marks"] for st in status.values()) < CHANGES + len(live or ()):
+        while sum(st["marks"] for st in status.values()) < CHANGES + (live is not None):
             i, line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
             status[i] = json.loads(line)
         for p in procs:

@@ -4,7 +4,9 @@ kind: those of ``faults`` on a three-member cluster in network namespaces, ``net
 root; those of ``proxy`` on a TCP proxy between the clients and that cluster), with a watcher
 and an informer cache alongside (``observe``). Prints per fault kind: operations,
 acknowledged, unknown, violations, watch events missing/duplicated, cache mismatches and the
-time to recover; exits 1 on any violation or mismatch. With ``--plots DIR``, draws each fault
+time to recover; exits 1 on any violation or mismatch. Then, with namespaces, controller
+histories (``replicas``: three replicas of a sharded controller under each of the cluster's
+faults, checked for a key reconciled by two at once). With ``--plots DIR``, draws each fault
 kind's first history (``plot``: latency and throughput over time, the fault shaded) as
 ``DIR/<kind>.svg``. Where namespaces cannot be made, runs the proxy's kinds alone on a
 loopback cluster (``--proxy-only`` does so anywhere). Every loop and wait is bounded."""
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import functools
 import os
 import platform
 import sys
@@ -36,6 +39,7 @@ from .netns import NetnsCluster, netns_available
 from .observe import Observer
 from .plot import Window, plot_history
 from .proxy import ProxyBlackhole, ProxyReset, ProxyStall, TcpProxy
+from .replicas import ReplicaTotals, replica_history
 
 KEYS = ("a", "b", "c")
 TIMEOUT = 2.0
@@ -246,6 +250,43 @@ def report(by_kind: dict[str, Totals]) -> str:
     return "\n".join(lines)
 
 
+def report_replicas(by_kind: dict[str, ReplicaTotals]) -> str:
+    lines = [
+        "controller replicas (3, sharded) under the cluster's faults: no key reconciled by two "
+        "at once",
+        f"{'fault':<19} {'runs':>4} {'records':>7} {'leases':>6} {'refused':>7} {'violations':>10}",
+    ]
+    for kind, t in by_kind.items():
+        lines.append(
+            f"{kind:<19} {t.histories:>4} {t.records:>7} {t.leases:>6} {t.refused:>7} "
+            f"{t.violations:>10}"
+        )
+    return "\n".join(lines)
+
+
+async def replica_histories(target: Target, count: int, hold: float) -> dict[str, ReplicaTotals]:
+    """``count`` controller histories, cycling through the cluster's fault kinds."""
+    kinds = [k for k, v in KINDS.items() if not v.proxy]
+    by_kind = {kind: ReplicaTotals() for kind in kinds[:count]}
+    started = time.monotonic()
+    for i in range(count):
+        kind = kinds[i % len(kinds)]
+        await asyncio.to_thread(heal, target)
+        totals = by_kind[kind]
+        try:
+            make = functools.partial(KINDS[kind].make, target)
+            await replica_history(target.cluster.endpoints, make, i, hold, totals)
+        except Exception as e:  # a run that could not finish counts as a violation
+            totals.violations += 1
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            totals.notes.append(
+                f"replicas {i}: {e!r} (at {Path(where.filename).name}:{where.lineno})"
+            )
+        elapsed = time.monotonic() - started
+        print(f"replica history {i + 1}/{count}: {kind}, {elapsed:.0f}s", flush=True)
+    return by_kind
+
+
 async def main_async(
     histories: int,
     shape: Shape,
@@ -253,6 +294,7 @@ async def main_async(
     proxy_only: bool = False,
     only: Sequence[str] = (),
     plot_dir: Path | None = None,
+    replicas: int = 0,
 ) -> int:
     kinds = [k for k, v in KINDS.items() if (v.proxy or not proxy_only) and (not only or k in only)]
     if not kinds:
@@ -275,7 +317,11 @@ async def main_async(
                 )
             elapsed = time.monotonic() - started
             print(f"history {i + 1}/{histories}: {kind}, {elapsed:.0f}s", flush=True)
-    print(report(by_kind))
+        by_replicas = {} if proxy_only else await replica_histories(target, replicas, shape.hold)
+    if histories:
+        print(report(by_kind))
+    if by_replicas:
+        print(report_replicas(by_replicas))
     if plot_dir is not None:
         for path in plots(by_kind, plot_dir, shape):
             print(f"wrote {path}")
@@ -284,9 +330,15 @@ async def main_async(
         for note in t.notes:
             print(f"{kind}: {note}")
         failed |= bool(t.violations or t.missing or t.duplicated or t.cache_mismatches)
+    for kind, r in by_replicas.items():
+        for note in r.notes:
+            print(f"replicas, {kind}: {note}")
+        failed |= bool(r.violations)
+    controllers = sum(r.histories for r in by_replicas.values())
     print(
         f"{histories} histories ({shape.processes} client processes x {shape.tasks} tasks each) "
-        f"in {time.monotonic() - started:.0f}s: {'FAIL' if failed else 'ok'}"
+        f"and {controllers} of controller replicas in {time.monotonic() - started:.0f}s: "
+        f"{'FAIL' if failed else 'ok'}"
     )
     return 1 if failed else 0
 
@@ -302,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
         "--proxy-only",
         action="store_true",
         help="only the proxy's faults, on a loopback cluster (no namespaces, no root)",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=len([k for k in KINDS.values() if not k.proxy]),
+        help="controller histories after the others (default: one per cluster fault; 0: none)",
     )
     parser.add_argument(
         "--plots", type=Path, default=None, help="write each kind's first history as DIR/KIND.svg"
@@ -322,7 +380,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no network namespaces ({why}): the proxy's faults only", file=sys.stderr)
             proxy_only = True
     return asyncio.run(
-        main_async(args.histories, shape, proxy_only=proxy_only, only=only, plot_dir=args.plots)
+        main_async(
+            args.histories,
+            shape,
+            proxy_only=proxy_only,
+            only=only,
+            plot_dir=args.plots,
+            replicas=args.replicas,
+        )
     )
 
 

@@ -1,6 +1,6 @@
-"""One replica of a sharded controller, run as its own process by
-tests/test_controller_replicas.py: ``python -m tests.replica_process ENDPOINTS PREFIX
-COORDINATION HISTORY IDENTITY SHARDS TTL [HOLD]``.
+"""One replica of a sharded controller, run as its own process by the overlap check
+(``jepsen/overlap.py``: tests/test_controller_replicas.py and ``make jepsen``):
+``python -m jepsen.replica ENDPOINTS PREFIX COORDINATION HISTORY IDENTITY SHARDS TTL [HOLD]``.
 
 Each reconcile writes ``HISTORY{name}/{identity}-{n}/start``, works a few milliseconds, then
 writes ``.../end``; both writes go through the controller's fence, so etcd orders them against
@@ -36,7 +36,7 @@ from etcd_resources.controller.sharding import FENCE
 async def main(argv: list[str]) -> int:
     endpoints, prefix, coordination, history, identity, shards, ttl, *hold = argv
     client = EtcdClient(endpoints.split(","), timeout=1.0)
-    repo = ResourceRepository(client, prefix)
+    repo: ResourceRepository[dict[str, Any]] = ResourceRepository(client, prefix)
     runs = itertools.count()
     fenced = 0
     loop = asyncio.get_running_loop()
