@@ -240,6 +240,58 @@ class Reparenting:
         return found
 
 
+class Counting:
+    """A repository core that counts the listings and reads made through it."""
+
+    def __init__(self, core: Any) -> None:
+        self._core = core
+        self.lists = 0
+        self.gets: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._core, name)
+
+    async def list(self, *args: Any, **kwargs: Any) -> Any:
+        self.lists += 1
+        return await self._core.list(*args, **kwargs)
+
+    async def get(self, name: str, namespace: str | None = None) -> Any:
+        self.gets.append(name)
+        return await self._core.get(name, namespace)
+
+
+async def test_an_owner_deletion_reads_its_dependents_not_the_prefix(
+    client: EtcdClient, prefix: str
+) -> None:
+    """The collector's index: after the startup sweep (one listing), an owner's deletion
+    reads only what names it; a dependent made later is indexed from the owned feed."""
+    labs, seats = labs_and_seats(client, prefix)
+    lab1 = await labs.add_async(lab("lab1"))
+    lab2 = await labs.add_async(lab("lab2"))
+    await seats.add_async(seat("s1", lab1))
+    for name in ("s2", "s3"):
+        await seats.add_async(seat(name, lab2))
+    owned = Counting(seats._core.as_dicts())
+    collector = Collector(labs._core.as_dicts(), owned)  # type: ignore[arg-type]
+    await collector.sweep()
+    assert owned.lists == 1
+    await labs.remove_async("lab1")
+    await collector.owner_gone(lab1)
+    assert (owned.lists, owned.gets) == (1, ["s1"]), "it read its dependent, not the prefix"
+    assert await names(seats) == {"s2", "s3"}
+    late = await seats.add_async(seat("s4", lab2))
+    collector.note("ADDED", late, None)  # as the owned feed tells it
+    gone = await seats.get_async("s3")
+    await seats.remove_async("s3")
+    collector.note("DELETED", None, gone)
+    owned.gets.clear()
+    await labs.remove_async("lab2")
+    await collector.owner_gone(lab2)
+    assert sorted(owned.gets) == ["s2", "s4"] and owned.lists == 1
+    assert await names(seats) == set()
+    assert collector.collected == 3
+
+
 async def test_a_child_re_parented_while_judged_is_not_collected(
     client: EtcdClient, prefix: str
 ) -> None:

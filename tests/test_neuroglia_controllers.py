@@ -27,6 +27,7 @@ from etcd_resources import (
     ResourceRepository,
 )
 from etcd_resources.controller import Action, ControllerStats
+from etcd_resources.errors import UnavailableError
 from etcd_resources.neuroglia import (
     EtcdCoordinationBackend,
     ResourceControllerHost,
@@ -437,6 +438,31 @@ async def test_a_leader_cut_off_from_etcd_stops_on_its_own_clock(
                 await first.stop_async()
     finally:
         proxy.close()
+
+
+async def test_a_leader_that_could_not_start_leads_after_the_next_renewal(
+    client: EtcdClient, prefix: str
+) -> None:
+    """Starting to lead reads the lease record; when that fails, Neuroglia still counts the
+    replica as leading and never calls again: the host starts its runtime after the next
+    acknowledged renewal."""
+    host, _ = candidate(client, prefix, "first", FakeCloudProvider())
+    real = host._lease_record
+    failed: list[int] = []
+
+    async def flaky() -> tuple[str, int] | None:
+        if not failed:
+            failed.append(1)
+            raise UnavailableError("etcd unavailable: the lease record could not be read")
+        return await real()
+
+    host._lease_record = flaky  # type: ignore[method-assign]
+    await host.start_async()
+    try:
+        await until(host, lambda s: s["running"])
+        assert failed and host.is_leader
+    finally:
+        await host.stop_async()
 
 
 async def test_a_leader_whose_runtime_fails_stops_leading_and_says_why(

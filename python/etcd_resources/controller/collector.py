@@ -3,7 +3,12 @@ whose owner references (``owners.py``) all name owners that are gone is deleted.
 
 It runs beside a controller with ``owns=``: once at startup over every owned resource (owners
 deleted while nothing ran), then for each owner deletion the controller's prefix sees, and for
-each owned resource created or re-parented (an owner that went just before). An owner counts
+each owned resource created or re-parented (an owner that went just before). An owner's
+deletion looks up its dependents in an index (owner -> owned names, as Kubernetes' garbage
+collector keeps a graph), built by the startup sweep and kept by the owned prefix's feed, and
+reads each of them again: its cost is its dependents, not the owned prefix. The index may hold
+a stale entry (the sweep racing the feed), never lack one that matters: a dependent the feed
+has not indexed yet is judged when the feed sees it created. An owner counts
 as gone when etcd has no resource under its name, or one with another ``uid``; it is read from
 etcd (not the cache) before anything is deleted. A reference whose ``kind`` is not the kind of
 the controller's resources (as their documents say) names an owner this collector cannot look
@@ -25,6 +30,8 @@ from .owners import OwnerRef, owner_refs
 __all__ = ["Collector"]
 
 log = logging.getLogger("etcd_resources.controller")
+
+_Id = tuple[str, str | None]  # (name, namespace): a resource of a prefix
 
 _REJUDGE = 8  # reads of a resource that keeps changing while it is judged
 
@@ -53,6 +60,35 @@ class Collector:
         self._on_collected = collected
         self._kinds: set[str] = set()
         self.collected = 0
+        # owner (name, namespace) -> the owned resources naming it; owned -> the owners named
+        self._dependents: dict[_Id, set[_Id]] = {}
+        self._owners_of: dict[_Id, list[_Id]] = {}
+
+    def _owned_id(self, resource: Any) -> _Id:
+        namespace = meta(resource, "namespace")
+        return (meta(resource, "name"), namespace if self._owned.namespaced else None)
+
+    def _index(self, owned: _Id, resource: Any) -> None:
+        owners = [(ref.name, self._namespace(ref)) for ref in owner_refs(resource)]
+        if owners:
+            self._owners_of[owned] = owners
+            for owner in owners:
+                self._dependents.setdefault(owner, set()).add(owned)
+
+    def note(self, kind: str, value: Any, previous: Any) -> None:
+        """Keep the index current with a change of an owned resource (the owned feed's)."""
+        document = previous if value is None or kind == "DELETED" else value
+        if not isinstance(document, Mapping):
+            return
+        owned = self._owned_id(document)
+        for owner in self._owners_of.pop(owned, ()):
+            dependents = self._dependents.get(owner)
+            if dependents is not None:
+                dependents.discard(owned)
+                if not dependents:
+                    del self._dependents[owner]
+        if kind != "DELETED" and isinstance(value, Mapping):
+            self._index(owned, value)
 
     def learn(self, owner: Any) -> None:
         """``owner`` is a resource of the controller's prefix: remember its kind."""
@@ -72,6 +108,8 @@ class Collector:
             present[(meta(owner, "name"), meta(owner, "namespace"))] = meta(owner, "uid")
         for resource in await _every(self._owned, consistent=True):
             refs = owner_refs(resource)
+            # Added to, never cleared: the feed may already have indexed later changes.
+            self._index(self._owned_id(resource), resource)
             if refs and not any(self._alive_in(present, ref) for ref in refs):
                 await self.consider(resource)
 
@@ -96,13 +134,14 @@ class Collector:
         """``owner`` was deleted: collect what it owned, if nothing else owns it."""
         self.learn(owner)
         name, namespace, uid = meta(owner, "name"), meta(owner, "namespace"), meta(owner, "uid")
-        for resource in await _every(self._owned):
+        key = (name, namespace if self._owners.namespaced else None)
+        # Not taken out of the index: an owner made again under the name may own some of them.
+        for owned in sorted(self._dependents.get(key, ()), key=str):
+            resource = await self._owned.get(*owned)
+            if resource is None:
+                continue
             for ref in owner_refs(resource):
-                if (
-                    ref.name == name
-                    and self._namespace(ref) == (namespace if self._owners.namespaced else None)
-                    and (ref.uid is None or ref.uid == uid)
-                ):
+                if (ref.name, self._namespace(ref)) == key and (ref.uid is None or ref.uid == uid):
                     await self.consider(resource)
                     break
 

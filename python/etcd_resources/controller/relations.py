@@ -158,8 +158,10 @@ class Follower(_Feed):
                 for document in (value, previous):
                     if isinstance(document, Mapping):
                         keys.extend(self._keys(document))
-                if self._collector is not None and self._reparented(kind, value, previous):
-                    await self._collector.consider(value)
+                if self._collector is not None:
+                    self._collector.note(kind, value, previous)
+                    if self._reparented(kind, value, previous):
+                        await self._collector.consider(value)
             if last is not None:
                 # Reads of the related cache from now on wait until it has these changes.
                 self._related.note_seen(*last)

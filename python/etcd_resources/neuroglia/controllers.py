@@ -40,7 +40,7 @@ from neuroglia.hosting.abstractions import HostedService
 from .. import _core
 from ..controller import Action, Controller, ControllerStats
 from ..controller.sharding import FENCE
-from ..errors import InvalidArgumentError
+from ..errors import EtcdResourcesError, InvalidArgumentError
 from ..repository import _Repository
 from .coordination import EtcdCoordinationBackend
 from .results import capture, capturing, to_action
@@ -196,7 +196,12 @@ class ResourceControllerHost(HostedService):
         election.result()
 
     async def _started_leading(self) -> None:
-        await self._lead()
+        try:
+            await self._lead()
+        except EtcdResourcesError as exc:
+            # Neuroglia counts this replica as leading now and will not call again: the
+            # deadline keeper starts the runtime after the next renewal.
+            log.warning("%s: starting to lead failed: %r", self, exc)
         if self._deadline is None or self._deadline.done():
             self._deadline = asyncio.ensure_future(self._keep_deadline())
 
@@ -243,18 +248,25 @@ class ResourceControllerHost(HostedService):
             if sent is None:
                 return
             left = sent + ttl - time.monotonic()
-            if left > 0:
+            running = self._leading is not None and not self._leading.done()
+            if left > 0 and running:
                 await asyncio.sleep(left)  # the deadline's timer; a renewal moves it
                 continue
-            log.warning(
-                "%s: no renewal of the leader's lease acknowledged for %.1fs (its TTL): "
-                "reconciles stop until one is",
-                self,
-                time.monotonic() - sent,
-            )
-            await self._pause(abort=True)
+            if left > 0:  # renewed, not running: stopped at a deadline, or starting failed
+                try:
+                    await self._lead()
+                    continue
+                except EtcdResourcesError as exc:
+                    log.warning("%s: leading again failed: %r; after the next renewal", self, exc)
+            elif running:
+                log.warning(
+                    "%s: no renewal of the leader's lease acknowledged for %.1fs (its TTL): "
+                    "reconciles stop until one is",
+                    self,
+                    time.monotonic() - sent,
+                )
+                await self._pause(abort=True)
             await backend.wait_renewed(key, me, after=sent)
-            await self._lead()
 
     async def _lease_record(self) -> tuple[str, int] | None:
         """The fence of this leader's writes: its lease record and the etcd lease it is on, when
