@@ -161,7 +161,7 @@ async def measure(endpoints: list[str], rounds: int) -> list[tuple[str, int, flo
     return rows
 
 
-async def read_only_ratio(endpoints: list[str], n: int = 2_000, k: int = 100) -> float:
+async def read_only_ratio(endpoints: list[str], n: int = 5_000, k: int = 100) -> float:
     """Each of `k` read-only watchers' rate of every change over one plain watcher's, `n`
     changes replayed (make bench-check's row)."""
     prefix = f"/bench-fanout-ro-{uuid.uuid4().hex[:8]}/"

@@ -112,6 +112,11 @@ class Metrics:
         self._on = type(provider).__name__ not in _UNSET
         self._tracing = type(_trace.get_tracer_provider()).__name__ not in _UNSET
 
+    @property
+    def tracing(self) -> bool:
+        """Whether reconciles get spans (an OpenTelemetry tracer provider is set up)."""
+        return self._tracer is not None and self._tracing
+
     def waited(self, seconds: float) -> None:
         if self._on:
             self._waited.record(seconds, self._queue)

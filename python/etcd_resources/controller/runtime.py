@@ -573,6 +573,23 @@ class Controller:
             return Action.requeue_after(every)
         return action
 
+    async def _settle(
+        self, core: _core.ControllerCore, executor: ThreadPoolExecutor | None, work: _Work
+    ) -> Action:
+        """Run the reconcile and tell the queue how it ended (cancelled: run it again)."""
+        key = work[0]
+        self._in_flight += 1
+        outcome: Action | None = None
+        try:
+            outcome = await self._outcome(core, executor, work)
+        finally:
+            self._in_flight -= 1
+            if outcome is None:  # cancelled mid-way (a drain that timed out): run it again
+                core.finish(key, "retry", 0.0)
+            else:
+                core.finish(key, outcome.kind, outcome.after)
+        return outcome
+
     async def _run_one(
         self, core: _core.ControllerCore, executor: ThreadPoolExecutor | None, work: _Work
     ) -> None:
@@ -584,19 +601,13 @@ class Controller:
                 return
             FENCE.set(fence)  # this task's writes commit only while the shard is held
         self._metrics.waited(waited)
-        self._in_flight += 1
-        outcome: Action | None = None
         started = time.perf_counter()
-        with self._metrics.span(key, "retry" if failures else priority) as finished:
-            try:
-                outcome = await self._outcome(core, executor, work)
-            finally:
-                self._in_flight -= 1
-                if outcome is None:  # cancelled mid-way (a drain that timed out): run it again
-                    core.finish(key, "retry", 0.0)
-                else:
-                    core.finish(key, outcome.kind, outcome.after)
-            finished(outcome.kind)
+        if self._metrics.tracing:
+            with self._metrics.span(key, "retry" if failures else priority) as finished:
+                outcome = await self._settle(core, executor, work)
+                finished(outcome.kind)
+        else:  # the usual case: no span, no context manager per run
+            outcome = await self._settle(core, executor, work)
         if outcome is _SKIPPED:
             self._skipped += 1
         else:
@@ -605,4 +616,5 @@ class Controller:
         if outcome.failed:
             self._errors += 1
             self._last_error = f"{key}: {outcome.error!r}"
-        await self._notify()
+        if self._waiting:  # the usual case has no one in wait_for(): no coroutine made
+            await self._notify()
