@@ -4,9 +4,10 @@ as the service's LabWorkerController drives them, against a simulated cloud prov
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from . import _core
 from .controller import Action, Controller, Sharding
 from .lab_workers import LabWorkerPhase
 
@@ -28,18 +29,33 @@ class SimulatedCloud:
         return self.polls[name] >= POLLS_UNTIL_UP
 
 
+def one_each(repository: Any, candidates: Iterable[str], held: dict[str, list[int]]) -> list[str]:
+    """A worker name for each replica: the first of ``candidates`` whose key falls in a shard
+    it holds (keys hash with the demo's random prefix, so fixed names could all land on one)."""
+    chosen: dict[str, str] = {}
+    shards = sum(len(h) for h in held.values())
+    for name in candidates:
+        shard = _core.shard_of(repository._core.key(name, "default"), shards)
+        replica = next(identity for identity, h in held.items() if shard in h)
+        chosen.setdefault(replica, name)
+        if len(chosen) == len(held):
+            break
+    return sorted(chosen.values(), key=lambda n: int(n.rsplit("-", 1)[1]))
+
+
 async def lifecycle(
     repository: Any,
     create: Callable[[str, str], Awaitable[Any]],
-    names: list[str],
+    candidates: Iterable[str],
     show: Callable[[str], None],
 ) -> None:
-    """Run two replicas of a controller on ``repository`` while ``create`` makes the workers
-    ``names``; return once each is Ready."""
+    """Run two replicas of a controller on ``repository`` while ``create`` makes a worker for
+    each (named from ``candidates``); return once each is Ready."""
     show("Two controller replicas drive new workers from Pending to Ready (a simulated cloud)")
     cloud = SimulatedCloud()
     ready: set[str] = set()
     ran_on: dict[str, str] = {}
+    names: list[str] = []
 
     def reconciler(identity: str) -> Callable[[Any], Awaitable[Action]]:
         async def reconcile(worker: Any) -> Action:
@@ -83,8 +99,9 @@ async def lifecycle(
         async with asyncio.timeout(10):
             for c in replicas.values():  # two shards each
                 await c.wait_for(lambda s: s["synced"] and len(s["shards"] or []) == 2)
-            held = ", ".join(f"{i} {c.stats()['shards']}" for i, c in replicas.items())
-            print(f"  shards held: {held}")
+            shards = {i: list(c.stats()["shards"] or []) for i, c in replicas.items()}
+            print(f"  shards held: {', '.join(f'{i} {h}' for i, h in shards.items())}")
+            names.extend(one_each(repository, candidates, shards))
             for name in names:
                 await create(name, "ccna")
             waits = [

@@ -222,7 +222,7 @@ async def run(endpoints: list[str], prefix: str) -> None:
 
     from ._demo_controller import lifecycle
 
-    await lifecycle(repository(), service.create, ["worker-7", "worker-8"], show)
+    await lifecycle(repository(), service.create, (f"worker-{i}" for i in range(7, 40)), show)
 
     show("The watch catches up with the last write")
     # The last write under the prefix (the controllers' shard records live elsewhere).
