@@ -32,6 +32,12 @@ microseconds against a Rust read of ~200 ms) came in 20% under a row whose 5 rec
 spread 8.5%. Five runs understate a row's spread across processes and builds; what the check
 is for (a regression like copying every cached document again: 100x) is far outside 25%. A
 row whose tolerance would be over 50% is recorded as too noisy to check: shown, never failed.
+
+A run with a dropped row is confirmed before it fails: the whole run once more (about a
+minute and a half), and each row keeps the better of its two ratios (`best_of`). A regression
+drops in both runs; a run on a machine that was busy for a moment does not. Added after the
+project's CI failed on `5000 stream time` at 1.07 against 1.69 recorded (2026-12-05), a row
+whose every other run on record (the 5 recorded, 4 fresh-clone runs) lay between 1.68 and 1.85.
 """
 
 from __future__ import annotations
@@ -145,6 +151,14 @@ def check(results: dict[str, float], baseline: dict[str, Any]) -> Verdict:
     for key in sorted(set(results) - set(baseline["rows"])):
         verdict.lines.append(f"{key:<52}{'':>10}{results[key]:>10.4g}{'':>18}  new: not recorded")
     return verdict
+
+
+def best_of(first: dict[str, float], second: dict[str, float]) -> dict[str, float]:
+    """Each row's better (higher) ratio of two runs; a row missing from one keeps the other's."""
+    rows = {**second, **first}
+    for key in first.keys() & second.keys():
+        rows[key] = max(first[key], second[key])
+    return rows
 
 
 # -- one run ---------------------------------------------------------------------------------
@@ -357,6 +371,13 @@ def main() -> int:
         )
     verdict = check(run["rows"], baseline)
     print("\n".join(verdict.lines))
+    if not verdict.ok and not args.results:
+        print(f"bench-check: {len(verdict.failures)} row(s) dropped; confirming with one more run")
+        again = run_once()
+        log(f"the second run took {again['seconds']:.0f} s")
+        verdict = check(best_of(run["rows"], again["rows"]), baseline)
+        print("each row's better ratio of the two runs:")
+        print("\n".join(verdict.lines))
     if verdict.ok:
         print(f"bench-check: {len(baseline['rows'])} rows within their noise")
         return 0

@@ -70,6 +70,21 @@ def test_a_dropped_row_fails_naming_it(bc: ModuleType) -> None:
     assert any(line.startswith("5000 etcd list") and "DROPPED" in line for line in verdict.lines)
 
 
+def test_a_drop_fails_only_when_the_confirming_run_drops_too(bc: ModuleType) -> None:
+    first = {"compare get": 0.82, "5000 etcd list": 0.70, "5000 cache KiB": 0.30, "noisy": 1.0}
+    # The confirming run: the list row back within its noise, another row lower than before.
+    again = {"compare get": 0.70, "5000 etcd list": 0.99, "5000 cache KiB": 0.30, "noisy": 0.2}
+    best = bc.best_of(first, again)
+    assert best == {"compare get": 0.82, "5000 etcd list": 0.99, "5000 cache KiB": 0.30,
+                    "noisy": 1.0}  # fmt: skip
+    assert bc.check(best, baseline(bc)).ok
+    # A regression drops in both runs: it fails, named.
+    verdict = bc.check(bc.best_of(first, {**again, "5000 etcd list": 0.72}), baseline(bc))
+    assert [f.split(":")[0] for f in verdict.failures] == ["5000 etcd list"]
+    # A row missing from one run keeps the other's ratio.
+    assert bc.best_of({"a": 1.0}, {"a": 0.5, "b": 2.0}) == {"a": 1.0, "b": 2.0}
+
+
 def test_a_too_noisy_row_is_shown_but_never_fails(bc: ModuleType) -> None:
     run = {"compare get": 0.82, "5000 etcd list": 1.0, "5000 cache KiB": 0.30, "noisy": 0.01}
     verdict = bc.check(run, baseline(bc))
