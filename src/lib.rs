@@ -22,7 +22,7 @@
 //! controller  | controller
 //! repository  | repository backend text_backend
 //! cache       | lease fanout informer
-//! reading     | listing watch rewind
+//! reading     | listing watch rewind progress
 //! client      | client
 //! documents   | document selector projection
 //! stores      | store::etcd store::memory
@@ -44,6 +44,7 @@ pub mod listing;
 pub mod metrics;
 pub mod names;
 pub mod process;
+pub mod progress;
 pub mod projection;
 pub mod repository;
 pub mod rewind;

@@ -243,7 +243,15 @@ impl ChangeStream {
             };
             self.failures = 0;
             if batch.events.is_empty() {
-                if batch.revision > self.last_revision {
+                let holds = || {
+                    Self::progress_holds(
+                        self.client.clone(),
+                        self.prefix.clone(),
+                        self.last_revision,
+                        batch.revision,
+                    )
+                };
+                if batch.revision > self.last_revision && (!batch.requested || holds().await) {
                     self.last_revision = batch.revision;
                     let bookmark = Change {
                         kind: ChangeType::Bookmark,
@@ -276,6 +284,27 @@ impl ChangeStream {
                 return Ok(Some(changes));
             }
         }
+    }
+
+    /// Whether a requested progress notification at `revision` may be taken: always from a
+    /// store that orders them, else only when the prefix did not change after the last change
+    /// delivered (see `crate::progress`). One not taken is dropped: the events it ran ahead of
+    /// follow, and the next notification is checked again.
+    async fn progress_holds(client: Client, prefix: String, last: i64, revision: i64) -> bool {
+        let Ok(store) = client.store() else { return false };
+        if store.progress_ordered().await
+            || crate::progress::unchanged(&**store, prefix.as_bytes(), last, revision).await
+        {
+            return true;
+        }
+        events::emit(
+            Level::Info,
+            format!(
+                "watch on {prefix:?}: a progress notification at revision {revision} came ahead of \
+                 changes after {last} (etcd#15220); waiting for them"
+            ),
+        );
+        false
     }
 
     /// Ask etcd for a progress report: a `Bookmark` at its current revision once every change

@@ -135,6 +135,10 @@ impl Store for Known {
         self.store.compact(revision).await
     }
 
+    async fn progress_ordered(&self) -> bool {
+        self.store.progress_ordered().await
+    }
+
     fn metrics(&self) -> Option<crate::metrics::Metrics> {
         self.store.metrics()
     }

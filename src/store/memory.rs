@@ -189,7 +189,8 @@ impl State {
         self.watchers.retain(|w| {
             let mine: Vec<_> =
                 events.iter().filter(|e| in_range(&e.kv.key, &w.start, &w.end)).cloned().collect();
-            mine.is_empty() || w.tx.send(Ok(WatchBatch { events: mine, revision: rev })).is_ok()
+            mine.is_empty()
+                || w.tx.send(Ok(WatchBatch { events: mine, revision: rev, requested: false })).is_ok()
         });
         self.watchers.retain(|w| !w.tx.is_closed());
         self.history.insert(rev, events);
@@ -243,7 +244,8 @@ impl ProgressRequester for MemoryProgress {
         let Some(state) = self.state.upgrade() else { return Err(Error::Closed) };
         let state = state.lock().unwrap_or_else(|p| p.into_inner());
         // A closed receiver means the watch is gone: nothing to report to.
-        let _ = self.tx.send(Ok(WatchBatch { events: Vec::new(), revision: state.revision }));
+        let _ =
+            self.tx.send(Ok(WatchBatch { events: Vec::new(), revision: state.revision, requested: true }));
         Ok(())
     }
 }
@@ -281,11 +283,14 @@ impl Store for MemoryStore {
             if req.count_only {
                 continue;
             }
+            let mut kv = State::kv(key, v);
+            if kv.mod_revision < req.min_mod_revision {
+                continue;
+            }
             if req.limit > 0 && resp.kvs.len() as i64 >= req.limit {
                 resp.more = true;
                 continue;
             }
-            let mut kv = State::kv(key, v);
             if req.keys_only {
                 kv.value.clear();
             }
@@ -354,7 +359,7 @@ impl Store for MemoryStore {
                     events.iter().filter(|e| in_range(&e.kv.key, &prefix, &end)).cloned().collect();
                 if !mine.is_empty() {
                     // The receiver is alive: we hold it.
-                    let _ = tx.send(Ok(WatchBatch { events: mine, revision: *rev }));
+                    let _ = tx.send(Ok(WatchBatch { events: mine, revision: *rev, requested: false }));
                 }
             }
         }

@@ -42,6 +42,9 @@ pub struct RangeRequest {
     pub revision: i64,
     pub keys_only: bool,
     pub count_only: bool,
+    /// Leave out keys last written before this revision (0: none), as etcd's
+    /// `min_mod_revision`: the keys are filtered, `count` is not.
+    pub min_mod_revision: i64,
 }
 
 impl RangeRequest {
@@ -86,11 +89,15 @@ pub struct WatchEvent {
 
 /// Events in revision order as the store delivers them. `revision` is the store's revision
 /// when the batch was sent: every change up to it has been delivered (a batch with no events
-/// is a progress notification).
+/// is a progress notification), unless `requested` says otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WatchBatch {
     pub events: Vec<WatchEvent>,
     pub revision: i64,
+    /// A progress notification that answers [`ProgressRequester::request_progress`] (etcd
+    /// sends those with watch id -1). An etcd that does not order them with the events
+    /// ([`Store::progress_ordered`] false) may send one ahead of events up to its revision.
+    pub requested: bool,
 }
 
 /// Asks a watch to report its progress: a batch with no events at the store's current
@@ -148,6 +155,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forget history before `revision`.
     async fn compact(&self, revision: i64) -> Result<()>;
+
+    /// Whether a requested progress notification always comes after the events up to its
+    /// revision. etcd before 3.4.31 and 3.5.13 may answer a progress request ahead of the
+    /// events of a watch that is still catching up (etcd#15220; Kubernetes requires those
+    /// versions to trust it); see `crate::progress`. `false` when it cannot tell.
+    async fn progress_ordered(&self) -> bool {
+        true
+    }
 
     /// Per-operation statistics of calls to a server (`None` for the embedded store).
     fn metrics(&self) -> Option<crate::metrics::Metrics> {

@@ -61,6 +61,8 @@ pub struct EtcdStore {
     closed: CancellationToken,
     breaker: Breaker,
     metrics: Metrics,
+    /// Whether every member orders requested progress notifications, once learnt.
+    progress_ordered: std::sync::OnceLock<bool>,
 }
 
 impl EtcdStore {
@@ -97,6 +99,7 @@ impl EtcdStore {
             closed,
             breaker,
             metrics: Metrics::default(),
+            progress_ordered: std::sync::OnceLock::new(),
         }
     }
 
@@ -179,7 +182,7 @@ fn watch_batch(resp: &etcd_client::WatchResponse, start_revision: i64) -> Option
         return None;
     }
     let revision = resp.header().map_or(0, |h| h.revision());
-    let events = resp
+    let events: Vec<WatchEvent> = resp
         .events()
         .iter()
         .filter_map(|e| {
@@ -190,7 +193,9 @@ fn watch_batch(resp: &etcd_client::WatchResponse, start_revision: i64) -> Option
             Some(WatchEvent { kind, kv: to_kv(e.kv()?), prev: e.prev_kv().map(to_kv) })
         })
         .collect();
-    Some(Ok(WatchBatch { events, revision }))
+    // A progress notification asked for: etcd answers it for every watch of the stream (-1).
+    let requested = events.is_empty() && resp.watch_id() == -1;
+    Some(Ok(WatchBatch { events, revision, requested }))
 }
 
 /// Where a watch stream is open: counted on its endpoint, and ended if it is ejected.
@@ -229,6 +234,9 @@ impl Store for EtcdStore {
         }
         if req.count_only {
             options = options.with_count_only();
+        }
+        if req.min_mod_revision > 0 {
+            options = options.with_min_mod_revision(req.min_mod_revision);
         }
         let key = req.key.clone();
         let read = |c: Client| {
@@ -451,6 +459,20 @@ impl Store for EtcdStore {
     async fn compact(&self, revision: i64) -> Result<()> {
         self.call("compact", |mut c| async move { c.compact(revision, None).await }).await?;
         Ok(())
+    }
+
+    async fn progress_ordered(&self) -> bool {
+        if let Some(known) = self.progress_ordered.get() {
+            return *known;
+        }
+        // Every member must be a version that orders it: a watch may be served by any. A
+        // member that does not answer leaves it unknown (false), asked again next time.
+        let versions = members::versions(&self.endpoints, self.config.timeout).await;
+        let Some(versions) = versions.into_iter().collect::<Option<Vec<String>>>() else {
+            return false;
+        };
+        let ordered = versions.iter().all(|v| members::orders_progress(v));
+        *self.progress_ordered.get_or_init(|| ordered)
     }
 
     fn metrics(&self) -> Option<Metrics> {
