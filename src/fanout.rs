@@ -19,6 +19,16 @@
 //!   watch is closed. (No replay buffer: one would hold documents for watchers that may never
 //!   come; the catch-up reads etcd's own history instead, and is correct even if it never
 //!   meets the hub.) When no hub is running, a subscriber's own watch becomes the hub.
+//! - **Replays**: a hub opened at a revision in the past (at or before etcd's revision when
+//!   it opened: `replay_end`, asked by its task) *replays* history until its watch has passed
+//!   that revision, at etcd's pace, which a reader doing any work per event cannot match. A
+//!   subscriber that falls `max_backlog` behind a replay is not ended but *detached*: its
+//!   queue is freed and it goes on from its own catch-up watch after the last change it read,
+//!   at its own pace (etcd's history is the buffer), then joins the hub again as any catch-up
+//!   does. Ended instead, a replay of more than `max_backlog` changes ended such readers part
+//!   way through. The hub still never waits. A subscriber that starts after the replay (from
+//!   now on) does not join a replaying hub either: it reads its own watch until the hub is
+//!   live.
 //! - **Bounded backlogs**: the hub never waits for a subscriber. Each has a queue of at most
 //!   `max_backlog` events (default [`DEFAULT_MAX_BACKLOG`]); one more, and that subscriber is
 //!   ended with [`Error::FellBehind`] (its queue freed at once), while the others go on.
@@ -54,7 +64,7 @@ mod slot;
 #[cfg(test)]
 use slot::containers;
 pub use slot::MAX_BATCH;
-use slot::{take_batch, Slot};
+use slot::{take_batch, Slot, Taken};
 
 /// Events that may wait for one subscriber before it is ended as fallen behind. A subscriber
 /// pins at most this many decoded events (shared with the other subscribers while they hold
@@ -128,6 +138,11 @@ pub fn fork_lock() -> &'static dyn process::ForkLock {
 struct HubState {
     /// The revision of the last change the hub delivered (its start - 1 before any).
     last_event: i64,
+    /// The revision its watch has passed (`last_event`, or a later bookmark).
+    position: i64,
+    /// etcd's revision when it opened: it replays until it has passed it (`None` until its
+    /// task has asked; nothing is delivered before).
+    replay_end: Option<i64>,
     /// Whether its etcd watch is open (false while it opens).
     running: bool,
     /// Whether it ended (its watch failed, or the client closed): nobody joins it any more.
@@ -153,8 +168,15 @@ impl Drop for Hub {
 }
 
 impl Hub {
-    fn new(client: &Client, key: Key, last_event: i64, running: bool) -> Arc<Local<Hub>> {
-        let state = HubState { last_event, running, ended: false, slots: Vec::new() };
+    fn new(
+        client: &Client,
+        key: Key,
+        last_event: i64,
+        replay_end: Option<i64>,
+        running: bool,
+    ) -> Arc<Local<Hub>> {
+        let position = last_event;
+        let state = HubState { last_event, position, replay_end, running, ended: false, slots: Vec::new() };
         let opened = watch::Sender::new(running.then_some(Ok(())));
         let hub = Hub {
             client: client.clone(),
@@ -174,24 +196,39 @@ impl Hub {
         slot
     }
 
+    /// Whether it is still replaying history (see the module's doc).
+    fn replaying(state: &HubState) -> bool {
+        state.replay_end.is_none_or(|end| state.position < end)
+    }
+
+    /// Its subscribers still reading (and forget those gone).
+    fn slots(state: &mut HubState) -> Vec<Arc<Slot>> {
+        state.slots.retain(|w| w.upgrade().is_some_and(|s| !s.ended()));
+        state.slots.iter().filter_map(Weak::upgrade).collect()
+    }
+
     /// Hand a batch of the shared watch to every subscriber.
     fn deliver(&self, changes: Vec<Change>) {
         let changes: Vec<Arc<Change>> = changes.into_iter().map(Arc::new).collect();
-        let slots: Vec<Arc<Slot>> = {
+        let (slots, replaying) = {
             let mut state = lock(&self.state);
+            // A batch read while replaying is pushed as replay: its readers had room for it.
+            let replaying = Self::replaying(&state);
             if let Some(last) =
                 changes.iter().filter(|c| c.kind != ChangeType::Bookmark).map(|c| c.revision).max()
             {
                 state.last_event = state.last_event.max(last);
             }
-            state.slots.retain(|w| w.upgrade().is_some_and(|s| !s.ended()));
-            state.slots.iter().filter_map(Weak::upgrade).collect()
+            if let Some(last) = changes.iter().map(|c| c.revision).max() {
+                state.position = state.position.max(last);
+            }
+            (Self::slots(&mut state), replaying)
         };
         // Outside the hub's lock: a subscriber that joins now starts after `last_event`, so
         // none of these is its; one that leaves now is ended, so pushing to it does nothing.
         let counters = self.client.watch_counters();
         for slot in slots {
-            slot.push(&changes, counters);
+            slot.push(&changes, counters, replaying);
         }
     }
 
@@ -238,17 +275,40 @@ async fn run(
     source: Source,
     stop: CancellationToken,
 ) {
+    // Whether it replays: etcd's revision now, unless its first subscriber watches from now on.
+    let known = weak.upgrade().and_then(|hub| lock(&hub.state).replay_end);
+    let replay_end = async {
+        match known {
+            Some(end) => Ok(end),
+            None => client.store()?.current_revision(prefix.as_bytes()).await,
+        }
+    };
     let mut upstream = match source {
-        Source::Stream(upstream) => upstream,
-        Source::Open(start) => {
-            let opened = tokio::select! {
+        Source::Stream(upstream) => {
+            let replay_end = tokio::select! {
                 _ = stop.cancelled() => return,
-                opened = ChangeStream::open(client.clone(), &prefix, start, None) => opened,
+                end = replay_end => end,
             };
             let Some(hub) = weak.upgrade() else { return };
+            match replay_end {
+                Ok(end) => lock(&hub.state).replay_end = Some(end),
+                Err(e) => return hub.end(Err(e)),
+            }
+            upstream
+        }
+        Source::Open(start) => {
+            let (opened, replay_end) = tokio::select! {
+                _ = stop.cancelled() => return,
+                both = async { tokio::join!(ChangeStream::open(client.clone(), &prefix, start, None), replay_end) } => both,
+            };
+            let opened = opened.and_then(|stream| Ok((stream, replay_end?)));
+            let Some(hub) = weak.upgrade() else { return };
             match opened {
-                Ok(stream) => {
-                    lock(&hub.state).running = true;
+                Ok((stream, end)) => {
+                    let mut state = lock(&hub.state);
+                    state.replay_end = Some(end);
+                    state.running = true;
+                    drop(state);
                     hub.opened.send_replace(Some(Ok(())));
                     Upstream::shared(&client, stream)
                 }
@@ -296,6 +356,9 @@ pub struct Subscription {
     /// Events of the own watch not handed over yet (one of its batches may be larger than
     /// one of ours).
     pending: VecDeque<Event>,
+    /// etcd's revision when it opened, for one that watches from now on (it never replays);
+    /// `None` for one given a start, which may be in the past.
+    now: Option<i64>,
     _gauge: Gauge,
 }
 
@@ -303,7 +366,8 @@ pub struct Subscription {
 enum Joined {
     /// Attached; wait until it is open.
     Attached(Arc<Local<Hub>>, Arc<Slot>),
-    /// The hub has passed the start: catch up on an own watch first.
+    /// The hub has passed the start, or it replays and this subscriber watches from now on:
+    /// catch up on an own watch first.
     Behind,
 }
 
@@ -324,12 +388,11 @@ impl Subscription {
         }
         let store = client.store()?;
         // "Now" as a revision, as `ChangeStream::open` does: a subscriber joining a hub that
-        // already runs gets exactly the changes after it.
-        let start = if start_revision > 0 {
-            start_revision
-        } else {
-            store.current_revision(prefix.as_bytes()).await? + 1
-        };
+        // already runs gets exactly the changes after it. A given start is joined without an
+        // await (watchers opened together join one hub); the hub learns whether it replays.
+        let now =
+            if start_revision > 0 { None } else { Some(store.current_revision(prefix.as_bytes()).await?) };
+        let start = now.map_or(start_revision, |now| now + 1);
         let key = (client.id(), prefix.to_owned());
         let gauge = Gauge::new(&client, |c| &c.watchers);
         let mut sub = Subscription {
@@ -339,6 +402,7 @@ impl Subscription {
             max_backlog,
             feed: Local::new(Feed::None),
             pending: VecDeque::new(),
+            now,
             _gauge: gauge,
         };
         let mut attempts = 0;
@@ -380,7 +444,9 @@ impl Subscription {
         if let Some(hub) = registry.get(&self.key).and_then(Weak::upgrade).filter(|h| h.is_here()) {
             let mut state = lock(&hub.state);
             if !state.ended {
-                if start <= state.last_event {
+                // Passed, or replaying while this one watches from now on: it does not wait
+                // behind a replay.
+                if start <= state.last_event || (self.now.is_some() && Hub::replaying(&state)) {
                     return Ok(Joined::Behind);
                 }
                 let slot = Hub::attach(&mut state, self.query.clone(), self.max_backlog, start);
@@ -388,7 +454,7 @@ impl Subscription {
                 return Ok(Joined::Attached(hub, slot));
             }
         }
-        let hub = Hub::new(&self.client, self.key.clone(), start - 1, false);
+        let hub = Hub::new(&self.client, self.key.clone(), start - 1, self.now, false);
         let slot = Hub::attach(&mut lock(&hub.state), self.query.clone(), self.max_backlog, start);
         registry.insert(self.key.clone(), Arc::downgrade(&hub));
         drop(registry);
@@ -404,7 +470,8 @@ impl Subscription {
     }
 
     /// From an own watch: attach to the running hub if the own watch has reached the hub's
-    /// last change, or make the own watch the hub if there is none. Otherwise keep catching up.
+    /// last change and the hub is live, or make the own watch the hub if there is none.
+    /// Otherwise keep catching up.
     fn hand_over(&mut self) {
         let Feed::Own(own) = &*self.feed else { return };
         let position = own.stream.last_revision;
@@ -412,8 +479,8 @@ impl Subscription {
         if let Some(hub) = registry.get(&self.key).and_then(Weak::upgrade).filter(|h| h.is_here()) {
             let mut state = lock(&hub.state);
             if !state.ended {
-                if !state.running || position < state.last_event {
-                    return; // not there yet: try again after the next batch
+                if !state.running || position < state.last_event || Hub::replaying(&state) {
+                    return; // not there yet, or the hub is: try again after the next batch
                 }
                 let slot = Hub::attach(&mut state, self.query.clone(), self.max_backlog, position + 1);
                 drop(state);
@@ -424,7 +491,7 @@ impl Subscription {
             }
         }
         let Feed::Own(own) = std::mem::replace(&mut *self.feed, Feed::None) else { return };
-        let hub = Hub::new(&self.client, self.key.clone(), position, true);
+        let hub = Hub::new(&self.client, self.key.clone(), position, self.now, true);
         let slot = Hub::attach(&mut lock(&hub.state), self.query.clone(), self.max_backlog, position + 1);
         registry.insert(self.key.clone(), Arc::downgrade(&hub));
         drop(registry);
@@ -452,7 +519,18 @@ impl Subscription {
                 return Ok(Some(take_batch(&mut self.pending, max_containers)));
             }
             let own = match &mut *self.feed {
-                Feed::Shared { slot, .. } => return slot.next(max_containers).await,
+                Feed::Shared { slot, .. } => match slot.next(max_containers).await? {
+                    Taken::Batch(batch) => return Ok(Some(batch)),
+                    Taken::Closed => return Ok(None),
+                    Taken::Detached(read) => {
+                        // Fell behind a replay: on from etcd's history (see the module's doc).
+                        // Cancelled while it opens, the slot says the same again next time.
+                        let stream =
+                            ChangeStream::open(self.client.clone(), &self.key.1, read + 1, None).await?;
+                        *self.feed = Feed::Own(Upstream::catch_up(&self.client, stream));
+                        continue;
+                    }
+                },
                 Feed::Own(own) => own,
                 Feed::None => return Ok(None),
             };

@@ -80,6 +80,7 @@ pub struct WatchCounters {
     pub(crate) catch_up: AtomicUsize,
     pub(crate) watchers: AtomicUsize,
     pub(crate) fell_behind: AtomicU64,
+    pub(crate) detached: AtomicU64,
 }
 
 /// A snapshot of [`WatchCounters`].
@@ -93,6 +94,8 @@ pub struct WatchStats {
     pub watchers: usize,
     /// Subscribers ended so far because they fell behind.
     pub fell_behind: u64,
+    /// Subscribers that fell behind a replay so far, and went on from their own watch.
+    pub detached: u64,
 }
 
 impl WatchStats {
@@ -109,6 +112,7 @@ impl WatchCounters {
             catch_up: self.catch_up.load(Ordering::Relaxed),
             watchers: self.watchers.load(Ordering::Relaxed),
             fell_behind: self.fell_behind.load(Ordering::Relaxed),
+            detached: self.detached.load(Ordering::Relaxed),
         }
     }
 }

@@ -160,6 +160,7 @@ async def test_a_hundred_watchers_with_their_own_selectors_share_one_etcd_watch(
         "catch_up": 0,
         "watchers": 100,
         "fell_behind": 0,
+        "detached": 0,
     }
     if store_kind == "etcd":
         assert etcd_watchers(etcd_endpoints[0]) <= etcd_before + 1  # one, or another test's closed
@@ -245,6 +246,33 @@ async def test_a_watcher_from_an_older_revision_gets_every_event(
     assert [r for _, _, r in live] == revisions
     # Caught up, it left its own watch for the shared one.
     await until(lambda: stats(client)["catch_up"] == 0)
+
+
+async def test_a_watch_from_an_old_revision_replays_a_long_history_at_its_readers_pace(
+    client: EtcdClient, prefix: str
+) -> None:
+    """3,000 changes of history, three times the default backlog, and no shared watch yet:
+    the replay is read on the watcher's own etcd watch, at the pace it reads, and never ends it
+    as fallen behind (before, the shared watch was opened at the old revision and pushed the
+    replay at etcd's pace: `WatchFellBehindError` after 1,000 events)."""
+    repo: Repo = ResourceRepository(client, prefix)
+    start = await client.current_revision()
+    revisions: list[int] = []
+    for batch in range(30):
+        made = await asyncio.gather(
+            *(repo.add_async(worker(f"w{batch:02}-{i:02}")) for i in range(100))
+        )
+        revisions += [int(m["metadata"]["resource_version"]) for m in made]
+    seen: list[int] = []
+    async for event in repo.watch(resource_version=start):
+        seen.append(event.resource_version)
+        # A reader that does a request's work for each event, as a handler does: slower than
+        # etcd sends a replay (a reader that does nothing kept up before, mostly).
+        await client.current_revision()
+        if len(seen) == len(revisions):
+            break
+    assert seen == sorted(revisions)
+    assert stats(client)["fell_behind"] == 0
 
 
 async def test_a_watcher_that_stops_reading_is_ended_and_the_others_get_everything(

@@ -143,6 +143,11 @@ async fn a_feed_that_fell_behind_relists_and_loses_nothing() {
     let repo = repository("/behind/");
     let settings = Settings { max_backlog: 1, ..Settings::default() };
     let controller = Controller::start(repo.clone(), settings).await.expect("start");
+    // One change through the shared watch first: it is live then (changes it reads before it
+    // has passed etcd's revision at its opening are a replay, which detaches, not ends).
+    repo.create(json!({"metadata": {"name": "first"}, "spec": {}}), 0).await.expect("create");
+    let work = controller.next().await.expect("the first key");
+    controller.finish(&work.key, Outcome::Done);
     // Written without yielding: the shared watch then hands the feed more than its backlog.
     for i in 0..30 {
         repo.create(json!({"metadata": {"name": format!("k{i:02}")}, "spec": {}}), 0).await.expect("create");
@@ -151,7 +156,9 @@ async fn a_feed_that_fell_behind_relists_and_loses_nothing() {
     let all = async {
         while seen.len() < 30 {
             let work = controller.next().await.expect("a changed key");
-            seen.insert(work.key.to_string());
+            if work.key.starts_with("/behind/k") {
+                seen.insert(work.key.to_string()); // not `first`, which a relist queues again
+            }
             controller.finish(&work.key, Outcome::Done);
         }
     };

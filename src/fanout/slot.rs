@@ -44,12 +44,23 @@ pub(super) fn take_batch(items: &mut VecDeque<Event>, max_containers: usize) -> 
     items.drain(..n).collect()
 }
 
+/// What a reader takes from its slot.
+pub(super) enum Taken {
+    Batch(Vec<Event>),
+    /// The client closed.
+    Closed,
+    /// It fell behind a replay: it goes on from its own watch after this revision.
+    Detached(i64),
+}
+
 /// What waits for one subscriber.
 pub(super) struct Queue {
     items: VecDeque<Event>,
     /// Set once nothing more will be queued: `Ok` when the client closed, else why it ended.
     /// What is queued is still delivered first (except after falling behind: then nothing).
     end: Option<Result<()>>,
+    /// Set (to the last revision it read) when it fell behind while the hub replayed.
+    detached: Option<i64>,
     /// The revision of the last event handed to the reader.
     read_upto: i64,
 }
@@ -66,16 +77,20 @@ pub(super) struct Slot {
 
 impl Slot {
     pub(super) fn new(query: Option<Query>, max_backlog: usize, from: i64) -> Arc<Slot> {
-        let queue = Queue { items: VecDeque::new(), end: None, read_upto: from - 1 };
+        let queue = Queue { items: VecDeque::new(), end: None, detached: None, read_upto: from - 1 };
         Arc::new(Slot { query, from, max_backlog, queue: Mutex::new(queue), ready: Notify::new() })
     }
 
     pub(super) fn ended(&self) -> bool {
-        lock(&self.queue).end.is_some()
+        let q = lock(&self.queue);
+        q.end.is_some() || q.detached.is_some()
     }
 
-    /// Queue what of `changes` concerns this subscriber; end it if that overflows its backlog.
-    pub(super) fn push(&self, changes: &[Arc<Change>], counters: &WatchCounters) {
+    /// Queue what of `changes` concerns this subscriber. If that overflows its backlog, end
+    /// it as fallen behind, or, while the hub is `replaying`, detach it: its reader goes on
+    /// from its own watch, at its own pace, after the last change it read (a replayed batch
+    /// that finds room goes in whole: at most the backlog and one batch wait).
+    pub(super) fn push(&self, changes: &[Arc<Change>], counters: &WatchCounters, replaying: bool) {
         let from = self.from;
         // The selector runs without the queue's lock, so the reader is not held up.
         let mine: Vec<Event> = changes
@@ -87,9 +102,10 @@ impl Slot {
             return;
         }
         let mut q = lock(&self.queue);
-        if q.end.is_some() {
+        if q.end.is_some() || q.detached.is_some() {
             return;
         }
+        let room = q.items.len() < self.max_backlog;
         for event in mine {
             let bookmark = event.kind == ChangeType::Bookmark;
             if bookmark && q.items.back().is_some_and(|e| e.kind == ChangeType::Bookmark) {
@@ -98,10 +114,17 @@ impl Slot {
                 }
                 continue;
             }
-            if q.items.len() >= self.max_backlog {
+            // While replaying, a batch goes in whole if the queue had room when it came (etcd
+            // sends a replay in big batches: one should not detach a reader that keeps up).
+            if q.items.len() >= self.max_backlog && !(replaying && room) {
                 q.items = VecDeque::new(); // the memory goes now, not when the reader comes back
-                q.end = Some(Err(Error::FellBehind { revision: q.read_upto, backlog: self.max_backlog }));
-                counters.fell_behind.fetch_add(1, Ordering::Relaxed);
+                if replaying {
+                    q.detached = Some(q.read_upto);
+                    counters.detached.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    q.end = Some(Err(Error::FellBehind { revision: q.read_upto, backlog: self.max_backlog }));
+                    counters.fell_behind.fetch_add(1, Ordering::Relaxed);
+                }
                 break;
             }
             q.items.push_back(event);
@@ -120,9 +143,9 @@ impl Slot {
         self.ready.notify_one();
     }
 
-    /// The first queued events (a batch: see [`take_batch`]), or how the subscription ended;
-    /// waits while there is neither.
-    pub(super) async fn next(&self, max_containers: usize) -> Result<Option<Vec<Event>>> {
+    /// The first queued events (a batch: see [`take_batch`]), or how the subscription ended
+    /// or was detached (said again on every call); waits while there is neither.
+    pub(super) async fn next(&self, max_containers: usize) -> Result<Taken> {
         loop {
             {
                 let mut q = lock(&self.queue);
@@ -131,10 +154,13 @@ impl Slot {
                     if let Some(last) = batch.last() {
                         q.read_upto = q.read_upto.max(last.change.revision);
                     }
-                    return Ok(Some(batch));
+                    return Ok(Taken::Batch(batch));
+                }
+                if let Some(revision) = q.detached {
+                    return Ok(Taken::Detached(revision));
                 }
                 match &q.end {
-                    Some(Ok(())) => return Ok(None),
+                    Some(Ok(())) => return Ok(Taken::Closed),
                     Some(Err(e)) => return Err(e.clone()),
                     None => {}
                 }

@@ -75,7 +75,7 @@ async fn many_subscribers_share_one_watch_each_with_its_selection() {
     drop(all);
     settle(|| {
         client.watch_counters().snapshot()
-            == WatchStats { shared: 0, catch_up: 0, watchers: 0, fell_behind: 0 }
+            == WatchStats { shared: 0, catch_up: 0, watchers: 0, fell_behind: 0, detached: 0 }
     })
     .await;
     assert!(REGISTRY.lock().unwrap().get(&(client.id(), "/p/".to_owned())).and_then(Weak::upgrade).is_none());
@@ -130,6 +130,120 @@ async fn an_older_start_catches_up_on_its_own_watch_then_shares() {
     assert_eq!(take(&mut late, 1).await[0].2, more);
     assert_eq!(take(&mut first, 6).await.last().unwrap().2, more);
     assert_eq!(client.watch_counters().snapshot().shared, 1);
+}
+
+/// The revisions of the next batch's events (bookmarks aside; at least one).
+async fn next(sub: &mut Subscription) -> Vec<i64> {
+    loop {
+        let batch = sub.next_batch(ANY).await.unwrap().expect("the watch ended early");
+        let got: Vec<i64> =
+            batch.iter().filter(|e| e.kind != ChangeType::Bookmark).map(|e| e.change.revision).collect();
+        if !got.is_empty() {
+            return got;
+        }
+    }
+}
+
+/// 60 changes of history under /p/ (and one elsewhere after them, so that the replay is not
+/// over before a live change), from a revision before them.
+async fn history(client: &Client) -> (i64, Vec<i64>) {
+    let start = client.store().unwrap().current_revision(b"/p/").await.unwrap() + 1;
+    let mut revisions = Vec::new();
+    for i in 0..60 {
+        revisions.push(put(client, &format!("w{i}"), i, "Pending").await);
+    }
+    client.store().unwrap().put(b"/q/other".to_vec(), b"{}".to_vec(), 0).await.unwrap();
+    (start, revisions)
+}
+
+#[tokio::test]
+async fn a_replay_is_shared_and_its_slower_reader_loses_nothing() {
+    let client = client();
+    let (start, revisions) = history(&client).await;
+    // A backlog of 5 and 60 changes to replay, read by two readers at different paces.
+    // Opened together: the second joins the hub before it has delivered anything.
+    let (a, b) = tokio::join!(
+        Subscription::open(client.clone(), "/p/", start, None, 5),
+        Subscription::open(client.clone(), "/p/", start, None, 5)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.is_shared() && b.is_shared());
+    assert_eq!(client.watch_counters().snapshot().upstream(), 1);
+    // Each reads in its own task, `b` yielding three times per batch: the slower one.
+    let read = |mut sub: Subscription, yields: usize| async move {
+        let mut got = Vec::new();
+        while got.len() < 60 {
+            got.extend(next(&mut sub).await);
+            for _ in 0..yields {
+                tokio::task::yield_now().await;
+            }
+        }
+        got
+    };
+    let (got_a, got_b) = tokio::join!(tokio::spawn(read(a, 0)), tokio::spawn(read(b, 3)));
+    let (got_a, got_b) = (got_a.unwrap(), got_b.unwrap());
+    assert_eq!((got_a, got_b), (revisions.clone(), revisions));
+    assert_eq!(client.watch_counters().snapshot().fell_behind, 0);
+}
+
+#[tokio::test]
+async fn a_subscriber_from_now_does_not_wait_behind_a_replay() {
+    let client = client();
+    let (start, revisions) = history(&client).await;
+    let mut replaying = Subscription::open(client.clone(), "/p/", start, None, 5).await.unwrap();
+    // It has not read: the hub waits for it. One from now reads its own watch meanwhile.
+    let mut live = Subscription::open(client.clone(), "/p/", 0, None, 5).await.unwrap();
+    assert!(!live.is_shared());
+    let x = put(&client, "x", 0, "Pending").await;
+    assert_eq!(take(&mut live, 1).await[0].2, x);
+    // The replay reader reads everything, the live change last; the hub is live after it.
+    let mut got = Vec::new();
+    while got.len() < 61 {
+        got.extend(next(&mut replaying).await);
+    }
+    assert_eq!(got[..60], revisions[..]);
+    assert_eq!(got[60], x);
+    // At its next change, the live subscriber leaves its own watch for the hub.
+    let y = put(&client, "y", 0, "Pending").await;
+    assert_eq!(take(&mut live, 1).await[0].2, y);
+    assert!(live.is_shared());
+    assert_eq!(take(&mut replaying, 1).await[0].2, y);
+    let stats = client.watch_counters().snapshot();
+    assert_eq!((stats.shared, stats.catch_up, stats.fell_behind), (1, 0, 0));
+}
+
+#[tokio::test]
+async fn a_replay_reader_that_stops_is_detached_and_goes_on_from_its_own_watch() {
+    let client = client();
+    let (start, revisions) = history(&client).await;
+    // A backlog of 5 for the one that stops, room for the whole replay for the other.
+    let (stopped, reading) = tokio::join!(
+        Subscription::open(client.clone(), "/p/", start, None, 5),
+        Subscription::open(client.clone(), "/p/", start, None, 100)
+    );
+    let (mut stopped, mut reading) = (stopped.unwrap(), reading.unwrap());
+    let mut got = Vec::new();
+    while got.len() < 60 {
+        got.extend(next(&mut reading).await);
+    }
+    assert_eq!(got, revisions);
+    // `stopped` read nothing meanwhile: it was detached, not ended, and its queue freed.
+    let stats = client.watch_counters().snapshot();
+    assert_eq!((stats.detached, stats.fell_behind), (1, 0));
+    let mut late = Vec::new();
+    while late.len() < 60 {
+        late.extend(next(&mut stopped).await);
+    }
+    assert_eq!(late, revisions);
+    assert!(!stopped.is_shared()); // its own watch, from etcd's history
+                                   // Caught up with the hub at the next change: shared again, nothing repeated.
+    let x = put(&client, "x", 0, "Pending").await;
+    assert_eq!(next(&mut stopped).await, vec![x]);
+    assert_eq!(next(&mut reading).await, vec![x]);
+    let y = put(&client, "y", 0, "Pending").await;
+    assert_eq!(next(&mut stopped).await, vec![y]);
+    assert!(stopped.is_shared());
+    assert_eq!(client.watch_counters().snapshot().upstream(), 1);
 }
 
 #[tokio::test]
@@ -285,10 +399,15 @@ async fn a_catch_up_whose_hub_is_gone_becomes_the_shared_watch() {
     assert!(late.is_shared());
     let stats = client.watch_counters().snapshot();
     assert_eq!((stats.shared, stats.catch_up, stats.watchers), (1, 0, 1));
+    // One from now on joins it once the hub knows its replay is over (it asks etcd's revision
+    // as it takes over): at once, or at its first change, read meanwhile from its own watch.
     let mut next = Subscription::open(client.clone(), "/p/", 0, None, 100).await.unwrap();
-    assert!(next.is_shared());
-    assert_eq!(client.watch_counters().snapshot().upstream(), 1);
     let b = put(&client, "b", 0, "Pending").await;
     assert_eq!(take(&mut late, 1).await[0].2, b);
     assert_eq!(take(&mut next, 1).await[0].2, b);
+    assert!(next.is_shared());
+    assert_eq!(client.watch_counters().snapshot().upstream(), 1);
+    let c = put(&client, "c", 0, "Pending").await;
+    assert_eq!(take(&mut late, 1).await[0].2, c);
+    assert_eq!(take(&mut next, 1).await[0].2, c);
 }

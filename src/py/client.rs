@@ -357,8 +357,9 @@ impl PyClient {
     /// The figures of this client's watches: `{"upstream": etcd watches open for them,
     /// "shared": of which shared (one per watched prefix), "catch_up": of which a watcher's
     /// own while it catches up from an older revision, "watchers": open watches,
-    /// "fell_behind": watches ended so far because they left too many events unread}`. (The
-    /// informer caches' watches are not counted.)
+    /// "fell_behind": watches ended so far because they left too many events unread,
+    /// "detached": watches that fell behind a replay so far and went on from their own etcd
+    /// watch}`. (The informer caches' watches are not counted.)
     fn watch_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
         let stats = self.client.watch_counters().snapshot();
         let out = pyo3::types::PyDict::new(py);
@@ -367,6 +368,7 @@ impl PyClient {
         out.set_item("catch_up", stats.catch_up)?;
         out.set_item("watchers", stats.watchers)?;
         out.set_item("fell_behind", stats.fell_behind)?;
+        out.set_item("detached", stats.detached)?;
         Ok(out)
     }
 
