@@ -146,7 +146,10 @@ async def one(target: Target, kind: str, seed: int, totals: Totals, shape: Shape
     prefix = f"/jepsen-{seed}/"
     fault_kind = KINDS[kind]
     endpoints = target.proxy.endpoints if fault_kind.proxy else target.cluster.endpoints
-    async with EtcdClient(endpoints, timeout=TIMEOUT, breaker_threshold=0) as client:
+    async with (
+        EtcdClient(endpoints, timeout=TIMEOUT, breaker_threshold=0) as client,
+        EtcdClient(endpoints, timeout=TIMEOUT, breaker_threshold=0) as late,
+    ):
         probe = EtcdStorageBackend(client, f"/jepsen-{seed}-probe/")
         await wait_serving(probe, RECOVERY_BOUND)
         observer = Observer(client, prefix)
@@ -163,7 +166,11 @@ async def one(target: Target, kind: str, seed: int, totals: Totals, shape: Shape
         )
 
         async def nemesis() -> tuple[float, Window]:
-            await asyncio.sleep(shape.before)  # the fault schedule, not synchronisation
+            # The fault schedule, not synchronisation; a second cache starts while the
+            # clients write, before the fault.
+            await asyncio.sleep(shape.before / 2)
+            await observer.start_late(late)
+            await asyncio.sleep(shape.before / 2)
             fault = await asyncio.to_thread(fault_kind.make, target)
             async with injected(fault):
                 start = History.now()

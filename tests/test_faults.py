@@ -76,8 +76,12 @@ async def run_with_fault(
     """``run_workload`` for ``before + hold + after`` seconds; the fault (made when it is
     injected, so it can pick the leader of that moment) is held from ``before`` for ``hold``
     seconds; then the time until the client is served again is measured. A watcher and an
-    informer cache (``Observer``) run alongside and are checked once the cluster is healed."""
-    async with EtcdClient(cluster.endpoints, timeout=TIMEOUT, breaker_threshold=0) as client:
+    informer cache (``Observer``) run alongside, and a second cache starts while the workload
+    writes; all are checked once the cluster is healed."""
+    async with (
+        EtcdClient(cluster.endpoints, timeout=TIMEOUT, breaker_threshold=0) as client,
+        EtcdClient(cluster.endpoints, timeout=TIMEOUT, breaker_threshold=0) as late,
+    ):
         repo: ResourceRepository[Any] = ResourceRepository(client, prefix)
         probe = EtcdStorageBackend(client, prefix.rstrip("/") + "-probe/")
         await wait_serving(probe, 10)
@@ -88,7 +92,11 @@ async def run_with_fault(
         leader: list[str] = []
 
         async def nemesis() -> float:
-            await asyncio.sleep(before)  # the fault schedule, not synchronisation
+            # The fault schedule, not synchronisation; a second cache starts while the
+            # workload writes, before the fault.
+            await asyncio.sleep(before / 2)
+            await observer.start_late(late)
+            await asyncio.sleep(before / 2)
             fault = await asyncio.to_thread(make_fault)
             faults.append(fault)
             async with injected(fault):

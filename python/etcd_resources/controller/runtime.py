@@ -8,12 +8,8 @@ plain function in a bounded thread pool) and reports the ``Action``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import functools
-import inspect
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,14 +18,14 @@ from typing import Any, TypedDict
 from .. import _core
 from ..errors import ClosedError, WatchFellBehindError
 from ..repository import _Repository
-from ._resource import generation, key_of
+from . import calling
+from ._resource import key_of
 from .action import Action
 from .changes import ChangeFilter, ChangePredicate, split
 from .collector import Collector
 from .metrics import Metrics
 from .relations import Follower, Mapper, OwnerDeletions, relations
 from .sharding import FENCE, Sharding, Shards
-from .stopping import CURRENT, Signal
 
 __all__ = ["Controller", "ControllerStats", "Reconcile"]
 
@@ -88,11 +84,6 @@ _Work = tuple[str, Any, int, str, BaseException | None, float]
 
 # What a key whose resource fails `when` finishes with (told apart by identity).
 _SKIPPED = Action("done")
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    # A function, or an object whose class defines `async def __call__`.
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
 
 
 class Controller:
@@ -171,7 +162,7 @@ class Controller:
     ) -> None:
         self._repository = repository
         self._reconcile = reconcile
-        self._async = _is_async(reconcile)
+        self._async = calling.is_async(reconcile)
         self._sync_workers = sync_workers
         self._drain_timeout = drain_timeout
         self._record_status = record_status
@@ -487,65 +478,6 @@ class Controller:
         if late:
             await asyncio.wait(late)
 
-    async def _call(self, executor: ThreadPoolExecutor | None, resource: Any) -> Action:
-        if executor is None:
-            signal = Signal()
-            CURRENT.set(signal)
-            try:
-                result = await self._reconcile(resource)  # type: ignore[misc]
-            except asyncio.CancelledError:
-                signal.set()
-                raise
-        else:
-            result = await self._in_thread(executor, resource)
-        if not isinstance(result, Action):
-            raise TypeError(f"reconcile returned {result!r}, not an Action")
-        return result
-
-    async def _in_thread(self, executor: ThreadPoolExecutor, resource: Any) -> Any:
-        """Run a sync reconciler in the pool. A thread cannot be cancelled: when this task is,
-        the reconcile's stop signal is set and the task waits for the thread to return, so the
-        key is not handed out again (nor its shard given back) while the thread still runs."""
-        signal = Signal(threading.Event())
-        CURRENT.set(signal)
-        call = functools.partial(contextvars.copy_context().run, self._reconcile, resource)
-        running = asyncio.wrap_future(executor.submit(call))
-        try:
-            return await asyncio.shield(running)
-        except asyncio.CancelledError:
-            signal.set()
-            while not running.done():
-                with contextlib.suppress(asyncio.CancelledError):  # cancelled again: still wait
-                    await asyncio.wait({running})
-            if not running.cancelled():
-                running.exception()  # what it raised is superseded by the cancellation
-            raise
-
-    @staticmethod
-    async def _record(
-        core: _core.ControllerCore, key: str, resource: Any, action: Action
-    ) -> Action:
-        """Write the reconcile's result to the status; a failed write is a retry."""
-        message = None if action.error is None else str(action.error) or repr(action.error)
-        reason = {
-            "done": "Reconciled",
-            "requeue": "Requeued",
-            "retry": "Retrying",
-            "terminal": "Failed",
-        }
-        try:
-            await core.record(
-                key,
-                generation=None if resource is None else generation(resource),
-                ok=not action.failed,
-                reason=reason[action.kind],
-                message=message,
-            )
-        except Exception as exc:
-            log.warning("recording the status of %s failed: %r", key, exc)
-            return Action.retry(exc) if not action.failed else action
-        return action
-
     async def _outcome(
         self, core: _core.ControllerCore, executor: ThreadPoolExecutor | None, work: _Work
     ) -> Action:
@@ -556,12 +488,12 @@ class Controller:
                 raise error
             if self._when is not None and not self._when(resource):
                 return _SKIPPED
-            action = await self._call(executor, resource)
+            action = await calling.call(self._reconcile, executor, resource)
         except Exception as exc:
             log.warning("reconcile of %s failed: %r", key, exc, exc_info=exc)
             action = Action.retry(exc)
         if self._record_status:
-            action = await self._record(core, key, resource, action)
+            action = await calling.record(core, key, resource, action)
         return self._timer(action)
 
     def _timer(self, action: Action) -> Action:
