@@ -222,14 +222,19 @@ impl Informer {
     pub async fn wait_fresh(&self) -> Result<()> {
         self.shared.check()?;
         let shared = &self.shared;
+        let mut applied = shared.applied.subscribe();
+        // Read before etcd's revision is asked: what the cache applied by then cannot be newer
+        // than etcd's answer (a linearizable read), unless etcd went back in time. Read after,
+        // a change applied while the answer travelled looked like that, and the read waited
+        // for a relist that never came, until its timeout (seen under a steady write load).
+        let before = *applied.borrow_and_update();
         // Asked through the prefix: a user whose role covers only it may ask.
         let target = shared.client.store()?.current_revision(shared.prefix.as_bytes()).await?;
         let timeout = shared.client.options().etcd.timeout;
         let deadline = Instant::now() + timeout;
-        let mut applied = shared.applied.subscribe();
         // etcd went back in time under the cache (restored from a snapshot, `crate::rewind`):
         // what it applied is newer than etcd, so wait for the relist, which applies less.
-        let rewound_from = Some(*applied.borrow_and_update()).filter(|a| *a > target);
+        let rewound_from = Some(before).filter(|a| *a > target);
         let fresh = |r: &i64| *r >= target && rewound_from.is_none_or(|before| *r < before);
         loop {
             self.failed()?;
