@@ -62,7 +62,15 @@ pub struct EtcdStore {
     breaker: Breaker,
     metrics: Metrics,
     /// Whether every member orders requested progress notifications, once learnt.
-    progress_ordered: std::sync::OnceLock<bool>,
+    progress: Arc<ProgressOrder>,
+}
+
+/// What the store learnt of its members' progress notifications (see `progress_ordered`).
+#[derive(Default)]
+struct ProgressOrder {
+    ordered: std::sync::OnceLock<bool>,
+    /// A task is asking the members now.
+    learning: AtomicBool,
 }
 
 impl EtcdStore {
@@ -99,7 +107,7 @@ impl EtcdStore {
             closed,
             breaker,
             metrics: Metrics::default(),
-            progress_ordered: std::sync::OnceLock::new(),
+            progress: Arc::default(),
         }
     }
 
@@ -462,17 +470,25 @@ impl Store for EtcdStore {
     }
 
     async fn progress_ordered(&self) -> bool {
-        if let Some(known) = self.progress_ordered.get() {
+        if let Some(known) = self.progress.ordered.get() {
             return *known;
         }
+        // Learnt on a task of its own, never on the watch's path (a member that does not
+        // answer would hold the watch up to the request timeout); until then, not trusted.
         // Every member must be a version that orders it: a watch may be served by any. A
-        // member that does not answer leaves it unknown (false), asked again next time.
-        let versions = members::versions(&self.endpoints, self.config.timeout).await;
-        let Some(versions) = versions.into_iter().collect::<Option<Vec<String>>>() else {
-            return false;
-        };
-        let ordered = versions.iter().all(|v| members::orders_progress(v));
-        *self.progress_ordered.get_or_init(|| ordered)
+        // member that does not answer leaves it unknown, asked again at the next notification.
+        if !self.progress.learning.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let (endpoints, timeout, progress) =
+                (self.endpoints.clone(), self.config.timeout, self.progress.clone());
+            tokio::spawn(async move {
+                let versions = members::versions(&endpoints, timeout).await;
+                if let Some(versions) = versions.into_iter().collect::<Option<Vec<String>>>() {
+                    let _ = progress.ordered.set(versions.iter().all(|v| members::orders_progress(v)));
+                }
+                progress.learning.store(false, std::sync::atomic::Ordering::Release);
+            });
+        }
+        false
     }
 
     fn metrics(&self) -> Option<Metrics> {
