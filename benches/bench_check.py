@@ -19,9 +19,11 @@ minute and a half a run on the 2-core VM):
 - `watch 100 read-only / 1`: the rate of each of 100 read-only watchers of every change over
   one watcher's, 5,000 changes replayed (`benches/watch_fanout.py`; 2,000 until 2026-12-05,
   too short a replay to check: 63% spread over 5 runs, against 9% with 5,000).
-- `5000 ...`: benches/scale.py's rows at 5,000 documents (15 pairs a read, 5 of each
-  fresh-process probe): reads from etcd and from the cache, the cache's sync against a plain
-  range read, its RSS per resource, a streamed listing.
+- `5000 ...`: benches/scale.py's rows at 5,000 documents (15 pairs a read, 9 of each
+  fresh-process probe; 5 until 2026-12-05, when `5000 stream time` read 0.76 and 1.07 in two
+  runs of seven, the median of five probes taken in a slow few seconds): reads from etcd and
+  from the cache, the cache's sync against a plain range read, its RSS per resource, a
+  streamed listing.
 
 Recording runs the whole thing `--runs` times (at least 5), each against a fresh etcd, and
 keeps per row the median ratio and its noise: (max - min) / median of the runs. A row's
@@ -64,7 +66,7 @@ TOO_NOISY = 0.50  # a tolerance above this: recorded, shown, not checked
 
 CHECK_SCALE_N = 5_000  # benches/scale.py's rows at this size
 SCALE_PAIRS = 15  # pairs of samples per read at that size
-PROBE_PAIRS = 5  # pairs of the fresh-process probes (sync, RSS, streamed listing)
+PROBE_PAIRS = 9  # pairs of the fresh-process probes (sync, RSS, streamed listing)
 KEYS_N = 1_000  # the documents the key operations read
 KEY_PAIRS = 30  # pairs of samples per key operation
 KEY_RUNS = 20  # runs of a sequential operation per side of a pair
